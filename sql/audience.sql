@@ -1,0 +1,185 @@
+-- Audience helpers. Plain INSERTs into the tables work the same way: the triggers enroll.
+
+CREATE FUNCTION journey.upsert_contact(data jsonb) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey
+AS $$
+DECLARE
+    cid bigint;
+BEGIN
+    IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
+        RAISE EXCEPTION 'contact data must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass {"email": ..., "phone": ..., "first_name": ..., "attributes": {...}}.';
+    END IF;
+    IF data ? 'external_id' THEN
+        SELECT id INTO cid FROM journey.contacts WHERE external_id = data->>'external_id';
+    END IF;
+    IF cid IS NULL AND data ? 'email' THEN
+        SELECT id INTO cid FROM journey.contacts WHERE lower(email) = lower(data->>'email') ORDER BY id LIMIT 1;
+    END IF;
+    IF cid IS NULL AND data ? 'phone' THEN
+        SELECT id INTO cid FROM journey.contacts WHERE phone = data->>'phone' ORDER BY id LIMIT 1;
+    END IF;
+    IF cid IS NULL THEN
+        INSERT INTO journey.contacts DEFAULT VALUES RETURNING id INTO cid;
+    END IF;
+    PERFORM journey._apply_contact_fields(cid, data);
+    RETURN cid;
+END
+$$;
+COMMENT ON FUNCTION journey.upsert_contact(jsonb) IS
+  'Creates or updates a contact from {external_id, email, phone, first_name, last_name, birthday, time_zone, email_opt_out, sms_opt_out, attributes}; matches on external_id, then email (case-insensitive), then phone. Returns the contact id.';
+
+CREATE FUNCTION journey._group_id(p_group text) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey
+AS $$
+DECLARE
+    gid bigint;
+BEGIN
+    IF p_group IS NULL THEN
+        RAISE EXCEPTION 'group name must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass a group name from journey.groups.';
+    END IF;
+    SELECT id INTO gid FROM journey.groups WHERE name = p_group;
+    IF gid IS NULL THEN
+        RAISE EXCEPTION 'group "%" does not exist', p_group
+            USING ERRCODE = 'undefined_object', HINT = 'Create it with INSERT INTO journey.groups (name) VALUES (...).';
+    END IF;
+    RETURN gid;
+END
+$$;
+COMMENT ON FUNCTION journey._group_id(text) IS 'Internal: the id of a group by name, or an error naming it.';
+
+CREATE FUNCTION journey._check_contact(p_contact bigint) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey
+AS $$
+BEGIN
+    IF p_contact IS NULL THEN
+        RAISE EXCEPTION 'contact id must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass an id from journey.contacts.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM journey.contacts WHERE id = p_contact) THEN
+        RAISE EXCEPTION 'contact % does not exist', p_contact
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with journey.upsert_contact(data).';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION journey._check_contact(bigint) IS 'Internal: raises when a contact id is NULL or unknown.';
+
+CREATE FUNCTION journey.add_to_group(contact bigint, group_name text) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey
+AS $$
+DECLARE
+    gid bigint := journey._group_id(group_name);
+BEGIN
+    PERFORM journey._check_contact(contact);
+    INSERT INTO journey.group_members (group_id, contact_id) VALUES (gid, contact) ON CONFLICT DO NOTHING;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION journey.add_to_group(bigint, text) IS
+  'Adds a contact to a group (firing group_joined flows); returns false when the contact already was a member.';
+
+CREATE FUNCTION journey.remove_from_group(contact bigint, group_name text) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey
+AS $$
+DECLARE
+    gid bigint := journey._group_id(group_name);
+BEGIN
+    PERFORM journey._check_contact(contact);
+    DELETE FROM journey.group_members WHERE group_id = gid AND contact_id = contact;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION journey.remove_from_group(bigint, text) IS 'Removes a contact from a group; returns false when it was not a member.';
+
+CREATE FUNCTION journey.submit_form(form text, data jsonb) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey
+AS $$
+DECLARE
+    fid bigint;
+    sid bigint;
+BEGIN
+    IF form IS NULL THEN
+        RAISE EXCEPTION 'form name must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass a form name from journey.forms.';
+    END IF;
+    SELECT id INTO fid FROM journey.forms f WHERE f.name = form;
+    IF fid IS NULL THEN
+        RAISE EXCEPTION 'form "%" does not exist', form
+            USING ERRCODE = 'undefined_object', HINT = 'Create it with INSERT INTO journey.forms (name, field_map) VALUES (...).';
+    END IF;
+    INSERT INTO journey.form_submissions (form_id, data) VALUES (fid, data) RETURNING id INTO sid;
+    RETURN sid;
+END
+$$;
+COMMENT ON FUNCTION journey.submit_form(text, jsonb) IS
+  'Records a form submission: the form''s field_map updates (or creates) the contact and form_submitted flows enroll it. Returns the submission id.';
+
+CREATE FUNCTION journey.define_event(name text, params jsonb DEFAULT '[]') RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey
+AS $$
+DECLARE
+    p jsonb;
+BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'event name must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass a name of letters, digits and underscores.';
+    END IF;
+    IF name !~ '^[A-Za-z0-9_]+$' THEN
+        RAISE EXCEPTION 'event name "%" is invalid', name
+            USING ERRCODE = 'invalid_name', HINT = 'Use letters, digits and underscores only (no spaces or symbols).';
+    END IF;
+    IF params IS NULL OR jsonb_typeof(params) <> 'array' THEN
+        RAISE EXCEPTION 'params of event "%" must be a JSON array', name
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass [{"name": ..., "type": ..., "required": ..., "contact_field": ..., "pattern": ...}].';
+    END IF;
+    FOR p IN SELECT * FROM jsonb_array_elements(params) LOOP
+        IF jsonb_typeof(p) <> 'object' OR jsonb_typeof(p->'name') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION 'every param of event "%" needs a "name"', name
+                USING ERRCODE = 'invalid_parameter_value', DETAIL = p::text, HINT = 'Each param is {"name": ..., "type": ...}.';
+        END IF;
+        IF coalesce(p->>'type', 'string') NOT IN ('string', 'number', 'boolean', 'object', 'array', 'any') THEN
+            RAISE EXCEPTION 'param "%" of event "%" has unknown type "%"', p->>'name', name, p->>'type'
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Types are string, number, boolean, object, array and any.';
+        END IF;
+        IF p ? 'pattern' THEN
+            BEGIN
+                PERFORM '' ~ (p->>'pattern');
+            EXCEPTION WHEN invalid_regular_expression THEN
+                RAISE EXCEPTION 'param "%" of event "%" has an invalid pattern', p->>'name', name
+                    USING ERRCODE = 'invalid_regular_expression', HINT = 'Use a POSIX regular expression.';
+            END;
+        END IF;
+        IF p ? 'contact_field' AND NOT ((p->>'contact_field') IN ('external_id', 'email', 'phone', 'first_name', 'last_name', 'birthday', 'time_zone')
+                                        OR (p->>'contact_field') ~ '^attributes\.[A-Za-z0-9_]+$') THEN
+            RAISE EXCEPTION 'param "%" of event "%" maps to unknown contact field "%"', p->>'name', name, p->>'contact_field'
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Map to a contact column or attributes.<key>.';
+        END IF;
+    END LOOP;
+    INSERT INTO journey.event_types AS t (name, params) VALUES (define_event.name, define_event.params)
+    ON CONFLICT ON CONSTRAINT event_types_pkey DO UPDATE SET params = EXCLUDED.params;
+END
+$$;
+COMMENT ON FUNCTION journey.define_event(text, jsonb) IS
+  'Creates or replaces an event type: name of letters, digits and underscores; params [{name, type, required, contact_field, pattern}].';
+
+CREATE FUNCTION journey.emit(event text, contact bigint, payload jsonb DEFAULT '{}') RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey
+AS $$
+DECLARE
+    eid bigint;
+BEGIN
+    IF event IS NULL THEN
+        RAISE EXCEPTION 'event name must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass a name from journey.event_types.';
+    END IF;
+    PERFORM journey._check_contact(contact);
+    INSERT INTO journey.events (name, contact_id, payload) VALUES (event, contact, coalesce(payload, '{}')) RETURNING id INTO eid;
+    RETURN eid;
+END
+$$;
+COMMENT ON FUNCTION journey.emit(text, bigint, jsonb) IS
+  'Records an event for a contact after checking its params; enrolls into matching event flows and wakes wait_event nodes. Returns the event id.';

@@ -1,0 +1,232 @@
+-- journey schema: audience tables, flows and their state, outbox.
+-- Every per-contact table carries contact_id in its primary and unique keys (Citus-ready).
+
+-- ---------------------------------------------------------------- settings
+CREATE TABLE journey.settings (
+    id                   boolean PRIMARY KEY DEFAULT true CHECK (id),
+    time_zone            text NOT NULL DEFAULT 'UTC',
+    quiet_hours_start    time NOT NULL DEFAULT '21:00',
+    quiet_hours_end      time NOT NULL DEFAULT '07:00',
+    sms_unsubscribe_text text NOT NULL DEFAULT 'Reply STOP to opt out',
+    admin_email          text,
+    sms_quota            integer CHECK (sms_quota >= 0),
+    email_quota          integer CHECK (email_quota >= 0),
+    max_attempts         integer NOT NULL DEFAULT 5 CHECK (max_attempts BETWEEN 1 AND 100),
+    CONSTRAINT settings_time_zone_valid CHECK (journey._is_time_zone(time_zone))
+);
+INSERT INTO journey.settings DEFAULT VALUES;
+COMMENT ON TABLE journey.settings IS
+  'Account settings, exactly one row: default time zone, SMS quiet hours (contact''s zone, may span midnight), unsubscribe text, admin e-mail, quotas (NULL = unlimited) and max_attempts for relay retries.';
+
+-- ---------------------------------------------------------------- contacts
+CREATE TABLE journey.contacts (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    external_id   text UNIQUE,
+    email         text,
+    phone         text,
+    first_name    text,
+    last_name     text,
+    birthday      date,
+    time_zone     text CHECK (time_zone IS NULL OR journey._is_time_zone(time_zone)),
+    attributes    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(attributes) = 'object'),
+    email_opt_out boolean NOT NULL DEFAULT false,
+    sms_opt_out   boolean NOT NULL DEFAULT false,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX contacts_email_idx ON journey.contacts (lower(email));
+CREATE INDEX contacts_phone_idx ON journey.contacts (phone);
+COMMENT ON TABLE journey.contacts IS
+  'People journeys run for. time_zone is an IANA name (NULL = settings.time_zone); attributes holds custom fields addressed as contact.attributes.<key>.';
+
+CREATE TABLE journey.groups (
+    id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name text NOT NULL UNIQUE CHECK (length(btrim(name)) > 0)
+);
+COMMENT ON TABLE journey.groups IS 'Contact groups (lists, segments). Joining one fires group_joined triggers.';
+
+CREATE TABLE journey.group_members (
+    group_id   bigint NOT NULL REFERENCES journey.groups (id) ON DELETE CASCADE,
+    contact_id bigint NOT NULL REFERENCES journey.contacts (id) ON DELETE CASCADE,
+    joined_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (contact_id, group_id)
+);
+CREATE INDEX group_members_group_idx ON journey.group_members (group_id);
+COMMENT ON TABLE journey.group_members IS
+  'Group membership. An INSERT enrolls the contact into every active flow with a group_joined trigger on that group, in the same transaction.';
+
+CREATE TABLE journey.forms (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name      text NOT NULL UNIQUE CHECK (length(btrim(name)) > 0),
+    field_map jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(field_map) = 'object'),
+    match_on  text NOT NULL DEFAULT 'email' CHECK (match_on IN ('email', 'phone', 'external_id'))
+);
+COMMENT ON TABLE journey.forms IS
+  'Forms. field_map maps a form field to a contact column (email, phone, first_name, last_name, birthday, time_zone, external_id) or to attributes.<key>; match_on names the contact column that finds the contact.';
+
+CREATE TABLE journey.form_submissions (
+    id           bigint GENERATED ALWAYS AS IDENTITY,
+    form_id      bigint NOT NULL REFERENCES journey.forms (id),
+    contact_id   bigint NOT NULL REFERENCES journey.contacts (id) ON DELETE CASCADE,
+    data         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(data) = 'object'),
+    submitted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (id, contact_id)
+);
+COMMENT ON TABLE journey.form_submissions IS
+  'Form submissions. A BEFORE trigger applies the form''s field_map to the contact (created when missing) and fills contact_id; an AFTER trigger enrolls into form_submitted flows.';
+
+CREATE TABLE journey.event_types (
+    name   text PRIMARY KEY CONSTRAINT event_types_name_pattern CHECK (name ~ '^[A-Za-z0-9_]+$'),
+    params jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(params) = 'array')
+);
+COMMENT ON TABLE journey.event_types IS
+  'Event types: a name of letters, digits and underscores, and params [{name, type string|number|boolean|object|array, required, contact_field, pattern}].';
+
+CREATE TABLE journey.events (
+    id          bigint GENERATED ALWAYS AS IDENTITY,
+    name        text NOT NULL REFERENCES journey.event_types (name),
+    contact_id  bigint NOT NULL REFERENCES journey.contacts (id) ON DELETE CASCADE,
+    payload     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(payload) = 'object'),
+    occurred_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (id, contact_id)
+);
+CREATE INDEX events_contact_idx ON journey.events (contact_id, name);
+COMMENT ON TABLE journey.events IS
+  'Events that happened to a contact. A BEFORE trigger checks the payload against the event type''s params and maps params to contact fields; an AFTER trigger enrolls into event flows.';
+
+CREATE TABLE journey.templates (
+    name    text PRIMARY KEY CHECK (length(btrim(name)) > 0),
+    channel text NOT NULL DEFAULT 'email' CHECK (channel IN ('email', 'sms', 'whatsapp')),
+    subject text,
+    body    text NOT NULL CHECK (length(body) <= 262144)
+);
+COMMENT ON TABLE journey.templates IS 'Message templates (Liquid) referenced by send_email nodes; body is limited to 256 kB.';
+
+-- ---------------------------------------------------------------- flows
+CREATE TABLE journey.flows (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name          text NOT NULL UNIQUE CHECK (length(btrim(name)) > 0),
+    status        text NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'active', 'paused', 'archived')),
+    paused_reason text CHECK (paused_reason IN ('edited', 'quota', 'manual')),
+    version       integer NOT NULL DEFAULT 1 CHECK (version >= 1),
+    start_node    text,
+    reentry_after interval,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    activated_at  timestamptz,
+    CHECK ((status = 'paused') = (paused_reason IS NOT NULL)),
+    CHECK (status <> 'active' OR start_node IS NOT NULL)
+);
+COMMENT ON TABLE journey.flows IS
+  'Flows. status draft|active|paused|archived; version is the current version. start_node and reentry_after are derived from the current version at activation (reentry_after NULL = never re-enter, 0 = always, else the interval after the previous enrollment ended).';
+
+CREATE TABLE journey.flow_versions (
+    flow_id    bigint NOT NULL REFERENCES journey.flows (id) ON DELETE CASCADE,
+    version    integer NOT NULL CHECK (version >= 1),
+    definition jsonb NOT NULL CHECK (jsonb_typeof(definition) = 'object'),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (flow_id, version)
+);
+COMMENT ON TABLE journey.flow_versions IS 'Every saved definition of a flow; versions are immutable.';
+
+CREATE TABLE journey.flow_triggers (
+    flow_id   bigint NOT NULL REFERENCES journey.flows (id) ON DELETE CASCADE,
+    kind      text NOT NULL CHECK (kind IN ('group_joined', 'form_submitted', 'event')),
+    key       text NOT NULL,
+    condition jsonb,
+    PRIMARY KEY (kind, key, flow_id)
+);
+COMMENT ON TABLE journey.flow_triggers IS
+  'Derived routing table: (trigger kind, key) -> active flow. Rebuilt at activation, emptied at pause/archive, so a write with no matching flow costs one index probe. key is the group id, form id or event name.';
+
+CREATE TABLE journey.enrollments (
+    id          bigint GENERATED ALWAYS AS IDENTITY,
+    flow_id     bigint NOT NULL REFERENCES journey.flows (id) ON DELETE CASCADE,
+    version     integer NOT NULL,
+    contact_id  bigint NOT NULL REFERENCES journey.contacts (id) ON DELETE CASCADE,
+    status      text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'completed', 'exited', 'stopped', 'failed')),
+    node        text,
+    due_at      timestamptz,
+    data        jsonb NOT NULL DEFAULT '{}',
+    occurrence  text,
+    seq         integer NOT NULL DEFAULT 0,
+    waiting     jsonb,
+    entered_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    attempts    integer NOT NULL DEFAULT 0,
+    last_error  text,
+    PRIMARY KEY (id, contact_id),
+    FOREIGN KEY (flow_id, version) REFERENCES journey.flow_versions (flow_id, version),
+    CHECK (status <> 'active' OR (node IS NOT NULL AND due_at IS NOT NULL))
+);
+CREATE UNIQUE INDEX enrollments_one_active ON journey.enrollments (flow_id, contact_id) WHERE status = 'active';
+CREATE UNIQUE INDEX enrollments_occurrence ON journey.enrollments (flow_id, contact_id, occurrence) WHERE occurrence IS NOT NULL;
+CREATE INDEX enrollments_due ON journey.enrollments (due_at) WHERE status = 'active';
+CREATE INDEX enrollments_contact ON journey.enrollments (contact_id, flow_id);
+CREATE INDEX enrollments_flow ON journey.enrollments (flow_id, status);
+COMMENT ON TABLE journey.enrollments IS
+  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for. At most one active enrollment per (flow, contact); occurrence is set by date triggers (one per occurrence).';
+
+CREATE TABLE journey.steps (
+    id            bigint GENERATED ALWAYS AS IDENTITY,
+    enrollment_id bigint NOT NULL,
+    contact_id    bigint NOT NULL,
+    flow_id       bigint NOT NULL,
+    node          text NOT NULL,
+    at            timestamptz NOT NULL,
+    outcome       text NOT NULL,
+    PRIMARY KEY (id, contact_id),
+    FOREIGN KEY (enrollment_id, contact_id) REFERENCES journey.enrollments (id, contact_id) ON DELETE CASCADE
+);
+CREATE INDEX steps_flow_node ON journey.steps (flow_id, node);
+CREATE INDEX steps_enrollment ON journey.steps (enrollment_id);
+COMMENT ON TABLE journey.steps IS
+  'Append-only history: one row per node an enrollment entered (outcome: done, sent, suppressed:<reason>, goal, exited, failed:<error>). Stats and timelines read it.';
+
+CREATE TABLE journey.outbox (
+    id                  bigint GENERATED ALWAYS AS IDENTITY,
+    idempotency_key     text NOT NULL,
+    channel             text NOT NULL CHECK (channel IN ('sms', 'email', 'whatsapp', 'admin_email', 'task', 'webhook')),
+    flow_id             bigint,
+    enrollment_id       bigint,
+    node                text,
+    contact_id          bigint NOT NULL,
+    recipient           text,
+    sender              text,
+    subject             text,
+    body                text,
+    payload             jsonb,
+    sms_encoding        text CHECK (sms_encoding IN ('GSM-7', 'UCS-2')),
+    sms_segments        integer CHECK (sms_segments >= 1),
+    not_before          timestamptz,
+    status              text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'leased', 'sent', 'delivered', 'opened', 'clicked', 'failed', 'undelivered', 'bounced')),
+    attempts            integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    leased_until        timestamptz,
+    provider_message_id text,
+    last_error          text,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    sent_at             timestamptz,
+    delivered_at        timestamptz,
+    opened_at           timestamptz,
+    clicked_at          timestamptz,
+    PRIMARY KEY (id, contact_id),
+    CONSTRAINT outbox_idempotency_key UNIQUE (idempotency_key, contact_id)
+);
+CREATE INDEX outbox_claimable ON journey.outbox (id) WHERE status IN ('pending', 'leased');
+CREATE INDEX outbox_provider_message ON journey.outbox (provider_message_id) WHERE provider_message_id IS NOT NULL;
+CREATE INDEX outbox_enrollment ON journey.outbox (enrollment_id);
+COMMENT ON TABLE journey.outbox IS
+  'Every outbound message, written once (idempotency_key = enrollment:node:seq). Relays claim, mark_sent/mark_failed and report on it. status: pending -> leased -> sent -> delivered -> opened -> clicked; failed, undelivered, bounced are terminal.';
+
+CREATE TABLE journey.delivery_reports (
+    id                bigint GENERATED ALWAYS AS IDENTITY,
+    outbox_id         bigint NOT NULL,
+    contact_id        bigint NOT NULL,
+    status            text NOT NULL CHECK (status IN ('sent', 'delivered', 'opened', 'clicked', 'failed', 'undelivered', 'bounced')),
+    provider_event_id text,
+    at                timestamptz NOT NULL DEFAULT now(),
+    detail            jsonb,
+    PRIMARY KEY (id, contact_id),
+    CONSTRAINT delivery_reports_event UNIQUE (provider_event_id, contact_id),
+    FOREIGN KEY (outbox_id, contact_id) REFERENCES journey.outbox (id, contact_id) ON DELETE CASCADE
+);
+COMMENT ON TABLE journey.delivery_reports IS 'Delivery events reported by relays; provider_event_id makes journey.report idempotent.';

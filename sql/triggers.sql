@@ -1,0 +1,252 @@
+-- Enrollment and the trigger functions of the audience tables.
+-- All enrollment goes through journey._enroll: set-based, in the writer's transaction.
+
+CREATE FUNCTION journey._enroll(p_flows bigint[], p_contacts bigint[], p_data jsonb[])
+RETURNS SETOF bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, journey
+AS $$
+DECLARE
+    ids bigint[];
+BEGIN
+    WITH ins AS (
+        INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data)
+        SELECT DISTINCT ON (f.id, u.contact_id)
+               f.id, f.version, u.contact_id, f.start_node, now(), coalesce(u.data, '{}')
+        FROM unnest(p_flows, p_contacts, p_data) AS u (flow_id, contact_id, data)
+        JOIN journey.flows f ON f.id = u.flow_id AND f.status = 'active'
+        WHERE NOT EXISTS (
+            SELECT 1 FROM journey.enrollments e
+            WHERE e.flow_id = f.id AND e.contact_id = u.contact_id
+              AND (f.reentry_after IS NULL OR e.status = 'active'
+                   OR e.updated_at > now() - f.reentry_after))
+        ORDER BY f.id, u.contact_id
+        ON CONFLICT DO NOTHING
+        RETURNING id)
+    SELECT array_agg(id) INTO ids FROM ins;
+    IF ids IS NOT NULL THEN
+        PERFORM journey._wake();
+        RETURN QUERY SELECT unnest(ids);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION journey._enroll(bigint[], bigint[], jsonb[]) IS
+  'Internal: enrolls (flow, contact, data) triples into active flows, honouring one active enrollment per (flow, contact) and the flow''s reentry rule; returns the new enrollment ids.';
+
+-- group_members: statement-level, with a transition table.
+CREATE FUNCTION journey._on_group_joined() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey
+AS $$
+BEGIN
+    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
+                            array_agg(jsonb_build_object('trigger', 'group_joined', 'group', g.name)))
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'group_joined' AND t.key = n.group_id::text
+    JOIN journey.groups g ON g.id = n.group_id
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_group_joined() IS 'Trigger: enrolls new group members into active group_joined flows of their group.';
+CREATE TRIGGER group_joined AFTER INSERT ON journey.group_members
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._on_group_joined();
+
+-- Applies contact fields {email, phone, ..., attributes: {...}} to a contact.
+CREATE FUNCTION journey._apply_contact_fields(p_contact bigint, p_fields jsonb) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey
+AS $$
+DECLARE
+    bad text;
+BEGIN
+    SELECT k INTO bad FROM jsonb_object_keys(p_fields) k
+    WHERE k NOT IN ('external_id', 'email', 'phone', 'first_name', 'last_name', 'birthday',
+                    'time_zone', 'attributes', 'email_opt_out', 'sms_opt_out')
+    LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown contact field "%"', bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Contact fields are external_id, email, phone, first_name, last_name, birthday, time_zone, email_opt_out, sms_opt_out and attributes.<key>.';
+    END IF;
+    IF p_fields ? 'attributes' AND jsonb_typeof(p_fields->'attributes') <> 'object' THEN
+        RAISE EXCEPTION 'contact field "attributes" must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass attributes as {"key": value, ...}.';
+    END IF;
+    UPDATE journey.contacts c SET
+        external_id   = CASE WHEN p_fields ? 'external_id' THEN p_fields->>'external_id' ELSE c.external_id END,
+        email         = CASE WHEN p_fields ? 'email' THEN p_fields->>'email' ELSE c.email END,
+        phone         = CASE WHEN p_fields ? 'phone' THEN p_fields->>'phone' ELSE c.phone END,
+        first_name    = CASE WHEN p_fields ? 'first_name' THEN p_fields->>'first_name' ELSE c.first_name END,
+        last_name     = CASE WHEN p_fields ? 'last_name' THEN p_fields->>'last_name' ELSE c.last_name END,
+        birthday      = CASE WHEN p_fields ? 'birthday' THEN (p_fields->>'birthday')::date ELSE c.birthday END,
+        time_zone     = CASE WHEN p_fields ? 'time_zone' THEN p_fields->>'time_zone' ELSE c.time_zone END,
+        email_opt_out = CASE WHEN p_fields ? 'email_opt_out' THEN (p_fields->>'email_opt_out')::boolean ELSE c.email_opt_out END,
+        sms_opt_out   = CASE WHEN p_fields ? 'sms_opt_out' THEN (p_fields->>'sms_opt_out')::boolean ELSE c.sms_opt_out END,
+        attributes    = c.attributes || coalesce(p_fields->'attributes', '{}'),
+        updated_at    = now()
+    WHERE c.id = p_contact;
+END
+$$;
+COMMENT ON FUNCTION journey._apply_contact_fields(bigint, jsonb) IS 'Internal: sets the given contact columns and merges attributes.';
+
+-- Maps {form field: value} through a field_map to {contact field: value, attributes: {...}}.
+CREATE FUNCTION journey._map_fields(p_data jsonb, p_field_map jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT coalesce(jsonb_object_agg(m.value #>> '{}', p_data->m.key)
+                      FILTER (WHERE m.value #>> '{}' NOT LIKE 'attributes.%'), '{}')
+           || jsonb_build_object('attributes', coalesce(jsonb_object_agg(substr(m.value #>> '{}', 12), p_data->m.key)
+                      FILTER (WHERE m.value #>> '{}' LIKE 'attributes.%'), '{}'))
+    FROM jsonb_each(p_field_map) m
+    WHERE p_data ? m.key
+$$;
+COMMENT ON FUNCTION journey._map_fields(jsonb, jsonb) IS 'Internal: applies a field map (form field or param -> contact column or attributes.<key>) to data.';
+
+-- form_submissions BEFORE: match or create the contact, apply field_map.
+CREATE FUNCTION journey._on_form_submission() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey
+AS $$
+DECLARE
+    f journey.forms;
+    fields jsonb;
+    match_value text;
+BEGIN
+    SELECT * INTO f FROM journey.forms WHERE id = NEW.form_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'form with id % does not exist', NEW.form_id
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create the form in journey.forms first.';
+    END IF;
+    IF NEW.data IS NULL OR jsonb_typeof(NEW.data) <> 'object' THEN
+        RAISE EXCEPTION 'submission data for form "%" must be a JSON object', f.name
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass data as {"field": value, ...}.';
+    END IF;
+    fields := journey._map_fields(NEW.data, f.field_map);
+    IF NEW.contact_id IS NULL THEN
+        match_value := fields->>f.match_on;
+        IF match_value IS NULL OR match_value = '' THEN
+            RAISE EXCEPTION 'submission for form "%" has no value for "%"', f.name, f.match_on
+                USING ERRCODE = 'not_null_violation',
+                      HINT = format('The form''s field_map must map a submitted field to %s (the form''s match_on).', f.match_on);
+        END IF;
+        SELECT c.id INTO NEW.contact_id FROM journey.contacts c
+        WHERE CASE f.match_on WHEN 'email' THEN lower(c.email) = lower(match_value)
+                              WHEN 'phone' THEN c.phone = match_value
+                              ELSE c.external_id = match_value END
+        ORDER BY c.id LIMIT 1;
+        IF NEW.contact_id IS NULL THEN
+            INSERT INTO journey.contacts DEFAULT VALUES RETURNING id INTO NEW.contact_id;
+        END IF;
+    END IF;
+    PERFORM journey._apply_contact_fields(NEW.contact_id, fields);
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION journey._on_form_submission() IS 'Trigger: applies the form''s field_map to the matching contact (created when missing) and links the submission to it.';
+CREATE TRIGGER form_contact BEFORE INSERT ON journey.form_submissions
+    FOR EACH ROW EXECUTE FUNCTION journey._on_form_submission();
+
+CREATE FUNCTION journey._on_form_submitted() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey
+AS $$
+BEGIN
+    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
+                            array_agg(n.data || jsonb_build_object('trigger', 'form_submitted', 'form', f.name, 'submission_id', n.id)))
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'form_submitted' AND t.key = n.form_id::text
+    JOIN journey.forms f ON f.id = n.form_id
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_form_submitted() IS 'Trigger: enrolls submitters into active form_submitted flows of the form; the submission data becomes the enrollment''s event payload.';
+CREATE TRIGGER form_submitted AFTER INSERT ON journey.form_submissions
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._on_form_submitted();
+
+-- events BEFORE: check params, map params to contact fields.
+CREATE FUNCTION journey._on_event() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey
+AS $$
+DECLARE
+    et journey.event_types;
+    p jsonb;
+    v jsonb;
+    want text;
+    fields jsonb := '{}';
+BEGIN
+    SELECT * INTO et FROM journey.event_types WHERE name = NEW.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'event type "%" does not exist', NEW.name
+            USING ERRCODE = 'undefined_object', HINT = 'Define it first with journey.define_event(name, params).';
+    END IF;
+    IF NEW.payload IS NULL OR jsonb_typeof(NEW.payload) <> 'object' THEN
+        RAISE EXCEPTION 'payload of event "%" must be a JSON object', NEW.name
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the payload as {"param": value, ...}.';
+    END IF;
+    FOR p IN SELECT * FROM jsonb_array_elements(et.params) LOOP
+        v := NEW.payload -> (p->>'name');
+        IF v IS NULL OR jsonb_typeof(v) = 'null' THEN
+            IF coalesce((p->>'required')::boolean, false) THEN
+                RAISE EXCEPTION 'event "%" is missing required param "%"', NEW.name, p->>'name'
+                    USING ERRCODE = 'not_null_violation', HINT = 'Include the param in the payload; journey.event_types lists the params.';
+            END IF;
+            CONTINUE;
+        END IF;
+        want := coalesce(p->>'type', 'string');
+        IF want <> 'any' AND jsonb_typeof(v) <> want THEN
+            RAISE EXCEPTION 'param "%" of event "%" must be of type %, not %', p->>'name', NEW.name, want, jsonb_typeof(v)
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Send the value as the JSON type the event type declares.';
+        END IF;
+        IF p ? 'pattern' AND jsonb_typeof(v) = 'string' AND NOT (v #>> '{}') ~ (p->>'pattern') THEN
+            RAISE EXCEPTION 'param "%" of event "%" does not match pattern %', p->>'name', NEW.name, p->>'pattern'
+                USING ERRCODE = 'check_violation', DETAIL = format('value: %s', v #>> '{}'),
+                      HINT = 'Send a value that matches the param''s pattern.';
+        END IF;
+        IF p ? 'contact_field' THEN
+            fields := fields || journey._map_fields(jsonb_build_object(p->>'name', v), jsonb_build_object(p->>'name', p->>'contact_field'));
+            fields := fields || jsonb_build_object('attributes', coalesce(fields->'attributes', '{}'));
+        END IF;
+    END LOOP;
+    IF fields <> '{}' AND fields <> '{"attributes": {}}' THEN
+        PERFORM journey._apply_contact_fields(NEW.contact_id, fields);
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION journey._on_event() IS 'Trigger: checks an event''s payload against its type''s params (required, type, pattern) and maps params with contact_field onto the contact.';
+CREATE TRIGGER event_check BEFORE INSERT ON journey.events
+    FOR EACH ROW EXECUTE FUNCTION journey._on_event();
+
+CREATE FUNCTION journey._on_event_inserted() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey
+AS $$
+BEGIN
+    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
+                            array_agg(n.payload || jsonb_build_object('trigger', 'event', 'event', n.name, 'event_id', n.id)))
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'event' AND t.key = n.name
+    WHERE t.condition IS NULL OR journey._matches(t.condition, n.contact_id, n.payload)
+    HAVING count(*) > 0;
+    PERFORM journey._event_arrived(array_agg(n.contact_id), array_agg(n.name)) FROM new_rows n;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_event_inserted() IS 'Trigger: enrolls the contact into active event flows whose where predicate matches the payload, and wakes enrollments waiting for the event.';
+CREATE TRIGGER event_enroll AFTER INSERT ON journey.events
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._on_event_inserted();
+
+-- Wakes enrollments sitting in a wait_event node for one of these events (issue: wait_event).
+CREATE FUNCTION journey._event_arrived(p_contacts bigint[], p_names text[]) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, journey
+AS $$
+    UPDATE journey.enrollments e SET due_at = now(), updated_at = now()
+    FROM unnest(p_contacts, p_names) AS u (contact_id, name)
+    WHERE e.contact_id = u.contact_id AND e.status = 'active'
+      AND e.waiting->>'event' = u.name AND e.due_at > now()
+$$;
+COMMENT ON FUNCTION journey._event_arrived(bigint[], text[]) IS 'Internal: makes enrollments waiting in a wait_event node for these events due now.';

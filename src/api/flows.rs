@@ -1,0 +1,332 @@
+//! Flow lifecycle: create_flow, update_flow, validate_flow, activate_flow, pause_flow,
+//! archive_flow, enroll.
+use crate::error::{required, JourneyError, OrReport, Result};
+use crate::model::definition::check_shape;
+use crate::model::{FlowDef, Problem, Reentry, Trigger};
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+const NAME_HINT: &str = "Pass the flow's name (journey.flows.name).";
+const DEF_HINT: &str = "Pass the definition as jsonb: {\"triggers\": [...], \"start\": ..., \"nodes\": {...}}.";
+
+struct FlowRow {
+    id: i64,
+    name: String,
+    status: String,
+    version: i32,
+    definition: serde_json::Value,
+}
+
+fn load(name: &str) -> Result<FlowRow> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT f.id, f.status, f.version, v.definition FROM journey.flows f \
+             JOIN journey.flow_versions v ON v.flow_id = f.id AND v.version = f.version \
+             WHERE f.name = $1 FOR UPDATE OF f",
+            None,
+            &[name.into()],
+        )?;
+        for row in rows {
+            return Ok(FlowRow {
+                id: row.get(1)?.unwrap_or_default(),
+                name: name.to_string(),
+                status: row.get(2)?.unwrap_or_default(),
+                version: row.get(3)?.unwrap_or_default(),
+                definition: row.get::<JsonB>(4)?.map(|j| j.0).unwrap_or_default(),
+            });
+        }
+        Err(JourneyError::UnknownFlow(name.to_string()))
+    })
+}
+
+fn checked_definition(flow: &str, definition: Option<JsonB>) -> Result<serde_json::Value> {
+    let def = required(definition, "definition", DEF_HINT)?.0;
+    check_shape(&def).map_err(|problem| JourneyError::Malformed { flow: flow.to_string(), problem })?;
+    Ok(def)
+}
+
+fn checked_name(name: Option<&str>) -> Result<&str> {
+    let name = required(name, "flow name", NAME_HINT)?;
+    if name.trim().is_empty() {
+        return Err(JourneyError::InvalidArgument {
+            argument: "flow name".into(),
+            reason: "it is empty".into(),
+            hint: "Give the flow a name, e.g. 'welcome'.".into(),
+        });
+    }
+    Ok(name)
+}
+
+/// `journey.create_flow(name, definition) → bigint`: a new draft flow, version 1.
+#[pg_extern]
+pub fn create_flow(name: Option<&str>, definition: Option<JsonB>) -> i64 {
+    (|| -> Result<i64> {
+        let name = checked_name(name)?;
+        let def = checked_definition(name, definition)?;
+        let exists = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM journey.flows WHERE name = $1)",
+            &[name.into()],
+        )?;
+        if exists == Some(true) {
+            return Err(JourneyError::DuplicateFlow(name.to_string()));
+        }
+        let id = Spi::get_one_with_args::<i64>(
+            "INSERT INTO journey.flows (name) VALUES ($1) RETURNING id",
+            &[name.into()],
+        )?
+        .unwrap_or_default();
+        Spi::run_with_args(
+            "INSERT INTO journey.flow_versions (flow_id, version, definition) VALUES ($1, 1, $2)",
+            &[id.into(), JsonB(def).into()],
+        )?;
+        Ok(id)
+    })()
+    .or_report()
+}
+
+/// `journey.update_flow(name, definition) → int`: saves a new version; an active flow is
+/// paused with reason 'edited' until it is activated again.
+#[pg_extern]
+pub fn update_flow(name: Option<&str>, definition: Option<JsonB>) -> i32 {
+    (|| -> Result<i32> {
+        let name = checked_name(name)?;
+        let def = checked_definition(name, definition)?;
+        let flow = load(name)?;
+        if flow.status == "archived" {
+            return Err(JourneyError::WrongStatus { flow: flow.name, status: flow.status, action: "save a new version" });
+        }
+        let version = flow.version + 1;
+        Spi::run_with_args(
+            "INSERT INTO journey.flow_versions (flow_id, version, definition) VALUES ($1, $2, $3)",
+            &[flow.id.into(), version.into(), JsonB(def).into()],
+        )?;
+        Spi::run_with_args(
+            "UPDATE journey.flows SET version = $2, \
+                 status = CASE WHEN status = 'active' THEN 'paused' ELSE status END, \
+                 paused_reason = CASE WHEN status = 'active' THEN 'edited' ELSE paused_reason END \
+             WHERE id = $1",
+            &[flow.id.into(), version.into()],
+        )?;
+        Spi::run_with_args("DELETE FROM journey.flow_triggers WHERE flow_id = $1", &[flow.id.into()])?;
+        Ok(version)
+    })()
+    .or_report()
+}
+
+/// Every problem of a definition, including names that must exist in the database.
+pub fn problems(def: &serde_json::Value) -> Result<(FlowDef, Vec<Problem>)> {
+    if let Err(problem) = check_shape(def) {
+        return Ok((FlowDef::parse(&serde_json::json!({})).0, vec![Problem { node: "(flow)".into(), problem }]));
+    }
+    let (flow, mut problems) = FlowDef::parse(def);
+    for r in &flow.refs {
+        let query = match r.kind {
+            "group" => "SELECT EXISTS (SELECT 1 FROM journey.groups WHERE name = $1)",
+            "form" => "SELECT EXISTS (SELECT 1 FROM journey.forms WHERE name = $1)",
+            "event type" => "SELECT EXISTS (SELECT 1 FROM journey.event_types WHERE name = $1)",
+            "template" => "SELECT EXISTS (SELECT 1 FROM journey.templates WHERE name = $1)",
+            _ => continue,
+        };
+        if Spi::get_one_with_args::<bool>(query, &[r.name.as_str().into()])? != Some(true) {
+            problems.push(Problem { node: r.node.clone(), problem: format!("unknown {} \"{}\"", r.kind, r.name) });
+        }
+    }
+    Ok((flow, problems))
+}
+
+/// `journey.validate_flow(name)`: one row per problem of the current version; none = complete.
+#[pg_extern]
+pub fn validate_flow(
+    name: Option<&str>,
+) -> TableIterator<'static, (name!(node, String), name!(problem, String))> {
+    let rows = (|| -> Result<Vec<(String, String)>> {
+        let flow = load(checked_name(name)?)?;
+        let (_, problems) = problems(&flow.definition)?;
+        Ok(problems.into_iter().map(|p| (p.node, p.problem)).collect())
+    })()
+    .or_report();
+    TableIterator::new(rows)
+}
+
+/// `journey.activate_flow(name, include_existing, in_flight)`.
+#[pg_extern]
+pub fn activate_flow(
+    name: Option<&str>,
+    include_existing: default!(Option<bool>, false),
+    in_flight: default!(Option<&str>, "'continue'"),
+) {
+    (|| -> Result<()> {
+        let flow = load(checked_name(name)?)?;
+        let include_existing = required(include_existing, "include_existing", "Pass true or false.")?;
+        let in_flight = required(in_flight, "in_flight", "Pass 'continue' or 'stop'.")?;
+        if !["continue", "stop"].contains(&in_flight) {
+            return Err(JourneyError::InvalidArgument {
+                argument: "in_flight".into(),
+                reason: format!("\"{in_flight}\" is neither 'continue' nor 'stop'"),
+                hint: "'continue' moves frozen enrollments onto the new version; 'stop' stops them.".into(),
+            });
+        }
+        if flow.status == "archived" {
+            return Err(JourneyError::WrongStatus { flow: flow.name, status: flow.status, action: "activate" });
+        }
+        let (def, problems) = problems(&flow.definition)?;
+        if !problems.is_empty() {
+            return Err(JourneyError::Incomplete {
+                flow: flow.name,
+                problems: problems.into_iter().map(|p| (p.node, p.problem)).collect(),
+            });
+        }
+        let reentry = match def.reentry {
+            Reentry::Never => None,
+            Reentry::Always => Some("0".to_string()),
+            Reentry::After(iv) => Some(iv.to_pg()),
+        };
+        Spi::run_with_args(
+            "UPDATE journey.flows SET status = 'active', paused_reason = NULL, activated_at = now(), \
+                 start_node = $2, reentry_after = $3::interval WHERE id = $1",
+            &[flow.id.into(), def.start.as_str().into(), reentry.into()],
+        )?;
+        Spi::run_with_args("DELETE FROM journey.flow_triggers WHERE flow_id = $1", &[flow.id.into()])?;
+        for t in &def.triggers {
+            let (kind, key_sql, key, condition) = match t {
+                Trigger::GroupJoined { group } => ("group_joined", "SELECT id::text FROM journey.groups WHERE name = $1", group, None),
+                Trigger::FormSubmitted { form } => ("form_submitted", "SELECT id::text FROM journey.forms WHERE name = $1", form, None),
+                Trigger::Event { event, condition } => ("event", "SELECT name FROM journey.event_types WHERE name = $1", event, condition.clone()),
+                Trigger::Manual => continue,
+            };
+            let key = Spi::get_one_with_args::<String>(key_sql, &[key.as_str().into()])?.unwrap_or_default();
+            Spi::run_with_args(
+                "INSERT INTO journey.flow_triggers (flow_id, kind, key, condition) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
+                &[flow.id.into(), kind.into(), key.into(), condition.map(JsonB).into()],
+            )?;
+        }
+        let nodes: Vec<String> = def.nodes.keys().cloned().collect();
+        if in_flight == "stop" {
+            Spi::run_with_args(
+                "UPDATE journey.enrollments SET status = 'stopped', due_at = NULL, updated_at = now(), \
+                     last_error = 'stopped when the flow was activated with in_flight = stop' \
+                 WHERE flow_id = $1 AND status = 'active'",
+                &[flow.id.into()],
+            )?;
+        } else {
+            Spi::run_with_args(
+                "UPDATE journey.enrollments SET status = 'stopped', due_at = NULL, updated_at = now(), \
+                     last_error = format('node \"%s\" no longer exists in version %s', node, $2) \
+                 WHERE flow_id = $1 AND status = 'active' AND version <> $2 AND NOT node = ANY ($3)",
+                &[flow.id.into(), flow.version.into(), nodes.into()],
+            )?;
+            Spi::run_with_args(
+                "UPDATE journey.enrollments SET version = $2, updated_at = now() \
+                 WHERE flow_id = $1 AND status = 'active' AND version <> $2",
+                &[flow.id.into(), flow.version.into()],
+            )?;
+        }
+        if include_existing {
+            Spi::run_with_args(
+                "SELECT count(*) FROM (SELECT journey._enroll(array_agg(t.flow_id), array_agg(m.contact_id), \
+                     array_agg(jsonb_build_object('trigger', 'group_joined', 'group', g.name))) \
+                   FROM journey.flow_triggers t \
+                   JOIN journey.group_members m ON m.group_id::text = t.key \
+                   JOIN journey.groups g ON g.id = m.group_id \
+                   WHERE t.flow_id = $1 AND t.kind = 'group_joined' HAVING count(*) > 0) x",
+                &[flow.id.into()],
+            )?;
+        }
+        crate::worker::wake_on_commit();
+        Ok(())
+    })()
+    .or_report()
+}
+
+/// `journey.pause_flow(name)`: enrollments freeze and triggers stop enrolling.
+#[pg_extern]
+pub fn pause_flow(name: Option<&str>) {
+    (|| -> Result<()> {
+        let flow = load(checked_name(name)?)?;
+        match flow.status.as_str() {
+            "active" => {}
+            "paused" => return Ok(()),
+            _ => return Err(JourneyError::WrongStatus { flow: flow.name, status: flow.status, action: "pause" }),
+        }
+        Spi::run_with_args(
+            "UPDATE journey.flows SET status = 'paused', paused_reason = 'manual' WHERE id = $1",
+            &[flow.id.into()],
+        )?;
+        Spi::run_with_args("DELETE FROM journey.flow_triggers WHERE flow_id = $1", &[flow.id.into()])?;
+        Ok(())
+    })()
+    .or_report()
+}
+
+/// `journey.archive_flow(name)`: the flow stops for good; active enrollments are stopped.
+#[pg_extern]
+pub fn archive_flow(name: Option<&str>) {
+    (|| -> Result<()> {
+        let flow = load(checked_name(name)?)?;
+        Spi::run_with_args(
+            "UPDATE journey.flows SET status = 'archived', paused_reason = NULL WHERE id = $1",
+            &[flow.id.into()],
+        )?;
+        Spi::run_with_args("DELETE FROM journey.flow_triggers WHERE flow_id = $1", &[flow.id.into()])?;
+        Spi::run_with_args(
+            "UPDATE journey.enrollments SET status = 'stopped', due_at = NULL, updated_at = now(), \
+                 last_error = 'flow archived' WHERE flow_id = $1 AND status = 'active'",
+            &[flow.id.into()],
+        )?;
+        Ok(())
+    })()
+    .or_report()
+}
+
+/// `journey.enroll(flow, contact, data) → bigint`: enrolls a contact by hand (any active
+/// flow). Returns the enrollment id, or NULL when the contact is already active in the flow
+/// or its reentry rule keeps it out.
+#[pg_extern]
+pub fn enroll(flow: Option<&str>, contact: Option<i64>, data: default!(Option<JsonB>, "'{}'")) -> Option<i64> {
+    (|| -> Result<Option<i64>> {
+        let f = load(checked_name(flow)?)?;
+        let contact = required(contact, "contact", "Pass a contact id from journey.contacts.")?;
+        let data = data.map(|d| d.0).unwrap_or_else(|| serde_json::json!({}));
+        if !data.is_object() {
+            return Err(JourneyError::InvalidArgument {
+                argument: "data".into(),
+                reason: format!("{data} is not a JSON object"),
+                hint: "Pass the payload templates see as event, e.g. '{\"order\": 42}'.".into(),
+            });
+        }
+        if f.status != "active" {
+            return Err(JourneyError::WrongStatus { flow: f.name, status: f.status, action: "enroll" });
+        }
+        let exists = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM journey.contacts WHERE id = $1)",
+            &[contact.into()],
+        )?;
+        if exists != Some(true) {
+            return Err(JourneyError::UnknownContact(contact));
+        }
+        let id = Spi::get_one_with_args::<i64>(
+            "SELECT journey._enroll(ARRAY[$1::bigint], ARRAY[$2::bigint], ARRAY[$3::jsonb])",
+            &[f.id.into(), contact.into(), JsonB(data).into()],
+        )?;
+        if id.is_some() {
+            crate::worker::wake_on_commit();
+        }
+        Ok(id)
+    })()
+    .or_report()
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION journey.create_flow(text, jsonb) IS 'Creates a draft flow (version 1) from a definition (DESIGN §3); returns its id. The definition may be incomplete: journey.validate_flow lists what is missing.';
+COMMENT ON FUNCTION journey.update_flow(text, jsonb) IS 'Saves a new version of a flow and returns its number. An active flow is paused (reason edited) until activated again; its enrollments freeze meanwhile.';
+COMMENT ON FUNCTION journey.validate_flow(text) IS 'Every problem of the flow''s current version as (node, problem) rows; no rows = complete. Unknown groups, forms, event types and templates are problems too.';
+COMMENT ON FUNCTION journey.activate_flow(text, boolean, text) IS 'Activates a flow, refusing (listing the problems) when incomplete. include_existing enrolls current members of its trigger groups. in_flight = continue moves frozen enrollments onto the current version by node id (stopping those whose node is gone); stop stops them all.';
+COMMENT ON FUNCTION journey.pause_flow(text) IS 'Pauses an active flow: its enrollments freeze (the engine skips them) and its triggers stop enrolling. activate_flow resumes it.';
+COMMENT ON FUNCTION journey.archive_flow(text) IS 'Archives a flow for good: triggers stop and active enrollments are stopped.';
+COMMENT ON FUNCTION journey.enroll(text, bigint, jsonb) IS 'Enrolls a contact into an active flow by hand; data becomes the event payload templates see. Returns the enrollment id, or NULL when the contact is already active in the flow or the flow''s reentry rule keeps it out.';
+"#,
+    name = "flows_comments",
+    requires = [create_flow, update_flow, validate_flow, activate_flow, pause_flow, archive_flow, enroll]
+);

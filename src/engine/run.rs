@@ -1,0 +1,424 @@
+//! `journey.run_due`: claims due enrollments, runs their nodes in Rust, and writes the results
+//! back set-based: one INSERT into the outbox, one INSERT into steps and one UPDATE of the
+//! enrollments per batch. A failing enrollment (render error, missing template) is marked
+//! failed with its error; the rest of the batch goes on.
+use super::{cache, clock, schedule};
+use crate::error::{JourneyError, OrReport, Result};
+use crate::model::{Edge, FlowDef, NodeKind};
+use crate::render::{sms, template};
+use chrono::{DateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// Most nodes one enrollment runs in one go (validation forbids cycles without a delay).
+const MAX_NODES_PER_STEP: usize = 100;
+
+struct Due {
+    id: i64,
+    contact_id: i64,
+    flow_id: i64,
+    version: i32,
+    node: String,
+    data: Value,
+    seq: i32,
+    flow_name: String,
+    contact: Value,
+    zone: Tz,
+}
+
+struct Settings {
+    quiet_start: NaiveTime,
+    quiet_end: NaiveTime,
+    unsubscribe_text: String,
+}
+
+#[derive(Default)]
+struct Message {
+    key: String,
+    channel: &'static str,
+    flow_id: i64,
+    enrollment_id: i64,
+    node: String,
+    contact_id: i64,
+    recipient: Option<String>,
+    sender: Option<String>,
+    subject: Option<String>,
+    body: Option<String>,
+    sms_encoding: Option<&'static str>,
+    sms_segments: Option<i32>,
+    not_before: Option<DateTime<Utc>>,
+}
+
+struct Update {
+    id: i64,
+    contact_id: i64,
+    status: &'static str,
+    node: String,
+    due_at: Option<DateTime<Utc>>,
+    seq: i32,
+    last_error: Option<String>,
+}
+
+#[derive(Default)]
+struct Batch {
+    steps: Vec<(i64, i64, i64, String, String)>,
+    messages: Vec<Message>,
+    updates: Vec<Update>,
+    templates: HashMap<String, Option<(Option<String>, String)>>,
+}
+
+/// `journey.run_due(max_steps, at)`: runs up to `max_steps` due enrollments as of `at`.
+#[pg_extern]
+pub fn run_due(
+    max_steps: default!(Option<i32>, 1000),
+    at: default!(Option<TimestampWithTimeZone>, "now()"),
+) -> i32 {
+    let max = crate::error::required(max_steps, "max_steps", "Pass how many due steps to run, e.g. 1000.").or_report();
+    let at = crate::error::required(at, "at", "Omit at to run what is due now.").or_report();
+    if !(1..=100_000).contains(&max) {
+        JourneyError::InvalidArgument {
+            argument: "max_steps".into(),
+            reason: format!("{max} is not between 1 and 100000"),
+            hint: "Run due steps in batches of 1 to 100000.".into(),
+        }
+        .report()
+    }
+    run_batch(max, at).or_report()
+}
+
+/// Runs one batch; returns the number of enrollments advanced.
+pub fn run_batch(max: i32, at: TimestampWithTimeZone) -> Result<i32> {
+    let now = clock::to_chrono(at);
+    let (due, settings) = claim(max, at)?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let mut batch = Batch::default();
+    for e in &due {
+        let def = cache::definition(e.flow_id, e.version)?;
+        let mut at_node = e.node.clone();
+        if let Err(err) = advance(e, &def, &settings, now, &mut batch, &mut at_node) {
+            let message = err.to_string();
+            batch.steps.push((e.id, e.contact_id, e.flow_id, at_node.clone(), format!("failed: {message}")));
+            batch.updates.push(Update {
+                id: e.id,
+                contact_id: e.contact_id,
+                status: "failed",
+                node: at_node,
+                due_at: None,
+                seq: e.seq,
+                last_error: Some(message),
+            });
+        }
+    }
+    write_back(&batch, at)?;
+    Ok(due.len() as i32)
+}
+
+fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
+    Spi::connect(|client| {
+        let s = client
+            .select(
+                "SELECT quiet_hours_start::text, quiet_hours_end::text, sms_unsubscribe_text FROM journey.settings",
+                None,
+                &[],
+            )?
+            .first();
+        let parse_time = |t: Option<String>| {
+            t.and_then(|t| NaiveTime::parse_from_str(&t, "%H:%M:%S").ok()).unwrap_or(NaiveTime::MIN)
+        };
+        let settings = Settings {
+            quiet_start: parse_time(s.get::<String>(1)?),
+            quiet_end: parse_time(s.get::<String>(2)?),
+            unsubscribe_text: s.get::<String>(3)?.unwrap_or_default(),
+        };
+        let rows = client.select(
+            "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
+                    to_jsonb(c), coalesce(c.time_zone, s.time_zone) \
+             FROM journey.enrollments e \
+             JOIN journey.flows f ON f.id = e.flow_id AND f.status = 'active' \
+             JOIN journey.contacts c ON c.id = e.contact_id \
+             CROSS JOIN journey.settings s \
+             WHERE e.status = 'active' AND e.due_at <= $1 \
+             ORDER BY e.due_at \
+             LIMIT $2 \
+             FOR UPDATE OF e SKIP LOCKED",
+            None,
+            &[at.into(), (max as i64).into()],
+        )?;
+        let mut due = Vec::with_capacity(rows.len());
+        for row in rows {
+            let zone_name: String = row.get(10)?.unwrap_or_else(|| "UTC".into());
+            due.push(Due {
+                id: row.get(1)?.unwrap_or_default(),
+                contact_id: row.get(2)?.unwrap_or_default(),
+                flow_id: row.get(3)?.unwrap_or_default(),
+                version: row.get(4)?.unwrap_or_default(),
+                node: row.get(5)?.unwrap_or_default(),
+                data: row.get::<JsonB>(6)?.map(|j| j.0).unwrap_or(Value::Null),
+                seq: row.get(7)?.unwrap_or_default(),
+                flow_name: row.get(8)?.unwrap_or_default(),
+                contact: row.get::<JsonB>(9)?.map(|j| j.0).unwrap_or(Value::Null),
+                zone: zone_name.parse().unwrap_or(Tz::UTC),
+            });
+        }
+        Ok((due, settings))
+    })
+}
+
+/// Runs one enrollment's nodes from its current node until it waits, completes or exits.
+/// `at_node` tracks the node being run, so a failure is recorded where it happened.
+fn advance(
+    e: &Due,
+    def: &FlowDef,
+    settings: &Settings,
+    now: DateTime<Utc>,
+    batch: &mut Batch,
+    at_node: &mut String,
+) -> Result<()> {
+    let flow_vars = json!({"id": e.flow_id, "name": e.flow_name, "version": e.version});
+    let vars = template::variables(&e.contact, &e.data, &flow_vars);
+    let mut current = e.node.clone();
+    let mut seq = e.seq;
+    for _ in 0..MAX_NODES_PER_STEP {
+        at_node.clone_from(&current);
+        let Some(node) = def.nodes.get(&current) else {
+            return Err(JourneyError::Engine {
+                flow: e.flow_name.clone(),
+                message: format!("node \"{current}\" does not exist in version {}", e.version),
+            });
+        };
+        seq += 1;
+        let render = |field: &str, source: &str| {
+            template::render(source, &vars).map_err(|message| JourneyError::Render {
+                flow: e.flow_name.clone(),
+                node: current.clone(),
+                message: format!("{field}: {message}"),
+            })
+        };
+        let mut message = Message {
+            key: format!("{}:{}:{}", e.id, current, seq),
+            flow_id: e.flow_id,
+            enrollment_id: e.id,
+            node: current.clone(),
+            contact_id: e.contact_id,
+            ..Message::default()
+        };
+        let mut wait: Option<DateTime<Utc>> = None;
+        let outcome: String = match &node.kind {
+            NodeKind::SendSms { text, sender, unsubscribe, ignore_quiet_hours } => {
+                let mut body = render("text", text)?;
+                if *unsubscribe && !settings.unsubscribe_text.is_empty() {
+                    body.push('\n');
+                    body.push_str(&settings.unsubscribe_text);
+                }
+                match suppression(&e.contact, "sms_opt_out", "phone") {
+                    Some(reason) => reason,
+                    None => {
+                        let (encoding, segments) = sms::segments(&body);
+                        message.channel = "sms";
+                        message.recipient = e.contact["phone"].as_str().map(str::to_string);
+                        message.sender = sender.as_deref().map(|s| render("sender", s)).transpose()?;
+                        message.body = Some(body);
+                        message.sms_encoding = Some(encoding.as_str());
+                        message.sms_segments = Some(segments);
+                        if !ignore_quiet_hours {
+                            message.not_before =
+                                schedule::quiet_until(now, settings.quiet_start, settings.quiet_end, e.zone);
+                        }
+                        batch.messages.push(message);
+                        "sent".into()
+                    }
+                }
+            }
+            NodeKind::SendEmail { template: name, subject, body, from_name, from, to } => {
+                let (subject_src, body_src) = match name {
+                    Some(name) => match lookup_template(name, batch)? {
+                        Some((s, b)) => (s.or_else(|| subject.clone()), b),
+                        None => {
+                            return Err(JourneyError::MissingTemplate {
+                                flow: e.flow_name.clone(),
+                                node: current.clone(),
+                                template: name.clone(),
+                            })
+                        }
+                    },
+                    None => (subject.clone(), body.clone().unwrap_or_default()),
+                };
+                let rendered_subject = subject_src.as_deref().map(|s| render("subject", s)).transpose()?;
+                let rendered_body = render("body", &body_src)?;
+                let recipient = match to {
+                    Some(to) => Some(render("to", to)?),
+                    None => e.contact["email"].as_str().map(str::to_string),
+                };
+                match suppression(&e.contact, "email_opt_out", "email").filter(|_| to.is_none()) {
+                    Some(reason) => reason,
+                    None => {
+                        let from_addr = from.as_deref().map(|s| render("from", s)).transpose()?;
+                        let name = from_name.as_deref().map(|s| render("from_name", s)).transpose()?;
+                        message.channel = "email";
+                        message.recipient = recipient;
+                        message.sender = match (name, from_addr) {
+                            (Some(n), Some(a)) => Some(format!("{n} <{a}>")),
+                            (n, a) => a.or(n),
+                        };
+                        message.subject = rendered_subject;
+                        message.body = Some(rendered_body);
+                        batch.messages.push(message);
+                        "sent".into()
+                    }
+                }
+            }
+            NodeKind::Wait { delay, at, days } => {
+                wait = Some(schedule::due(now, *delay, *at, days.as_deref(), e.zone));
+                "waited".into()
+            }
+            NodeKind::Goal { .. } => "goal".into(),
+            NodeKind::Exit => {
+                batch.steps.push((e.id, e.contact_id, e.flow_id, current.clone(), "exited".into()));
+                batch.updates.push(Update { id: e.id, contact_id: e.contact_id, status: "exited", node: current, due_at: None, seq, last_error: None });
+                return Ok(());
+            }
+            NodeKind::Unsupported(t) => {
+                return Err(JourneyError::Engine {
+                    flow: e.flow_name.clone(),
+                    message: format!("node \"{current}\" has type \"{t}\", which the engine cannot run"),
+                })
+            }
+        };
+        batch.steps.push((e.id, e.contact_id, e.flow_id, current.clone(), outcome));
+        let Some(edge) = &node.next else {
+            batch.updates.push(Update { id: e.id, contact_id: e.contact_id, status: "completed", node: current, due_at: None, seq, last_error: None });
+            return Ok(());
+        };
+        let from = wait.unwrap_or(now);
+        if edge.is_immediate() && from <= now {
+            current = edge.to.clone();
+            continue;
+        }
+        let due = edge_due(edge, from, e.zone);
+        batch.updates.push(Update { id: e.id, contact_id: e.contact_id, status: "active", node: edge.to.clone(), due_at: Some(due), seq, last_error: None });
+        return Ok(());
+    }
+    Err(JourneyError::Engine {
+        flow: e.flow_name.clone(),
+        message: format!("more than {MAX_NODES_PER_STEP} nodes without a delay"),
+    })
+}
+
+fn edge_due(edge: &Edge, from: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
+    schedule::due(from, edge.delay, edge.at, edge.days.as_deref(), zone)
+}
+
+/// Why a message is not sent to this contact (opted out, no address), if it is not.
+fn suppression(contact: &Value, opt_out: &str, address: &str) -> Option<String> {
+    if contact[opt_out].as_bool() == Some(true) {
+        return Some(format!("suppressed: {opt_out}"));
+    }
+    match contact[address].as_str() {
+        Some(a) if !a.trim().is_empty() => None,
+        _ => Some(format!("suppressed: no {address}")),
+    }
+}
+
+fn lookup_template(name: &str, batch: &mut Batch) -> Result<Option<(Option<String>, String)>> {
+    if let Some(t) = batch.templates.get(name) {
+        return Ok(t.clone());
+    }
+    let found = Spi::connect(|client| -> Result<_> {
+        let rows = client.select(
+            "SELECT subject, body FROM journey.templates WHERE name = $1",
+            None,
+            &[name.into()],
+        )?;
+        let mut out = None;
+        for row in rows {
+            out = Some((row.get::<String>(1)?, row.get::<String>(2)?.unwrap_or_default()));
+        }
+        Ok(out)
+    })?;
+    batch.templates.insert(name.to_string(), found.clone());
+    Ok(found)
+}
+
+fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
+    Spi::connect_mut(|client| -> Result<()> {
+        if !batch.messages.is_empty() {
+            let m = &batch.messages;
+            let col = |f: &dyn Fn(&Message) -> Option<String>| m.iter().map(f).collect::<Vec<_>>();
+            client.update(
+                "INSERT INTO journey.outbox (idempotency_key, channel, flow_id, enrollment_id, node, contact_id, \
+                    recipient, sender, subject, body, sms_encoding, sms_segments, not_before) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], \
+                    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[]) \
+                 ON CONFLICT DO NOTHING",
+                None,
+                &[
+                    col(&|x| Some(x.key.clone())).into(),
+                    col(&|x| Some(x.channel.to_string())).into(),
+                    m.iter().map(|x| x.flow_id).collect::<Vec<_>>().into(),
+                    m.iter().map(|x| x.enrollment_id).collect::<Vec<_>>().into(),
+                    col(&|x| Some(x.node.clone())).into(),
+                    m.iter().map(|x| x.contact_id).collect::<Vec<_>>().into(),
+                    col(&|x| x.recipient.clone()).into(),
+                    col(&|x| x.sender.clone()).into(),
+                    col(&|x| x.subject.clone()).into(),
+                    col(&|x| x.body.clone()).into(),
+                    col(&|x| x.sms_encoding.map(str::to_string)).into(),
+                    m.iter().map(|x| x.sms_segments).collect::<Vec<_>>().into(),
+                    m.iter().map(|x| x.not_before.map(clock::to_pg)).collect::<Vec<_>>().into(),
+                ],
+            )?;
+        }
+        if !batch.steps.is_empty() {
+            let s = &batch.steps;
+            client.update(
+                "INSERT INTO journey.steps (enrollment_id, contact_id, flow_id, node, at, outcome) \
+                 SELECT u.e, u.c, u.f, u.n, $6, u.o FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[]) \
+                    AS u (e, c, f, n, o)",
+                None,
+                &[
+                    s.iter().map(|x| x.0).collect::<Vec<_>>().into(),
+                    s.iter().map(|x| x.1).collect::<Vec<_>>().into(),
+                    s.iter().map(|x| x.2).collect::<Vec<_>>().into(),
+                    s.iter().map(|x| x.3.clone()).collect::<Vec<_>>().into(),
+                    s.iter().map(|x| x.4.clone()).collect::<Vec<_>>().into(),
+                    at.into(),
+                ],
+            )?;
+        }
+        if !batch.updates.is_empty() {
+            let u = &batch.updates;
+            client.update(
+                "UPDATE journey.enrollments e \
+                    SET status = u.status, node = u.node, due_at = u.due_at, seq = u.seq, \
+                        last_error = u.last_error, waiting = NULL, updated_at = now() \
+                   FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::int[], $7::text[]) \
+                        AS u (id, contact_id, status, node, due_at, seq, last_error) \
+                  WHERE e.id = u.id AND e.contact_id = u.contact_id",
+                None,
+                &[
+                    u.iter().map(|x| x.id).collect::<Vec<_>>().into(),
+                    u.iter().map(|x| x.contact_id).collect::<Vec<_>>().into(),
+                    u.iter().map(|x| x.status.to_string()).collect::<Vec<_>>().into(),
+                    u.iter().map(|x| x.node.clone()).collect::<Vec<_>>().into(),
+                    u.iter().map(|x| x.due_at.map(clock::to_pg)).collect::<Vec<_>>().into(),
+                    u.iter().map(|x| x.seq).collect::<Vec<_>>().into(),
+                    u.iter().map(|x| x.last_error.clone()).collect::<Vec<_>>().into(),
+                ],
+            )?;
+        }
+        Ok(())
+    })
+}
+
+extension_sql!(
+    "COMMENT ON FUNCTION journey.run_due(integer, timestamptz) IS \
+     'Runs up to max_steps due enrollments as of at (a virtual clock for tests and dry runs): each runs its nodes until it waits, completes, exits or fails. Returns how many enrollments were advanced. The background worker calls the same code.';",
+    name = "run_due_comment",
+    requires = [run_due]
+);

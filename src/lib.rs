@@ -1,0 +1,43 @@
+//! journey: customer journeys (marketing and CRM automation flows) inside PostgreSQL.
+//!
+//! Module map (see DESIGN.md): `guc` settings, `error` the one error enum, `model` the flow
+//! definition and its validation, `api` the SQL functions, `triggers` enrollment from the
+//! audience tables, `engine` due-step execution, `render` Liquid and SMS encoding, `worker`
+//! the background worker.
+use pgrx::prelude::*;
+
+pub mod api;
+pub mod engine;
+pub mod error;
+pub mod guc;
+pub mod model;
+pub mod render;
+pub mod triggers;
+pub mod worker;
+
+::pgrx::pg_module_magic!();
+
+extension_sql_file!("../sql/schema.sql", name = "schema", requires = [model::zone::is_time_zone]);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::init();
+    worker::register();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests;
+
+/// This module is required by `cargo pgrx test` invocations.
+/// It must be visible at the root of your extension crate.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        // The worker runs in the test cluster too; it watches the `postgres` database, where
+        // the extension is not created, so it waits quietly and never touches test data.
+        vec!["shared_preload_libraries = 'journey'"]
+    }
+}

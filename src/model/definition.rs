@@ -1,0 +1,615 @@
+//! The flow definition (DESIGN §3): parsed leniently so validation can list every problem,
+//! then used as typed values by the engine.
+use super::interval::Interval;
+use super::predicate;
+use chrono::{NaiveTime, Weekday};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+/// One row of `journey.validate_flow`: the node (or `(flow)`, `trigger[i]`) and the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub node: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    GroupJoined { group: String },
+    FormSubmitted { form: String },
+    Event { event: String, condition: Option<Value> },
+    Manual,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reentry {
+    Never,
+    Always,
+    After(Interval),
+}
+
+/// Where to go after a node, and when.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Edge {
+    pub to: String,
+    pub delay: Option<Interval>,
+    pub at: Option<NaiveTime>,
+    pub days: Option<Vec<Weekday>>,
+}
+
+impl Edge {
+    /// Whether following this edge always takes time (used by cycle detection).
+    pub fn waits(&self) -> bool {
+        self.delay.is_some_and(|d| !d.is_zero())
+    }
+
+    pub fn is_immediate(&self) -> bool {
+        self.delay.is_none_or(|d| d.is_zero()) && self.at.is_none() && self.days.is_none()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeKind {
+    SendSms {
+        text: String,
+        sender: Option<String>,
+        unsubscribe: bool,
+        ignore_quiet_hours: bool,
+    },
+    SendEmail {
+        template: Option<String>,
+        subject: Option<String>,
+        body: Option<String>,
+        from_name: Option<String>,
+        from: Option<String>,
+        to: Option<String>,
+    },
+    Wait {
+        delay: Option<Interval>,
+        at: Option<NaiveTime>,
+        days: Option<Vec<Weekday>>,
+    },
+    Goal {
+        name: String,
+    },
+    Exit,
+    /// A type validation knows but the engine cannot run yet (never activated).
+    Unsupported(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub id: String,
+    pub kind: NodeKind,
+    pub next: Option<Edge>,
+    pub stage: Option<String>,
+}
+
+impl Node {
+    pub fn type_name(&self) -> &str {
+        match &self.kind {
+            NodeKind::SendSms { .. } => "send_sms",
+            NodeKind::SendEmail { .. } => "send_email",
+            NodeKind::Wait { .. } => "wait",
+            NodeKind::Goal { .. } => "goal",
+            NodeKind::Exit => "exit",
+            NodeKind::Unsupported(t) => t,
+        }
+    }
+
+    /// Every edge leaving the node.
+    pub fn edges(&self) -> Vec<&Edge> {
+        self.next.iter().collect()
+    }
+
+    /// Whether the node itself makes the enrollment wait before its edges are followed.
+    pub fn waits(&self) -> bool {
+        matches!(&self.kind, NodeKind::Wait { delay: Some(d), .. } if !d.is_zero())
+    }
+
+    /// Liquid sources of the node, with the field they come from.
+    pub fn templates(&self) -> Vec<(&'static str, &str)> {
+        let mut out = Vec::new();
+        match &self.kind {
+            NodeKind::SendSms { text, sender, .. } => {
+                out.push(("text", text.as_str()));
+                if let Some(s) = sender {
+                    out.push(("sender", s.as_str()));
+                }
+            }
+            NodeKind::SendEmail { subject, body, to, from, from_name, .. } => {
+                for (field, v) in [("subject", subject), ("body", body), ("to", to), ("from", from), ("from_name", from_name)] {
+                    if let Some(v) = v {
+                        out.push((field, v.as_str()));
+                    }
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+/// A parsed definition. `refs` are the names it uses that must exist in the database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowDef {
+    pub triggers: Vec<Trigger>,
+    pub reentry: Reentry,
+    pub start: String,
+    pub nodes: BTreeMap<String, Node>,
+    pub refs: Vec<Reference>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    pub node: String,
+    pub kind: &'static str,
+    pub name: String,
+}
+
+pub const NODE_TYPES: &[&str] = &[
+    "send_sms", "send_email", "send_whatsapp", "update_contact", "notify_admin", "create_task",
+    "webhook", "wait", "condition", "split", "check_sms", "check_email", "wait_event", "goal", "exit",
+];
+
+const FLOW: &str = "(flow)";
+
+/// Errors that make a definition unusable even as a draft (the wrong shape).
+pub fn check_shape(def: &Value) -> Result<(), String> {
+    let obj = def.as_object().ok_or("the definition must be a JSON object")?;
+    if let Some(t) = obj.get("triggers") {
+        if !t.is_array() {
+            return Err("\"triggers\" must be an array".into());
+        }
+    }
+    if let Some(n) = obj.get("nodes") {
+        let nodes = n.as_object().ok_or("\"nodes\" must be an object of node id -> node")?;
+        for (id, node) in nodes {
+            if !node.is_object() {
+                return Err(format!("node \"{id}\" must be an object"));
+            }
+        }
+    }
+    if let Some(s) = obj.get("start") {
+        if !s.is_string() {
+            return Err("\"start\" must be a node id (a string)".into());
+        }
+    }
+    Ok(())
+}
+
+struct Ctx {
+    problems: Vec<Problem>,
+    refs: Vec<Reference>,
+    node: String,
+}
+
+impl Ctx {
+    fn problem(&mut self, text: impl Into<String>) {
+        self.problems.push(Problem { node: self.node.clone(), problem: text.into() });
+    }
+
+    fn reference(&mut self, kind: &'static str, name: &str) {
+        self.refs.push(Reference { node: self.node.clone(), kind, name: name.to_string() });
+    }
+
+    fn string(&mut self, obj: &Map<String, Value>, field: &str, required: bool) -> Option<String> {
+        match obj.get(field) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.problem(format!("missing required field \"{field}\""));
+                }
+                None
+            }
+            Some(Value::String(s)) if s.trim().is_empty() && required => {
+                self.problem(format!("field \"{field}\" must not be empty"));
+                None
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.problem(format!("field \"{field}\" must be a string, not {other}"));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, obj: &Map<String, Value>, field: &str) -> bool {
+        match obj.get(field) {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                self.problem(format!("field \"{field}\" must be true or false, not {other}"));
+                false
+            }
+        }
+    }
+
+    fn interval(&mut self, obj: &Map<String, Value>, field: &str) -> Option<Interval> {
+        let text = self.string(obj, field, false)?;
+        match Interval::parse(&text) {
+            Ok(iv) => Some(iv),
+            Err(e) => {
+                self.problem(format!("field \"{field}\": {e}"));
+                None
+            }
+        }
+    }
+
+    fn time(&mut self, obj: &Map<String, Value>, field: &str) -> Option<NaiveTime> {
+        let text = self.string(obj, field, false)?;
+        match parse_time(&text) {
+            Some(t) => Some(t),
+            None => {
+                self.problem(format!("field \"{field}\": \"{text}\" is not a time of day (HH:MM, 00:00 to 23:59)"));
+                None
+            }
+        }
+    }
+
+    fn days(&mut self, obj: &Map<String, Value>, field: &str) -> Option<Vec<Weekday>> {
+        let v = obj.get(field)?;
+        match parse_days(v) {
+            Ok(days) => Some(days),
+            Err(e) => {
+                self.problem(format!("field \"{field}\": {e}"));
+                None
+            }
+        }
+    }
+
+    fn edge(&mut self, v: Option<&Value>, field: &str) -> Option<Edge> {
+        match v {
+            None | Some(Value::Null) => None,
+            Some(Value::String(to)) => Some(Edge { to: to.clone(), ..Edge::default() }),
+            Some(Value::Object(o)) => {
+                let to = self.string(o, "to", true)?;
+                for key in o.keys() {
+                    if !["to", "delay", "at", "days"].contains(&key.as_str()) {
+                        self.problem(format!("field \"{field}\" has unknown key \"{key}\" (use to, delay, at, days)"));
+                    }
+                }
+                Some(Edge {
+                    to,
+                    delay: self.interval(o, "delay"),
+                    at: self.time(o, "at"),
+                    days: self.days(o, "days"),
+                })
+            }
+            Some(other) => {
+                self.problem(format!("field \"{field}\" must be a node id or {{\"to\", \"delay\", \"at\", \"days\"}}, not {other}"));
+                None
+            }
+        }
+    }
+}
+
+pub fn parse_time(text: &str) -> Option<NaiveTime> {
+    let (h, m) = text.split_once(':')?;
+    if h.is_empty() || h.len() > 2 || m.len() != 2 {
+        return None;
+    }
+    NaiveTime::from_hms_opt(h.parse().ok()?, m.parse().ok()?, 0)
+}
+
+pub fn parse_days(v: &Value) -> Result<Vec<Weekday>, String> {
+    use Weekday::*;
+    match v {
+        Value::String(s) if s == "weekdays" => Ok(vec![Mon, Tue, Wed, Thu, Fri]),
+        Value::String(s) if s == "weekend" => Ok(vec![Sat, Sun]),
+        Value::String(s) if s == "all" || s == "every day" => Ok(vec![Mon, Tue, Wed, Thu, Fri, Sat, Sun]),
+        Value::Array(items) if !items.is_empty() => items
+            .iter()
+            .map(|d| {
+                let name = d.as_str().unwrap_or("").to_ascii_lowercase();
+                match name.get(..3) {
+                    Some("mon") => Ok(Mon),
+                    Some("tue") => Ok(Tue),
+                    Some("wed") => Ok(Wed),
+                    Some("thu") => Ok(Thu),
+                    Some("fri") => Ok(Fri),
+                    Some("sat") => Ok(Sat),
+                    Some("sun") => Ok(Sun),
+                    _ => Err(format!("{d} is not a day name (mon, tue, wed, thu, fri, sat, sun)")),
+                }
+            })
+            .collect(),
+        other => Err(format!(
+            "{other} is not \"weekdays\", \"weekend\" or a non-empty list of day names"
+        )),
+    }
+}
+
+impl FlowDef {
+    /// Parses a definition, listing every problem. The result is usable only when no problem
+    /// was found; callers must `check_shape` first.
+    pub fn parse(def: &Value) -> (FlowDef, Vec<Problem>) {
+        let empty = Map::new();
+        let obj = def.as_object().unwrap_or(&empty);
+        let mut cx = Ctx { problems: Vec::new(), refs: Vec::new(), node: FLOW.into() };
+
+        let triggers = parse_triggers(obj.get("triggers"), &mut cx);
+
+        cx.node = FLOW.into();
+        let reentry = match obj.get("reentry") {
+            None | Some(Value::Null) => Reentry::Never,
+            Some(Value::String(s)) if s == "never" => Reentry::Never,
+            Some(Value::String(s)) if s == "always" => Reentry::Always,
+            Some(Value::Object(o)) if o.contains_key("after") => {
+                cx.interval(o, "after").map(Reentry::After).unwrap_or(Reentry::Never)
+            }
+            Some(other) => {
+                cx.problem(format!("\"reentry\" must be \"never\", \"always\" or {{\"after\": interval}}, not {other}"));
+                Reentry::Never
+            }
+        };
+
+        let mut nodes = BTreeMap::new();
+        match obj.get("nodes").and_then(Value::as_object) {
+            Some(map) if !map.is_empty() => {
+                for (id, v) in map {
+                    cx.node = id.clone();
+                    if let Some(node) = parse_node(id, v.as_object().unwrap_or(&empty), &mut cx) {
+                        nodes.insert(id.clone(), node);
+                    }
+                }
+            }
+            _ => {
+                cx.node = FLOW.into();
+                cx.problem("the flow has no nodes");
+            }
+        }
+
+        cx.node = FLOW.into();
+        let start = match obj.get("start").and_then(Value::as_str) {
+            None => {
+                cx.problem("missing \"start\" (the id of the first node)");
+                String::new()
+            }
+            Some(s) if !obj.get("nodes").and_then(Value::as_object).is_some_and(|m| m.contains_key(s)) => {
+                cx.problem(format!("\"start\" names unknown node \"{s}\""));
+                s.to_string()
+            }
+            Some(s) => s.to_string(),
+        };
+
+        let flow = FlowDef { triggers, reentry, start, nodes, refs: cx.refs };
+        let mut problems = cx.problems;
+        problems.extend(flow.graph_problems(obj.get("nodes").and_then(Value::as_object)));
+        (flow, problems)
+    }
+
+    /// Edges to missing nodes, unreachable nodes, cycles without a delay.
+    fn graph_problems(&self, raw: Option<&Map<String, Value>>) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let exists = |id: &str| raw.is_some_and(|m| m.contains_key(id));
+        for node in self.nodes.values() {
+            for e in node.edges() {
+                if !exists(&e.to) {
+                    problems.push(Problem {
+                        node: node.id.clone(),
+                        problem: format!("next points to missing node \"{}\"", e.to),
+                    });
+                }
+            }
+        }
+        if self.nodes.contains_key(&self.start) {
+            let reached: HashSet<&str> = self.order().into_iter().collect();
+            for id in self.nodes.keys() {
+                if !reached.contains(id.as_str()) {
+                    problems.push(Problem { node: id.clone(), problem: "unreachable from start".into() });
+                }
+            }
+        }
+        // cycles made of edges that take no time: DFS over immediate edges
+        let mut state: HashMap<&str, u8> = HashMap::new();
+        for id in self.nodes.keys() {
+            self.find_cycle(id, &mut state, &mut problems);
+        }
+        problems
+    }
+
+    fn find_cycle<'a>(&'a self, id: &'a str, state: &mut HashMap<&'a str, u8>, problems: &mut Vec<Problem>) {
+        match state.get(id) {
+            Some(1) => {
+                problems.push(Problem { node: id.to_string(), problem: "is on a cycle with no delay".into() });
+                return;
+            }
+            Some(_) => return,
+            None => {}
+        }
+        state.insert(id, 1);
+        if let Some(node) = self.nodes.get(id) {
+            if !node.waits() {
+                for e in node.edges() {
+                    if !e.waits() {
+                        self.find_cycle(&e.to, state, problems);
+                    }
+                }
+            }
+        }
+        state.insert(id, 2);
+    }
+
+    /// Node ids in breadth-first order from start (flow order for stats and diagrams).
+    pub fn order(&self) -> Vec<&str> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut queue = VecDeque::from([self.start.as_str()]);
+        while let Some(id) = queue.pop_front() {
+            let Some(node) = self.nodes.get(id) else { continue };
+            if !seen.insert(id) {
+                continue;
+            }
+            out.push(id);
+            for e in node.edges() {
+                queue.push_back(e.to.as_str());
+            }
+        }
+        out
+    }
+}
+
+fn parse_triggers(v: Option<&Value>, cx: &mut Ctx) -> Vec<Trigger> {
+    let mut out = Vec::new();
+    let items = match v.and_then(Value::as_array) {
+        Some(items) if !items.is_empty() => items,
+        _ => {
+            cx.node = FLOW.into();
+            cx.problem("the flow has no trigger (add {\"type\": \"manual\"} for journey.enroll only)");
+            return out;
+        }
+    };
+    let empty = Map::new();
+    for (i, t) in items.iter().enumerate() {
+        cx.node = format!("trigger[{i}]");
+        let Some(o) = t.as_object() else {
+            cx.problem(format!("a trigger must be an object, not {t}"));
+            continue;
+        };
+        let kind = cx.string(o, "type", true).unwrap_or_default();
+        let o = if o.is_empty() { &empty } else { o };
+        match kind.as_str() {
+            "group_joined" => {
+                if let Some(group) = cx.string(o, "group", true) {
+                    cx.reference("group", &group);
+                    out.push(Trigger::GroupJoined { group });
+                }
+            }
+            "form_submitted" => {
+                if let Some(form) = cx.string(o, "form", true) {
+                    cx.reference("form", &form);
+                    out.push(Trigger::FormSubmitted { form });
+                }
+            }
+            "event" => {
+                let condition = o.get("where").filter(|w| !w.is_null()).cloned();
+                if let Some(w) = &condition {
+                    let (mut problems, mut groups) = (Vec::new(), Vec::new());
+                    predicate::check(w, &mut problems, &mut groups);
+                    problems.into_iter().for_each(|p| cx.problem(format!("where: {p}")));
+                    groups.iter().for_each(|g| cx.reference("group", g));
+                }
+                if let Some(event) = cx.string(o, "event", true) {
+                    cx.reference("event type", &event);
+                    out.push(Trigger::Event { event, condition });
+                }
+            }
+            "manual" => out.push(Trigger::Manual),
+            "date" | "record" => cx.problem(format!("trigger type \"{kind}\" is not yet supported")),
+            "" => {}
+            other => cx.problem(format!(
+                "unknown trigger type \"{other}\" (use group_joined, form_submitted, event or manual)"
+            )),
+        }
+    }
+    out
+}
+
+fn parse_node(id: &str, o: &Map<String, Value>, cx: &mut Ctx) -> Option<Node> {
+    let kind_name = cx.string(o, "type", true)?;
+    let stage = cx.string(o, "stage", false);
+    let next = cx.edge(o.get("next"), "next");
+    let kind = match kind_name.as_str() {
+        "send_sms" => NodeKind::SendSms {
+            text: cx.string(o, "text", true).unwrap_or_default(),
+            sender: cx.string(o, "sender", false),
+            unsubscribe: cx.boolean(o, "unsubscribe"),
+            ignore_quiet_hours: cx.boolean(o, "ignore_quiet_hours"),
+        },
+        "send_email" => {
+            let template = cx.string(o, "template", false);
+            let subject = cx.string(o, "subject", false);
+            let body = cx.string(o, "body", false);
+            match (&template, &subject, &body) {
+                (Some(t), _, _) => cx.reference("template", t),
+                (None, Some(_), Some(_)) => {}
+                (None, None, _) => cx.problem("missing required field \"template\" (or \"subject\" and \"body\")"),
+                (None, _, None) => cx.problem("missing required field \"body\" (or \"template\")"),
+            }
+            NodeKind::SendEmail {
+                template,
+                subject,
+                body,
+                from_name: cx.string(o, "from_name", false),
+                from: cx.string(o, "from", false),
+                to: cx.string(o, "to", false),
+            }
+        }
+        "wait" => {
+            let delay = cx.interval(o, "delay");
+            let at = cx.time(o, "at");
+            let days = cx.days(o, "days");
+            if delay.is_none() && at.is_none() && days.is_none() && !o.contains_key("delay") {
+                cx.problem("a wait needs \"delay\", \"at\" or \"days\"");
+            }
+            NodeKind::Wait { delay, at, days }
+        }
+        "goal" => NodeKind::Goal { name: cx.string(o, "name", false).unwrap_or_else(|| id.to_string()) },
+        "exit" => NodeKind::Exit,
+        t if NODE_TYPES.contains(&t) => {
+            cx.problem(format!("node type \"{t}\" is not yet supported by the engine"));
+            NodeKind::Unsupported(t.to_string())
+        }
+        other => {
+            cx.problem(format!("unknown node type \"{other}\" (known: {})", NODE_TYPES.join(", ")));
+            return None;
+        }
+    };
+    let node = Node { id: id.to_string(), kind, next, stage };
+    for (field, source) in node.templates() {
+        if let Err(e) = crate::render::template::compile(source) {
+            cx.problem(format!("field \"{field}\": Liquid syntax error: {e}"));
+        }
+    }
+    Some(node)
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use serde_json::json;
+
+    fn problems(def: Value) -> Vec<String> {
+        FlowDef::parse(&def).1.into_iter().map(|p| format!("{}: {}", p.node, p.problem)).collect()
+    }
+
+    #[test]
+    fn complete_flow_has_no_problems() {
+        let p = problems(json!({
+            "triggers": [{"type": "group_joined", "group": "g"}],
+            "start": "a",
+            "nodes": {"a": {"type": "send_sms", "text": "Hi {{ contact.first_name }}", "next": {"to": "b", "delay": "1 day"}},
+                      "b": {"type": "goal", "name": "done"}}
+        }));
+        assert!(p.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn lists_every_problem() {
+        let p = problems(json!({
+            "triggers": [],
+            "nodes": {"a": {"type": "send_sms", "next": "zz"},
+                      "b": {"type": "teleport"},
+                      "c": {"type": "send_sms", "text": "{% if %}", "next": {"to": "a", "delay": "soon", "at": "25:00", "days": ["funday"]}}}
+        }));
+        let all = p.join("\n");
+        for needle in ["no trigger", "missing \"start\"", "missing required field \"text\"", "missing node \"zz\"",
+                       "unknown node type \"teleport\"", "Liquid syntax error", "not an interval", "not a time of day", "not a day name"] {
+            assert!(all.contains(needle), "expected {needle} in\n{all}");
+        }
+    }
+
+    #[test]
+    fn cycle_without_delay() {
+        let p = problems(json!({
+            "triggers": [{"type": "manual"}], "start": "a",
+            "nodes": {"a": {"type": "goal", "next": "b"}, "b": {"type": "goal", "next": "a"}}
+        }));
+        assert!(p.iter().any(|x| x.contains("cycle with no delay")), "{p:?}");
+        let ok = problems(json!({
+            "triggers": [{"type": "manual"}], "start": "a",
+            "nodes": {"a": {"type": "goal", "next": "b"}, "b": {"type": "goal", "next": {"to": "a", "delay": "1 day"}}}
+        }));
+        assert!(ok.is_empty(), "{ok:?}");
+    }
+}

@@ -1,0 +1,8 @@
+//! Flow definitions: the jsonb format of DESIGN §3 parsed into types, and its validation.
+pub mod definition;
+pub mod interval;
+pub mod predicate;
+pub mod zone;
+
+pub use definition::{Edge, FlowDef, Node, NodeKind, Problem, Reentry, Trigger};
+pub use interval::Interval;

@@ -1,0 +1,218 @@
+//! Predicates of DESIGN §3 (`if` of condition nodes, `where` of event triggers):
+//! `{"field", "op", "value"}`, `{"all": [...]}`, `{"any": [...]}`, `{"not": ...}`,
+//! `{"in_group": "vip"}`; fields `contact.<column>`, `contact.attributes.<key>`, `event.<key>`.
+use pgrx::prelude::*;
+use serde_json::Value;
+use std::cmp::Ordering;
+
+const OPS: &[&str] = &["=", "!=", ">", ">=", "<", "<=", "in", "contains", "exists"];
+
+/// What a predicate is evaluated against.
+pub struct Subject<'a> {
+    pub contact: &'a Value,
+    pub event: &'a Value,
+    pub groups: &'a [String],
+}
+
+/// Lists the problems of a predicate (empty = well formed). `groups` collects referenced groups.
+pub fn check(p: &Value, problems: &mut Vec<String>, groups: &mut Vec<String>) {
+    let Some(obj) = p.as_object() else {
+        problems.push(format!("predicate {p} must be an object"));
+        return;
+    };
+    if let Some(list) = obj.get("all").or_else(|| obj.get("any")) {
+        match list.as_array() {
+            Some(items) if !items.is_empty() => {
+                items.iter().for_each(|i| check(i, problems, groups))
+            }
+            _ => problems.push("\"all\"/\"any\" must be a non-empty array of predicates".into()),
+        }
+    } else if let Some(inner) = obj.get("not") {
+        check(inner, problems, groups)
+    } else if let Some(g) = obj.get("in_group") {
+        match g.as_str() {
+            Some(name) => groups.push(name.to_string()),
+            None => problems.push("\"in_group\" must be a group name".into()),
+        }
+    } else {
+        match obj.get("field").and_then(Value::as_str) {
+            None => problems.push(format!("predicate {p} needs a \"field\" (or all/any/not/in_group)")),
+            Some(f) if !(f.starts_with("contact.") || f.starts_with("event.")) => problems.push(
+                format!("field \"{f}\" must start with contact. or event."),
+            ),
+            Some(_) => {}
+        }
+        match obj.get("op").and_then(Value::as_str) {
+            Some(op) if OPS.contains(&op) => {
+                if op != "exists" && !obj.contains_key("value") {
+                    problems.push(format!("operator \"{op}\" needs a \"value\""));
+                }
+                if op == "in" && !obj.get("value").is_some_and(Value::is_array) {
+                    problems.push("operator \"in\" needs an array \"value\"".into());
+                }
+            }
+            Some(op) => problems.push(format!(
+                "unknown operator \"{op}\" (use one of {})",
+                OPS.join(" ")
+            )),
+            None => problems.push(format!("predicate {p} needs an \"op\"")),
+        }
+    }
+}
+
+/// Whether the predicate mentions the contact (so callers load it only when needed).
+pub fn needs_contact(p: &Value) -> bool {
+    let s = p.to_string();
+    s.contains("\"contact.") || s.contains("\"in_group\"")
+}
+
+pub fn eval(p: &Value, s: &Subject) -> bool {
+    let Some(obj) = p.as_object() else { return false };
+    if let Some(items) = obj.get("all").and_then(Value::as_array) {
+        return items.iter().all(|i| eval(i, s));
+    }
+    if let Some(items) = obj.get("any").and_then(Value::as_array) {
+        return items.iter().any(|i| eval(i, s));
+    }
+    if let Some(inner) = obj.get("not") {
+        return !eval(inner, s);
+    }
+    if let Some(g) = obj.get("in_group").and_then(Value::as_str) {
+        return s.groups.iter().any(|m| m == g);
+    }
+    let field = obj.get("field").and_then(Value::as_str).unwrap_or("");
+    let actual = lookup(field, s);
+    let expected = obj.get("value").unwrap_or(&Value::Null);
+    match obj.get("op").and_then(Value::as_str).unwrap_or("") {
+        "exists" => {
+            let present = !actual.is_null();
+            present == expected.as_bool().unwrap_or(true)
+        }
+        "=" => equal(&actual, expected),
+        "!=" => !equal(&actual, expected),
+        ">" => compare(&actual, expected) == Some(Ordering::Greater),
+        ">=" => matches!(compare(&actual, expected), Some(Ordering::Greater | Ordering::Equal)),
+        "<" => compare(&actual, expected) == Some(Ordering::Less),
+        "<=" => matches!(compare(&actual, expected), Some(Ordering::Less | Ordering::Equal)),
+        "in" => expected
+            .as_array()
+            .is_some_and(|items| items.iter().any(|i| equal(&actual, i))),
+        "contains" => match (&actual, expected) {
+            (Value::String(a), Value::String(b)) => a.to_lowercase().contains(&b.to_lowercase()),
+            (Value::Array(items), v) => items.iter().any(|i| equal(i, v)),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+fn lookup(field: &str, s: &Subject) -> Value {
+    let (root, path) = if let Some(rest) = field.strip_prefix("contact.") {
+        (s.contact, rest)
+    } else if let Some(rest) = field.strip_prefix("event.") {
+        (s.event, rest)
+    } else {
+        return Value::Null;
+    };
+    let mut cur = root;
+    for key in path.split('.') {
+        match cur.get(key) {
+            Some(v) => cur = v,
+            None => return Value::Null,
+        }
+    }
+    cur.clone()
+}
+
+fn as_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn equal(a: &Value, b: &Value) -> bool {
+    match (as_number(a), as_number(b)) {
+        (Some(x), Some(y)) if a.is_number() || b.is_number() => x == y,
+        _ => match (a, b) {
+            (Value::String(x), Value::String(y)) => x == y,
+            _ => a == b,
+        },
+    }
+}
+
+fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+    if let (Some(x), Some(y)) = (as_number(a), as_number(b)) {
+        return x.partial_cmp(&y);
+    }
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+/// `journey._matches(predicate, contact, event)`: evaluates an event trigger's `where`.
+#[pg_extern(name = "_matches", stable, parallel_safe)]
+pub fn matches(predicate: pgrx::JsonB, contact: i64, event: pgrx::JsonB) -> bool {
+    let p = predicate.0;
+    let (contact_json, groups) = if needs_contact(&p) {
+        load_contact(contact)
+    } else {
+        (Value::Null, Vec::new())
+    };
+    eval(&p, &Subject { contact: &contact_json, event: &event.0, groups: &groups })
+}
+
+/// The contact as JSON and the names of its groups.
+pub fn load_contact(contact: i64) -> (Value, Vec<String>) {
+    let row = Spi::get_two_with_args::<pgrx::JsonB, Vec<String>>(
+        "SELECT to_jsonb(c), ARRAY(SELECT g.name FROM journey.group_members m \
+         JOIN journey.groups g ON g.id = m.group_id WHERE m.contact_id = c.id) \
+         FROM journey.contacts c WHERE c.id = $1",
+        &[contact.into()],
+    );
+    match row {
+        Ok((Some(c), groups)) => (c.0, groups.unwrap_or_default()),
+        _ => (Value::Null, Vec::new()),
+    }
+}
+
+extension_sql!(
+    "COMMENT ON FUNCTION journey._matches(jsonb, bigint, jsonb) IS 'Internal: evaluates a predicate (DESIGN §3) against a contact and an event payload.';",
+    name = "matches_comment",
+    requires = [matches]
+);
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use serde_json::json;
+
+    fn run(p: Value) -> bool {
+        let contact = json!({"first_name": "Ana", "attributes": {"plan": "pro", "score": 7}});
+        let event = json!({"amount": 150, "tags": ["a", "b"]});
+        let groups = vec!["vip".to_string()];
+        eval(&p, &Subject { contact: &contact, event: &event, groups: &groups })
+    }
+
+    #[test]
+    fn operators() {
+        assert!(run(json!({"field": "event.amount", "op": ">", "value": 100})));
+        assert!(!run(json!({"field": "event.amount", "op": "<", "value": 100})));
+        assert!(run(json!({"field": "contact.attributes.plan", "op": "in", "value": ["pro", "team"]})));
+        assert!(run(json!({"field": "event.tags", "op": "contains", "value": "b"})));
+        assert!(run(json!({"field": "contact.last_name", "op": "exists", "value": false})));
+        assert!(run(json!({"all": [{"in_group": "vip"}, {"not": {"in_group": "other"}}]})));
+        assert!(run(json!({"any": [{"field": "contact.first_name", "op": "=", "value": "Bob"},
+                                   {"field": "contact.attributes.score", "op": ">=", "value": 7}]})));
+    }
+
+    #[test]
+    fn checks_shape() {
+        let mut problems = Vec::new();
+        let mut groups = Vec::new();
+        check(&json!({"field": "amount", "op": "~"}), &mut problems, &mut groups);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+}

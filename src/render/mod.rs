@@ -1,0 +1,3 @@
+//! Rendering: Liquid templates and SMS encoding/segments.
+pub mod sms;
+pub mod template;

@@ -1,0 +1,73 @@
+//! Liquid templates (the `liquid` crate). Parsed templates are cached per backend by source
+//! text, so a flow's templates are parsed once, not once per contact.
+use liquid::{Object, Parser, Template};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+thread_local! {
+    static PARSER: Parser = liquid::ParserBuilder::with_stdlib()
+        .build()
+        .expect("the Liquid standard library builds");
+    static CACHE: RefCell<HashMap<String, Rc<Template>>> = RefCell::new(HashMap::new());
+}
+
+const CACHE_LIMIT: usize = 4096;
+
+/// Parses (or fetches from the cache) a template; the error is Liquid's message.
+pub fn compile(source: &str) -> Result<Rc<Template>, String> {
+    if let Some(t) = CACHE.with(|c| c.borrow().get(source).cloned()) {
+        return Ok(t);
+    }
+    let template = PARSER
+        .with(|p| p.parse(source))
+        .map(Rc::new)
+        .map_err(|e| one_line(&e.to_string()))?;
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= CACHE_LIMIT {
+            c.clear();
+        }
+        c.insert(source.to_string(), template.clone());
+    });
+    Ok(template)
+}
+
+/// Renders a template with the given variables (`contact`, `event`, `flow`).
+pub fn render(source: &str, vars: &Object) -> Result<String, String> {
+    let template = compile(source)?;
+    template.render(vars).map_err(|e| one_line(&e.to_string()))
+}
+
+/// Builds the variables object from JSON values.
+pub fn variables(contact: &serde_json::Value, event: &serde_json::Value, flow: &serde_json::Value) -> Object {
+    let mut vars = Object::new();
+    for (name, value) in [("contact", contact), ("event", event), ("flow", flow)] {
+        let v = liquid::model::to_value(value).unwrap_or(liquid::model::Value::Nil);
+        vars.insert(name.into(), v);
+    }
+    vars
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_contact_and_event() {
+        let vars = variables(&json!({"first_name": "Dana"}), &json!({"amount": 12}), &json!({"name": "f"}));
+        assert_eq!(render("Hi {{ contact.first_name }}, {{ event.amount }} in {{ flow.name }}", &vars).unwrap(), "Hi Dana, 12 in f");
+        assert_eq!(render("Hi {{ contact.last_name | default: 'there' }}", &variables(&json!({"last_name": null}), &json!({}), &json!({}))).unwrap(), "Hi there");
+    }
+
+    #[test]
+    fn syntax_errors_are_reported() {
+        assert!(compile("{% if %}").is_err());
+        assert!(compile("{{ contact.first_name ").is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! The background worker: registered from `_PG_init` when preloaded. It sleeps on its latch up
+//! to `journey.naptime`, runs due steps until a batch comes back short, waits quietly while the
+//! extension is not created in `journey.database`, and survives failing batches (the
+//! transaction is rolled back and logged; every step is idempotent, so re-running is safe).
+//! Postgres restarts it a second after a crash; nothing is in flight across transactions.
+//!
+//! Transactions that enroll someone or make a step due set `PENDING_WAKE`; at commit the
+//! worker's latch (its address kept in shared memory) is set, so it starts at once instead of
+//! on its next poll.
+use crate::guc;
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::{pg_shmem_init, PgAtomic};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+static WORKER_LATCH: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"journey_worker_latch") };
+
+thread_local! {
+    static SHMEM_READY: Cell<bool> = const { Cell::new(false) };
+    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+    static PENDING_WAKE: Cell<bool> = const { Cell::new(false) };
+}
+
+pub fn register() {
+    if unsafe { !pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
+    pg_shmem_init!(WORKER_LATCH);
+    SHMEM_READY.with(|r| r.set(true));
+    BackgroundWorkerBuilder::new("journey worker")
+        .set_type("journey worker")
+        .set_function("journey_worker_main")
+        .set_library("journey")
+        .enable_spi_access()
+        .set_restart_time(Some(Duration::from_secs(1)))
+        .load();
+}
+
+/// Asks for the worker to be woken when the current transaction commits.
+pub fn wake_on_commit() {
+    if !SHMEM_READY.with(|r| r.get()) {
+        return;
+    }
+    PENDING_WAKE.with(|p| p.set(true));
+    if !CALLBACK_REGISTERED.with(|r| r.replace(true)) {
+        unsafe { pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut()) };
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    match event {
+        pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT => {
+            if PENDING_WAKE.with(|p| p.replace(false)) {
+                let latch = WORKER_LATCH.get().load(Ordering::Acquire);
+                if latch != 0 {
+                    unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) };
+                }
+            }
+        }
+        pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
+            PENDING_WAKE.with(|p| p.set(false));
+        }
+        _ => {}
+    }
+}
+
+/// `journey._wake()`: called by the trigger functions after they enroll someone.
+#[pg_extern(name = "_wake", volatile, parallel_unsafe)]
+pub fn wake() {
+    wake_on_commit();
+}
+
+extension_sql!(
+    "COMMENT ON FUNCTION journey._wake() IS 'Internal: wakes the background worker when the current transaction commits.';",
+    name = "wake_comment",
+    requires = [wake]
+);
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = guc::database();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    SHMEM_READY.with(|r| r.set(true));
+    unsafe {
+        WORKER_LATCH.get().store(pg_sys::MyLatch as u64, Ordering::Release);
+    }
+    log!("journey worker started in database \"{database}\"");
+    let mut installed_logged = false;
+    loop {
+        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(guc::NAPTIME.get().max(10) as u64))) {
+            break;
+        }
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        if !guc::WORKER_ENABLED.get() {
+            continue;
+        }
+        let batch = guc::BATCH_SIZE.get();
+        loop {
+            match in_transaction(|| {
+                let installed = Spi::get_one::<bool>(
+                    "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'journey')",
+                )
+                .ok()
+                .flatten()
+                .unwrap_or(false);
+                if !installed {
+                    return None;
+                }
+                let now = crate::engine::clock::to_pg(chrono::Utc::now());
+                Some(crate::engine::run::run_batch(batch, now))
+            }) {
+                Ok(None) => break,
+                Ok(Some(Ok(n))) => {
+                    if !installed_logged {
+                        log!("journey worker: extension found, running due steps");
+                        installed_logged = true;
+                    }
+                    if n < batch || BackgroundWorker::sigterm_received() {
+                        break;
+                    }
+                }
+                Ok(Some(Err(e))) => {
+                    warning!("journey worker: batch failed and was rolled back: {e}");
+                    break;
+                }
+                Err(e) => {
+                    warning!("journey worker: batch failed and was rolled back: {e}");
+                    break;
+                }
+            }
+        }
+    }
+    WORKER_LATCH.get().store(0, Ordering::Release);
+    log!("journey worker stopped");
+}
+
+/// Runs `body` in its own transaction; an ERROR rolls it back and is returned as text.
+fn in_transaction<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, String> {
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let result = PgTryBuilder::new(|| Ok(body()))
+        .catch_others(|e| {
+            Err(match e {
+                pg_sys::panic::CaughtError::PostgresError(r)
+                | pg_sys::panic::CaughtError::ErrorReport(r)
+                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
+            })
+        })
+        .execute();
+    unsafe {
+        if result.is_ok() {
+            pg_sys::PopActiveSnapshot();
+            pg_sys::CommitTransactionCommand();
+        } else {
+            pg_sys::AbortCurrentTransaction();
+        }
+    }
+    result
+}
