@@ -7,5 +7,5 @@ use pgrx::prelude::*;
 extension_sql_file!(
     "../sql/triggers.sql",
     name = "triggers",
-    requires = ["schema", crate::model::predicate::matches, crate::worker::wake]
+    requires = ["schema", model::predicate::matches, worker::wake]
 );
