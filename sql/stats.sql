@@ -40,7 +40,7 @@ AS $$
     SELECT o.node, o.type, coalesce(r.n, 0),
            CASE WHEN entered.n = 0 THEN 0 ELSE round(100.0 * coalesce(r.n, 0) / entered.n, 1) END,
            coalesce(w.n, 0)
-    FROM f, entered, journey._node_order(f.definition) o
+    FROM f CROSS JOIN entered CROSS JOIN LATERAL journey._node_order(f.definition) o
     LEFT JOIN reach r ON r.node = o.node
     LEFT JOIN wait w ON w.node = o.node
     ORDER BY o.ord
@@ -64,7 +64,7 @@ AS $$
     )
     SELECT g.goal, count(DISTINCT s.enrollment_id),
            CASE WHEN entered.n = 0 THEN 0 ELSE round(100.0 * count(DISTINCT s.enrollment_id) / entered.n, 1) END
-    FROM f, entered, goals g
+    FROM f CROSS JOIN entered CROSS JOIN goals g
     LEFT JOIN journey.steps s ON s.flow_id = f.id AND s.node = g.node AND s.outcome = 'goal'
     GROUP BY g.goal, entered.n
     ORDER BY g.goal

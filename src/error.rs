@@ -7,10 +7,17 @@ use pgrx::PgSqlErrorCode;
 #[derive(Debug, thiserror::Error)]
 pub enum JourneyError {
     #[error("{argument} must not be NULL")]
-    NullArgument { argument: &'static str, hint: &'static str },
+    NullArgument {
+        argument: &'static str,
+        hint: &'static str,
+    },
 
     #[error("invalid {argument}: {reason}")]
-    InvalidArgument { argument: String, reason: String, hint: String },
+    InvalidArgument {
+        argument: String,
+        reason: String,
+        hint: String,
+    },
 
     #[error("flow \"{0}\" does not exist")]
     UnknownFlow(String),
@@ -25,16 +32,31 @@ pub enum JourneyError {
     Malformed { flow: String, problem: String },
 
     #[error("flow \"{flow}\" is incomplete: {} problem(s)", problems.len())]
-    Incomplete { flow: String, problems: Vec<(String, String)> },
+    Incomplete {
+        flow: String,
+        problems: Vec<(String, String)>,
+    },
 
     #[error("flow \"{flow}\" is {status}: cannot {action}")]
-    WrongStatus { flow: String, status: String, action: &'static str },
+    WrongStatus {
+        flow: String,
+        status: String,
+        action: &'static str,
+    },
 
     #[error("flow \"{flow}\", node \"{node}\": {message}")]
-    Render { flow: String, node: String, message: String },
+    Render {
+        flow: String,
+        node: String,
+        message: String,
+    },
 
     #[error("flow \"{flow}\", node \"{node}\": template \"{template}\" does not exist")]
-    MissingTemplate { flow: String, node: String, template: String },
+    MissingTemplate {
+        flow: String,
+        node: String,
+        template: String,
+    },
 
     #[error("flow \"{flow}\": {message}")]
     Engine { flow: String, message: String },
@@ -97,8 +119,8 @@ impl JourneyError {
 
     /// Raises the error in Postgres. Never returns.
     pub fn report(self) -> ! {
-        let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), "journey")
-            .set_hint(self.hint());
+        let mut report =
+            ErrorReport::new(self.sqlstate(), self.to_string(), "journey").set_hint(self.hint());
         if let Some(detail) = self.detail() {
             report = report.set_detail(detail);
         }

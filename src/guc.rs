@@ -3,7 +3,8 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::CString;
 
 /// Database the background worker connects to (postmaster).
-pub static DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
 /// Whether the worker advances due steps (sighup).
 pub static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Due enrollments the worker takes per transaction.

@@ -17,7 +17,11 @@ pub mod worker;
 
 ::pgrx::pg_module_magic!();
 
-extension_sql_file!("../sql/schema.sql", name = "schema", requires = [model::zone::is_time_zone]);
+extension_sql_file!(
+    "../sql/schema.sql",
+    name = "schema",
+    requires = [model::zone::is_time_zone]
+);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

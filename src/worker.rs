@@ -51,7 +51,10 @@ pub fn wake_on_commit() {
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn on_xact_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+unsafe extern "C-unwind" fn on_xact_event(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
     match event {
         pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT => {
             if PENDING_WAKE.with(|p| p.replace(false)) {
@@ -88,12 +91,16 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     SHMEM_READY.with(|r| r.set(true));
     unsafe {
-        WORKER_LATCH.get().store(pg_sys::MyLatch as u64, Ordering::Release);
+        WORKER_LATCH
+            .get()
+            .store(pg_sys::MyLatch as u64, Ordering::Release);
     }
     log!("journey worker started in database \"{database}\"");
     let mut installed_logged = false;
     loop {
-        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(guc::NAPTIME.get().max(10) as u64))) {
+        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(
+            guc::NAPTIME.get().max(10) as u64
+        ))) {
             break;
         }
         if BackgroundWorker::sighup_received() {
@@ -154,7 +161,9 @@ fn in_transaction<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Resul
             Err(match e {
                 pg_sys::panic::CaughtError::PostgresError(r)
                 | pg_sys::panic::CaughtError::ErrorReport(r)
-                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r.message().to_string(),
+                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => {
+                    r.message().to_string()
+                }
             })
         })
         .execute();

@@ -2,4 +2,8 @@
 //! define_event, emit (sql/audience.sql).
 use pgrx::prelude::*;
 
-extension_sql_file!("../../sql/audience.sql", name = "audience", requires = ["triggers"]);
+extension_sql_file!(
+    "../../sql/audience.sql",
+    name = "audience",
+    requires = ["triggers"]
+);

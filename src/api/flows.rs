@@ -7,7 +7,8 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 
 const NAME_HINT: &str = "Pass the flow's name (journey.flows.name).";
-const DEF_HINT: &str = "Pass the definition as jsonb: {\"triggers\": [...], \"start\": ..., \"nodes\": {...}}.";
+const DEF_HINT: &str =
+    "Pass the definition as jsonb: {\"triggers\": [...], \"start\": ..., \"nodes\": {...}}.";
 
 struct FlowRow {
     id: i64,
@@ -18,8 +19,8 @@ struct FlowRow {
 }
 
 fn load(name: &str) -> Result<FlowRow> {
-    Spi::connect(|client| {
-        let rows = client.select(
+    Spi::connect_mut(|client| {
+        let rows = client.update(
             "SELECT f.id, f.status, f.version, v.definition FROM journey.flows f \
              JOIN journey.flow_versions v ON v.flow_id = f.id AND v.version = f.version \
              WHERE f.name = $1 FOR UPDATE OF f",
@@ -41,7 +42,10 @@ fn load(name: &str) -> Result<FlowRow> {
 
 fn checked_definition(flow: &str, definition: Option<JsonB>) -> Result<serde_json::Value> {
     let def = required(definition, "definition", DEF_HINT)?.0;
-    check_shape(&def).map_err(|problem| JourneyError::Malformed { flow: flow.to_string(), problem })?;
+    check_shape(&def).map_err(|problem| JourneyError::Malformed {
+        flow: flow.to_string(),
+        problem,
+    })?;
     Ok(def)
 }
 
@@ -93,7 +97,11 @@ pub fn update_flow(name: Option<&str>, definition: Option<JsonB>) -> i32 {
         let def = checked_definition(name, definition)?;
         let flow = load(name)?;
         if flow.status == "archived" {
-            return Err(JourneyError::WrongStatus { flow: flow.name, status: flow.status, action: "save a new version" });
+            return Err(JourneyError::WrongStatus {
+                flow: flow.name,
+                status: flow.status,
+                action: "save a new version",
+            });
         }
         let version = flow.version + 1;
         Spi::run_with_args(
@@ -107,7 +115,10 @@ pub fn update_flow(name: Option<&str>, definition: Option<JsonB>) -> i32 {
              WHERE id = $1",
             &[flow.id.into(), version.into()],
         )?;
-        Spi::run_with_args("DELETE FROM journey.flow_triggers WHERE flow_id = $1", &[flow.id.into()])?;
+        Spi::run_with_args(
+            "DELETE FROM journey.flow_triggers WHERE flow_id = $1",
+            &[flow.id.into()],
+        )?;
         Ok(version)
     })()
     .or_report()
@@ -116,7 +127,13 @@ pub fn update_flow(name: Option<&str>, definition: Option<JsonB>) -> i32 {
 /// Every problem of a definition, including names that must exist in the database.
 pub fn problems(def: &serde_json::Value) -> Result<(FlowDef, Vec<Problem>)> {
     if let Err(problem) = check_shape(def) {
-        return Ok((FlowDef::parse(&serde_json::json!({})).0, vec![Problem { node: "(flow)".into(), problem }]));
+        return Ok((
+            FlowDef::parse(&serde_json::json!({})).0,
+            vec![Problem {
+                node: "(flow)".into(),
+                problem,
+            }],
+        ));
     }
     let (flow, mut problems) = FlowDef::parse(def);
     for r in &flow.refs {
@@ -128,7 +145,10 @@ pub fn problems(def: &serde_json::Value) -> Result<(FlowDef, Vec<Problem>)> {
             _ => continue,
         };
         if Spi::get_one_with_args::<bool>(query, &[r.name.as_str().into()])? != Some(true) {
-            problems.push(Problem { node: r.node.clone(), problem: format!("unknown {} \"{}\"", r.kind, r.name) });
+            problems.push(Problem {
+                node: r.node.clone(),
+                problem: format!("unknown {} \"{}\"", r.kind, r.name),
+            });
         }
     }
     Ok((flow, problems))
@@ -247,13 +267,22 @@ pub fn pause_flow(name: Option<&str>) {
         match flow.status.as_str() {
             "active" => {}
             "paused" => return Ok(()),
-            _ => return Err(JourneyError::WrongStatus { flow: flow.name, status: flow.status, action: "pause" }),
+            _ => {
+                return Err(JourneyError::WrongStatus {
+                    flow: flow.name,
+                    status: flow.status,
+                    action: "pause",
+                })
+            }
         }
         Spi::run_with_args(
             "UPDATE journey.flows SET status = 'paused', paused_reason = 'manual' WHERE id = $1",
             &[flow.id.into()],
         )?;
-        Spi::run_with_args("DELETE FROM journey.flow_triggers WHERE flow_id = $1", &[flow.id.into()])?;
+        Spi::run_with_args(
+            "DELETE FROM journey.flow_triggers WHERE flow_id = $1",
+            &[flow.id.into()],
+        )?;
         Ok(())
     })()
     .or_report()
@@ -268,7 +297,10 @@ pub fn archive_flow(name: Option<&str>) {
             "UPDATE journey.flows SET status = 'archived', paused_reason = NULL WHERE id = $1",
             &[flow.id.into()],
         )?;
-        Spi::run_with_args("DELETE FROM journey.flow_triggers WHERE flow_id = $1", &[flow.id.into()])?;
+        Spi::run_with_args(
+            "DELETE FROM journey.flow_triggers WHERE flow_id = $1",
+            &[flow.id.into()],
+        )?;
         Spi::run_with_args(
             "UPDATE journey.enrollments SET status = 'stopped', due_at = NULL, updated_at = now(), \
                  last_error = 'flow archived' WHERE flow_id = $1 AND status = 'active'",
@@ -283,7 +315,11 @@ pub fn archive_flow(name: Option<&str>) {
 /// flow). Returns the enrollment id, or NULL when the contact is already active in the flow
 /// or its reentry rule keeps it out.
 #[pg_extern]
-pub fn enroll(flow: Option<&str>, contact: Option<i64>, data: default!(Option<JsonB>, "'{}'")) -> Option<i64> {
+pub fn enroll(
+    flow: Option<&str>,
+    contact: Option<i64>,
+    data: default!(Option<JsonB>, "'{}'"),
+) -> Option<i64> {
     (|| -> Result<Option<i64>> {
         let f = load(checked_name(flow)?)?;
         let contact = required(contact, "contact", "Pass a contact id from journey.contacts.")?;
@@ -306,7 +342,7 @@ pub fn enroll(flow: Option<&str>, contact: Option<i64>, data: default!(Option<Js
             return Err(JourneyError::UnknownContact(contact));
         }
         let id = Spi::get_one_with_args::<i64>(
-            "SELECT journey._enroll(ARRAY[$1::bigint], ARRAY[$2::bigint], ARRAY[$3::jsonb])",
+            "SELECT (SELECT id FROM journey._enroll(ARRAY[$1::bigint], ARRAY[$2::bigint], ARRAY[$3::jsonb]) id)",
             &[f.id.into(), contact.into(), JsonB(data).into()],
         )?;
         if id.is_some() {
@@ -328,5 +364,13 @@ COMMENT ON FUNCTION journey.archive_flow(text) IS 'Archives a flow for good: tri
 COMMENT ON FUNCTION journey.enroll(text, bigint, jsonb) IS 'Enrolls a contact into an active flow by hand; data becomes the event payload templates see. Returns the enrollment id, or NULL when the contact is already active in the flow or the flow''s reentry rule keeps it out.';
 "#,
     name = "flows_comments",
-    requires = [create_flow, update_flow, validate_flow, activate_flow, pause_flow, archive_flow, enroll]
+    requires = [
+        create_flow,
+        update_flow,
+        validate_flow,
+        activate_flow,
+        pause_flow,
+        archive_flow,
+        enroll
+    ]
 );

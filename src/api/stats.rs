@@ -8,7 +8,15 @@ use pgrx::prelude::*;
 #[pg_extern(name = "_node_order", immutable, parallel_safe)]
 pub fn node_order(
     definition: pgrx::JsonB,
-) -> TableIterator<'static, (name!(ord, i32), name!(node, String), name!(type, String), name!(goal, Option<String>))> {
+) -> TableIterator<
+    'static,
+    (
+        name!(ord, i32),
+        name!(node, String),
+        name!(type, String),
+        name!(goal, Option<String>),
+    ),
+> {
     let (def, _) = FlowDef::parse(&definition.0);
     let mut ids: Vec<String> = def.order().into_iter().map(str::to_string).collect();
     for id in def.nodes.keys() {

@@ -77,7 +77,12 @@ pub fn run_due(
     max_steps: default!(Option<i32>, 1000),
     at: default!(Option<TimestampWithTimeZone>, "now()"),
 ) -> i32 {
-    let max = crate::error::required(max_steps, "max_steps", "Pass how many due steps to run, e.g. 1000.").or_report();
+    let max = crate::error::required(
+        max_steps,
+        "max_steps",
+        "Pass how many due steps to run, e.g. 1000.",
+    )
+    .or_report();
     let at = crate::error::required(at, "at", "Omit at to run what is due now.").or_report();
     if !(1..=100_000).contains(&max) {
         JourneyError::InvalidArgument {
@@ -103,7 +108,13 @@ pub fn run_batch(max: i32, at: TimestampWithTimeZone) -> Result<i32> {
         let mut at_node = e.node.clone();
         if let Err(err) = advance(e, &def, &settings, now, &mut batch, &mut at_node) {
             let message = err.to_string();
-            batch.steps.push((e.id, e.contact_id, e.flow_id, at_node.clone(), format!("failed: {message}")));
+            batch.steps.push((
+                e.id,
+                e.contact_id,
+                e.flow_id,
+                at_node.clone(),
+                format!("failed: {message}"),
+            ));
             batch.updates.push(Update {
                 id: e.id,
                 contact_id: e.contact_id,
@@ -120,7 +131,7 @@ pub fn run_batch(max: i32, at: TimestampWithTimeZone) -> Result<i32> {
 }
 
 fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
-    Spi::connect(|client| {
+    Spi::connect_mut(|client| {
         let s = client
             .select(
                 "SELECT quiet_hours_start::text, quiet_hours_end::text, sms_unsubscribe_text FROM journey.settings",
@@ -129,14 +140,15 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
             )?
             .first();
         let parse_time = |t: Option<String>| {
-            t.and_then(|t| NaiveTime::parse_from_str(&t, "%H:%M:%S").ok()).unwrap_or(NaiveTime::MIN)
+            t.and_then(|t| NaiveTime::parse_from_str(&t, "%H:%M:%S").ok())
+                .unwrap_or(NaiveTime::MIN)
         };
         let settings = Settings {
             quiet_start: parse_time(s.get::<String>(1)?),
             quiet_end: parse_time(s.get::<String>(2)?),
             unsubscribe_text: s.get::<String>(3)?.unwrap_or_default(),
         };
-        let rows = client.select(
+        let rows = client.update(
             "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
                     to_jsonb(c), coalesce(c.time_zone, s.time_zone) \
              FROM journey.enrollments e \
@@ -210,7 +222,12 @@ fn advance(
         };
         let mut wait: Option<DateTime<Utc>> = None;
         let outcome: String = match &node.kind {
-            NodeKind::SendSms { text, sender, unsubscribe, ignore_quiet_hours } => {
+            NodeKind::SendSms {
+                text,
+                sender,
+                unsubscribe,
+                ignore_quiet_hours,
+            } => {
                 let mut body = render("text", text)?;
                 if *unsubscribe && !settings.unsubscribe_text.is_empty() {
                     body.push('\n');
@@ -222,20 +239,32 @@ fn advance(
                         let (encoding, segments) = sms::segments(&body);
                         message.channel = "sms";
                         message.recipient = e.contact["phone"].as_str().map(str::to_string);
-                        message.sender = sender.as_deref().map(|s| render("sender", s)).transpose()?;
+                        message.sender =
+                            sender.as_deref().map(|s| render("sender", s)).transpose()?;
                         message.body = Some(body);
                         message.sms_encoding = Some(encoding.as_str());
                         message.sms_segments = Some(segments);
                         if !ignore_quiet_hours {
-                            message.not_before =
-                                schedule::quiet_until(now, settings.quiet_start, settings.quiet_end, e.zone);
+                            message.not_before = schedule::quiet_until(
+                                now,
+                                settings.quiet_start,
+                                settings.quiet_end,
+                                e.zone,
+                            );
                         }
                         batch.messages.push(message);
                         "sent".into()
                     }
                 }
             }
-            NodeKind::SendEmail { template: name, subject, body, from_name, from, to } => {
+            NodeKind::SendEmail {
+                template: name,
+                subject,
+                body,
+                from_name,
+                from,
+                to,
+            } => {
                 let (subject_src, body_src) = match name {
                     Some(name) => match lookup_template(name, batch)? {
                         Some((s, b)) => (s.or_else(|| subject.clone()), b),
@@ -249,7 +278,10 @@ fn advance(
                     },
                     None => (subject.clone(), body.clone().unwrap_or_default()),
                 };
-                let rendered_subject = subject_src.as_deref().map(|s| render("subject", s)).transpose()?;
+                let rendered_subject = subject_src
+                    .as_deref()
+                    .map(|s| render("subject", s))
+                    .transpose()?;
                 let rendered_body = render("body", &body_src)?;
                 let recipient = match to {
                     Some(to) => Some(render("to", to)?),
@@ -259,7 +291,10 @@ fn advance(
                     Some(reason) => reason,
                     None => {
                         let from_addr = from.as_deref().map(|s| render("from", s)).transpose()?;
-                        let name = from_name.as_deref().map(|s| render("from_name", s)).transpose()?;
+                        let name = from_name
+                            .as_deref()
+                            .map(|s| render("from_name", s))
+                            .transpose()?;
                         message.channel = "email";
                         message.recipient = recipient;
                         message.sender = match (name, from_addr) {
@@ -279,20 +314,46 @@ fn advance(
             }
             NodeKind::Goal { .. } => "goal".into(),
             NodeKind::Exit => {
-                batch.steps.push((e.id, e.contact_id, e.flow_id, current.clone(), "exited".into()));
-                batch.updates.push(Update { id: e.id, contact_id: e.contact_id, status: "exited", node: current, due_at: None, seq, last_error: None });
+                batch.steps.push((
+                    e.id,
+                    e.contact_id,
+                    e.flow_id,
+                    current.clone(),
+                    "exited".into(),
+                ));
+                batch.updates.push(Update {
+                    id: e.id,
+                    contact_id: e.contact_id,
+                    status: "exited",
+                    node: current,
+                    due_at: None,
+                    seq,
+                    last_error: None,
+                });
                 return Ok(());
             }
             NodeKind::Unsupported(t) => {
                 return Err(JourneyError::Engine {
                     flow: e.flow_name.clone(),
-                    message: format!("node \"{current}\" has type \"{t}\", which the engine cannot run"),
+                    message: format!(
+                        "node \"{current}\" has type \"{t}\", which the engine cannot run"
+                    ),
                 })
             }
         };
-        batch.steps.push((e.id, e.contact_id, e.flow_id, current.clone(), outcome));
+        batch
+            .steps
+            .push((e.id, e.contact_id, e.flow_id, current.clone(), outcome));
         let Some(edge) = &node.next else {
-            batch.updates.push(Update { id: e.id, contact_id: e.contact_id, status: "completed", node: current, due_at: None, seq, last_error: None });
+            batch.updates.push(Update {
+                id: e.id,
+                contact_id: e.contact_id,
+                status: "completed",
+                node: current,
+                due_at: None,
+                seq,
+                last_error: None,
+            });
             return Ok(());
         };
         let from = wait.unwrap_or(now);
@@ -301,7 +362,15 @@ fn advance(
             continue;
         }
         let due = edge_due(edge, from, e.zone);
-        batch.updates.push(Update { id: e.id, contact_id: e.contact_id, status: "active", node: edge.to.clone(), due_at: Some(due), seq, last_error: None });
+        batch.updates.push(Update {
+            id: e.id,
+            contact_id: e.contact_id,
+            status: "active",
+            node: edge.to.clone(),
+            due_at: Some(due),
+            seq,
+            last_error: None,
+        });
         return Ok(());
     }
     Err(JourneyError::Engine {
@@ -337,7 +406,10 @@ fn lookup_template(name: &str, batch: &mut Batch) -> Result<Option<(Option<Strin
         )?;
         let mut out = None;
         for row in rows {
-            out = Some((row.get::<String>(1)?, row.get::<String>(2)?.unwrap_or_default()));
+            out = Some((
+                row.get::<String>(1)?,
+                row.get::<String>(2)?.unwrap_or_default(),
+            ));
         }
         Ok(out)
     })?;

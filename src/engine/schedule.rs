@@ -2,7 +2,10 @@
 //! contact's zone (chrono-tz). A local time inside a DST gap resolves to the first instant
 //! after the gap; an ambiguous one (DST fall-back) to its first occurrence.
 use crate::model::Interval;
-use chrono::{DateTime, Datelike, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime,
+    TimeZone, Utc, Weekday,
+};
 use chrono_tz::Tz;
 
 /// Resolves a local wall-clock time to an instant (gap: first instant after; fold: first).
@@ -26,7 +29,9 @@ pub fn add_interval(from: DateTime<Utc>, iv: Interval, tz: Tz) -> DateTime<Utc> 
         let local = from.with_timezone(&tz).naive_local();
         let mut date = local.date();
         if iv.months > 0 {
-            date = date.checked_add_months(Months::new(iv.months as u32)).unwrap_or(date);
+            date = date
+                .checked_add_months(Months::new(iv.months as u32))
+                .unwrap_or(date);
         }
         date += Duration::days(iv.days as i64);
         t = resolve(tz, date.and_time(local.time()));
@@ -35,7 +40,12 @@ pub fn add_interval(from: DateTime<Utc>, iv: Interval, tz: Tz) -> DateTime<Utc> 
 }
 
 /// The first instant at or after `t` that is on an allowed day and (when given) at `at`.
-pub fn window(t: DateTime<Utc>, at: Option<NaiveTime>, days: Option<&[Weekday]>, tz: Tz) -> DateTime<Utc> {
+pub fn window(
+    t: DateTime<Utc>,
+    at: Option<NaiveTime>,
+    days: Option<&[Weekday]>,
+    tz: Tz,
+) -> DateTime<Utc> {
     let allowed = |d: NaiveDate| days.is_none_or(|ds| ds.contains(&d.weekday()));
     let local = t.with_timezone(&tz).naive_local();
     let mut date = local.date();
@@ -54,7 +64,13 @@ pub fn window(t: DateTime<Utc>, at: Option<NaiveTime>, days: Option<&[Weekday]>,
 }
 
 /// Due time after following an edge (or a wait): `from` + delay, then the window.
-pub fn due(from: DateTime<Utc>, delay: Option<Interval>, at: Option<NaiveTime>, days: Option<&[Weekday]>, tz: Tz) -> DateTime<Utc> {
+pub fn due(
+    from: DateTime<Utc>,
+    delay: Option<Interval>,
+    at: Option<NaiveTime>,
+    days: Option<&[Weekday]>,
+    tz: Tz,
+) -> DateTime<Utc> {
     let t = delay.map_or(from, |d| add_interval(from, d, tz));
     if at.is_none() && days.is_none() {
         t
@@ -65,17 +81,30 @@ pub fn due(from: DateTime<Utc>, delay: Option<Interval>, at: Option<NaiveTime>, 
 
 /// If `t` falls in the quiet hours [start, end) (local, may span midnight), the end of that
 /// quiet period; otherwise None.
-pub fn quiet_until(t: DateTime<Utc>, start: NaiveTime, end: NaiveTime, tz: Tz) -> Option<DateTime<Utc>> {
+pub fn quiet_until(
+    t: DateTime<Utc>,
+    start: NaiveTime,
+    end: NaiveTime,
+    tz: Tz,
+) -> Option<DateTime<Utc>> {
     if start == end {
         return None;
     }
     let local = t.with_timezone(&tz).naive_local();
     let now = local.time();
-    let inside = if start < end { now >= start && now < end } else { now >= start || now < end };
+    let inside = if start < end {
+        now >= start && now < end
+    } else {
+        now >= start || now < end
+    };
     if !inside {
         return None;
     }
-    let end_date = if start < end || now < end { local.date() } else { local.date().succ_opt()? };
+    let end_date = if start < end || now < end {
+        local.date()
+    } else {
+        local.date().succ_opt()?
+    };
     Some(resolve(tz, end_date.and_time(end)))
 }
 
@@ -96,12 +125,30 @@ mod unit {
         let weekdays = [Mon, Tue, Wed, Thu, Fri];
         for (zone, friday_noon, monday_ten) in [
             ("UTC", "2026-11-20T12:00:00Z", "2026-11-23T10:00:00Z"),
-            ("America/New_York", "2026-11-20T17:00:00Z", "2026-11-23T15:00:00Z"),
-            ("Europe/Bucharest", "2026-11-20T10:00:00Z", "2026-11-23T08:00:00Z"),
-            ("Asia/Jerusalem", "2026-11-20T10:00:00Z", "2026-11-23T08:00:00Z"),
+            (
+                "America/New_York",
+                "2026-11-20T17:00:00Z",
+                "2026-11-23T15:00:00Z",
+            ),
+            (
+                "Europe/Bucharest",
+                "2026-11-20T10:00:00Z",
+                "2026-11-23T08:00:00Z",
+            ),
+            (
+                "Asia/Jerusalem",
+                "2026-11-20T10:00:00Z",
+                "2026-11-23T08:00:00Z",
+            ),
         ] {
             let tz: Tz = zone.parse().unwrap();
-            let got = due(utc(friday_noon), Interval::parse("1 day").ok(), Some(hm(10, 0)), Some(&weekdays), tz);
+            let got = due(
+                utc(friday_noon),
+                Interval::parse("1 day").ok(),
+                Some(hm(10, 0)),
+                Some(&weekdays),
+                tz,
+            );
             assert_eq!(got, utc(monday_ten), "{zone}");
         }
     }
@@ -110,25 +157,41 @@ mod unit {
     fn dst_gap_and_fold() {
         // New York springs forward 2026-03-08 02:00 -> 03:00: 02:30 does not exist.
         let ny: Tz = "America/New_York".parse().unwrap();
-        let gap = NaiveDate::from_ymd_opt(2026, 3, 8).unwrap().and_time(hm(2, 30));
+        let gap = NaiveDate::from_ymd_opt(2026, 3, 8)
+            .unwrap()
+            .and_time(hm(2, 30));
         assert_eq!(resolve(ny, gap), utc("2026-03-08T07:00:00Z"));
         // falls back 2026-11-01 02:00 -> 01:00: 01:30 happens twice; take the first (EDT).
-        let fold = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap().and_time(hm(1, 30));
+        let fold = NaiveDate::from_ymd_opt(2026, 11, 1)
+            .unwrap()
+            .and_time(hm(1, 30));
         assert_eq!(resolve(ny, fold), utc("2026-11-01T05:30:00Z"));
         // one day later at the same wall-clock time across the spring-forward change
         let bucharest: Tz = "Europe/Bucharest".parse().unwrap();
         let before = utc("2026-03-28T08:00:00Z"); // 10:00 EET
-        assert_eq!(add_interval(before, Interval::parse("1 day").unwrap(), bucharest), utc("2026-03-29T07:00:00Z")); // 10:00 EEST
+        assert_eq!(
+            add_interval(before, Interval::parse("1 day").unwrap(), bucharest),
+            utc("2026-03-29T07:00:00Z")
+        ); // 10:00 EEST
     }
 
     #[test]
     fn quiet_hours_across_midnight() {
         let tz: Tz = "Asia/Jerusalem".parse().unwrap();
         // 22:30 local (UTC+2 in November) -> quiet until 07:00 next day
-        assert_eq!(quiet_until(utc("2026-11-20T20:30:00Z"), hm(21, 0), hm(7, 0), tz), Some(utc("2026-11-21T05:00:00Z")));
+        assert_eq!(
+            quiet_until(utc("2026-11-20T20:30:00Z"), hm(21, 0), hm(7, 0), tz),
+            Some(utc("2026-11-21T05:00:00Z"))
+        );
         // 03:00 local -> until 07:00 the same day
-        assert_eq!(quiet_until(utc("2026-11-20T01:00:00Z"), hm(21, 0), hm(7, 0), tz), Some(utc("2026-11-20T05:00:00Z")));
+        assert_eq!(
+            quiet_until(utc("2026-11-20T01:00:00Z"), hm(21, 0), hm(7, 0), tz),
+            Some(utc("2026-11-20T05:00:00Z"))
+        );
         // noon -> not quiet
-        assert_eq!(quiet_until(utc("2026-11-20T10:00:00Z"), hm(21, 0), hm(7, 0), tz), None);
+        assert_eq!(
+            quiet_until(utc("2026-11-20T10:00:00Z"), hm(21, 0), hm(7, 0), tz),
+            None
+        );
     }
 }

@@ -15,9 +15,16 @@ pub struct Problem {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Trigger {
-    GroupJoined { group: String },
-    FormSubmitted { form: String },
-    Event { event: String, condition: Option<Value> },
+    GroupJoined {
+        group: String,
+    },
+    FormSubmitted {
+        form: String,
+    },
+    Event {
+        event: String,
+        condition: Option<Value>,
+    },
     Manual,
 }
 
@@ -117,8 +124,21 @@ impl Node {
                     out.push(("sender", s.as_str()));
                 }
             }
-            NodeKind::SendEmail { subject, body, to, from, from_name, .. } => {
-                for (field, v) in [("subject", subject), ("body", body), ("to", to), ("from", from), ("from_name", from_name)] {
+            NodeKind::SendEmail {
+                subject,
+                body,
+                to,
+                from,
+                from_name,
+                ..
+            } => {
+                for (field, v) in [
+                    ("subject", subject),
+                    ("body", body),
+                    ("to", to),
+                    ("from", from),
+                    ("from_name", from_name),
+                ] {
                     if let Some(v) = v {
                         out.push((field, v.as_str()));
                     }
@@ -148,22 +168,39 @@ pub struct Reference {
 }
 
 pub const NODE_TYPES: &[&str] = &[
-    "send_sms", "send_email", "send_whatsapp", "update_contact", "notify_admin", "create_task",
-    "webhook", "wait", "condition", "split", "check_sms", "check_email", "wait_event", "goal", "exit",
+    "send_sms",
+    "send_email",
+    "send_whatsapp",
+    "update_contact",
+    "notify_admin",
+    "create_task",
+    "webhook",
+    "wait",
+    "condition",
+    "split",
+    "check_sms",
+    "check_email",
+    "wait_event",
+    "goal",
+    "exit",
 ];
 
 const FLOW: &str = "(flow)";
 
 /// Errors that make a definition unusable even as a draft (the wrong shape).
 pub fn check_shape(def: &Value) -> Result<(), String> {
-    let obj = def.as_object().ok_or("the definition must be a JSON object")?;
+    let obj = def
+        .as_object()
+        .ok_or("the definition must be a JSON object")?;
     if let Some(t) = obj.get("triggers") {
         if !t.is_array() {
             return Err("\"triggers\" must be an array".into());
         }
     }
     if let Some(n) = obj.get("nodes") {
-        let nodes = n.as_object().ok_or("\"nodes\" must be an object of node id -> node")?;
+        let nodes = n
+            .as_object()
+            .ok_or("\"nodes\" must be an object of node id -> node")?;
         for (id, node) in nodes {
             if !node.is_object() {
                 return Err(format!("node \"{id}\" must be an object"));
@@ -186,11 +223,18 @@ struct Ctx {
 
 impl Ctx {
     fn problem(&mut self, text: impl Into<String>) {
-        self.problems.push(Problem { node: self.node.clone(), problem: text.into() });
+        self.problems.push(Problem {
+            node: self.node.clone(),
+            problem: text.into(),
+        });
     }
 
     fn reference(&mut self, kind: &'static str, name: &str) {
-        self.refs.push(Reference { node: self.node.clone(), kind, name: name.to_string() });
+        self.refs.push(Reference {
+            node: self.node.clone(),
+            kind,
+            name: name.to_string(),
+        });
     }
 
     fn string(&mut self, obj: &Map<String, Value>, field: &str, required: bool) -> Option<String> {
@@ -218,7 +262,9 @@ impl Ctx {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(other) => {
-                self.problem(format!("field \"{field}\" must be true or false, not {other}"));
+                self.problem(format!(
+                    "field \"{field}\" must be true or false, not {other}"
+                ));
                 false
             }
         }
@@ -240,7 +286,9 @@ impl Ctx {
         match parse_time(&text) {
             Some(t) => Some(t),
             None => {
-                self.problem(format!("field \"{field}\": \"{text}\" is not a time of day (HH:MM, 00:00 to 23:59)"));
+                self.problem(format!(
+                    "field \"{field}\": \"{text}\" is not a time of day (HH:MM, 00:00 to 23:59)"
+                ));
                 None
             }
         }
@@ -260,12 +308,17 @@ impl Ctx {
     fn edge(&mut self, v: Option<&Value>, field: &str) -> Option<Edge> {
         match v {
             None | Some(Value::Null) => None,
-            Some(Value::String(to)) => Some(Edge { to: to.clone(), ..Edge::default() }),
+            Some(Value::String(to)) => Some(Edge {
+                to: to.clone(),
+                ..Edge::default()
+            }),
             Some(Value::Object(o)) => {
                 let to = self.string(o, "to", true)?;
                 for key in o.keys() {
                     if !["to", "delay", "at", "days"].contains(&key.as_str()) {
-                        self.problem(format!("field \"{field}\" has unknown key \"{key}\" (use to, delay, at, days)"));
+                        self.problem(format!(
+                            "field \"{field}\" has unknown key \"{key}\" (use to, delay, at, days)"
+                        ));
                     }
                 }
                 Some(Edge {
@@ -296,7 +349,9 @@ pub fn parse_days(v: &Value) -> Result<Vec<Weekday>, String> {
     match v {
         Value::String(s) if s == "weekdays" => Ok(vec![Mon, Tue, Wed, Thu, Fri]),
         Value::String(s) if s == "weekend" => Ok(vec![Sat, Sun]),
-        Value::String(s) if s == "all" || s == "every day" => Ok(vec![Mon, Tue, Wed, Thu, Fri, Sat, Sun]),
+        Value::String(s) if s == "all" || s == "every day" => {
+            Ok(vec![Mon, Tue, Wed, Thu, Fri, Sat, Sun])
+        }
         Value::Array(items) if !items.is_empty() => items
             .iter()
             .map(|d| {
@@ -309,7 +364,9 @@ pub fn parse_days(v: &Value) -> Result<Vec<Weekday>, String> {
                     Some("fri") => Ok(Fri),
                     Some("sat") => Ok(Sat),
                     Some("sun") => Ok(Sun),
-                    _ => Err(format!("{d} is not a day name (mon, tue, wed, thu, fri, sat, sun)")),
+                    _ => Err(format!(
+                        "{d} is not a day name (mon, tue, wed, thu, fri, sat, sun)"
+                    )),
                 }
             })
             .collect(),
@@ -325,7 +382,11 @@ impl FlowDef {
     pub fn parse(def: &Value) -> (FlowDef, Vec<Problem>) {
         let empty = Map::new();
         let obj = def.as_object().unwrap_or(&empty);
-        let mut cx = Ctx { problems: Vec::new(), refs: Vec::new(), node: FLOW.into() };
+        let mut cx = Ctx {
+            problems: Vec::new(),
+            refs: Vec::new(),
+            node: FLOW.into(),
+        };
 
         let triggers = parse_triggers(obj.get("triggers"), &mut cx);
 
@@ -334,9 +395,10 @@ impl FlowDef {
             None | Some(Value::Null) => Reentry::Never,
             Some(Value::String(s)) if s == "never" => Reentry::Never,
             Some(Value::String(s)) if s == "always" => Reentry::Always,
-            Some(Value::Object(o)) if o.contains_key("after") => {
-                cx.interval(o, "after").map(Reentry::After).unwrap_or(Reentry::Never)
-            }
+            Some(Value::Object(o)) if o.contains_key("after") => cx
+                .interval(o, "after")
+                .map(Reentry::After)
+                .unwrap_or(Reentry::Never),
             Some(other) => {
                 cx.problem(format!("\"reentry\" must be \"never\", \"always\" or {{\"after\": interval}}, not {other}"));
                 Reentry::Never
@@ -365,14 +427,25 @@ impl FlowDef {
                 cx.problem("missing \"start\" (the id of the first node)");
                 String::new()
             }
-            Some(s) if !obj.get("nodes").and_then(Value::as_object).is_some_and(|m| m.contains_key(s)) => {
+            Some(s)
+                if !obj
+                    .get("nodes")
+                    .and_then(Value::as_object)
+                    .is_some_and(|m| m.contains_key(s)) =>
+            {
                 cx.problem(format!("\"start\" names unknown node \"{s}\""));
                 s.to_string()
             }
             Some(s) => s.to_string(),
         };
 
-        let flow = FlowDef { triggers, reentry, start, nodes, refs: cx.refs };
+        let flow = FlowDef {
+            triggers,
+            reentry,
+            start,
+            nodes,
+            refs: cx.refs,
+        };
         let mut problems = cx.problems;
         problems.extend(flow.graph_problems(obj.get("nodes").and_then(Value::as_object)));
         (flow, problems)
@@ -396,7 +469,10 @@ impl FlowDef {
             let reached: HashSet<&str> = self.order().into_iter().collect();
             for id in self.nodes.keys() {
                 if !reached.contains(id.as_str()) {
-                    problems.push(Problem { node: id.clone(), problem: "unreachable from start".into() });
+                    problems.push(Problem {
+                        node: id.clone(),
+                        problem: "unreachable from start".into(),
+                    });
                 }
             }
         }
@@ -408,10 +484,18 @@ impl FlowDef {
         problems
     }
 
-    fn find_cycle<'a>(&'a self, id: &'a str, state: &mut HashMap<&'a str, u8>, problems: &mut Vec<Problem>) {
+    fn find_cycle<'a>(
+        &'a self,
+        id: &'a str,
+        state: &mut HashMap<&'a str, u8>,
+        problems: &mut Vec<Problem>,
+    ) {
         match state.get(id) {
             Some(1) => {
-                problems.push(Problem { node: id.to_string(), problem: "is on a cycle with no delay".into() });
+                problems.push(Problem {
+                    node: id.to_string(),
+                    problem: "is on a cycle with no delay".into(),
+                });
                 return;
             }
             Some(_) => return,
@@ -436,7 +520,9 @@ impl FlowDef {
         let mut out = Vec::new();
         let mut queue = VecDeque::from([self.start.as_str()]);
         while let Some(id) = queue.pop_front() {
-            let Some(node) = self.nodes.get(id) else { continue };
+            let Some(node) = self.nodes.get(id) else {
+                continue;
+            };
             if !seen.insert(id) {
                 continue;
             }
@@ -455,7 +541,9 @@ fn parse_triggers(v: Option<&Value>, cx: &mut Ctx) -> Vec<Trigger> {
         Some(items) if !items.is_empty() => items,
         _ => {
             cx.node = FLOW.into();
-            cx.problem("the flow has no trigger (add {\"type\": \"manual\"} for journey.enroll only)");
+            cx.problem(
+                "the flow has no trigger (add {\"type\": \"manual\"} for journey.enroll only)",
+            );
             return out;
         }
     };
@@ -523,7 +611,9 @@ fn parse_node(id: &str, o: &Map<String, Value>, cx: &mut Ctx) -> Option<Node> {
             match (&template, &subject, &body) {
                 (Some(t), _, _) => cx.reference("template", t),
                 (None, Some(_), Some(_)) => {}
-                (None, None, _) => cx.problem("missing required field \"template\" (or \"subject\" and \"body\")"),
+                (None, None, _) => {
+                    cx.problem("missing required field \"template\" (or \"subject\" and \"body\")")
+                }
                 (None, _, None) => cx.problem("missing required field \"body\" (or \"template\")"),
             }
             NodeKind::SendEmail {
@@ -544,18 +634,48 @@ fn parse_node(id: &str, o: &Map<String, Value>, cx: &mut Ctx) -> Option<Node> {
             }
             NodeKind::Wait { delay, at, days }
         }
-        "goal" => NodeKind::Goal { name: cx.string(o, "name", false).unwrap_or_else(|| id.to_string()) },
+        "goal" => NodeKind::Goal {
+            name: cx
+                .string(o, "name", false)
+                .unwrap_or_else(|| id.to_string()),
+        },
         "exit" => NodeKind::Exit,
+        "split" => {
+            match o.get("branches").and_then(Value::as_array) {
+                Some(branches) if !branches.is_empty() => {
+                    let total: f64 = branches
+                        .iter()
+                        .filter_map(|b| b.get("percent").and_then(Value::as_f64))
+                        .sum();
+                    if (total - 100.0).abs() > 1e-9 {
+                        cx.problem(format!("split percentages sum to {total}, not 100"));
+                    }
+                }
+                _ => cx.problem("missing required field \"branches\""),
+            }
+            cx.problem("node type \"split\" is not yet supported by the engine");
+            NodeKind::Unsupported("split".into())
+        }
         t if NODE_TYPES.contains(&t) => {
-            cx.problem(format!("node type \"{t}\" is not yet supported by the engine"));
+            cx.problem(format!(
+                "node type \"{t}\" is not yet supported by the engine"
+            ));
             NodeKind::Unsupported(t.to_string())
         }
         other => {
-            cx.problem(format!("unknown node type \"{other}\" (known: {})", NODE_TYPES.join(", ")));
+            cx.problem(format!(
+                "unknown node type \"{other}\" (known: {})",
+                NODE_TYPES.join(", ")
+            ));
             return None;
         }
     };
-    let node = Node { id: id.to_string(), kind, next, stage };
+    let node = Node {
+        id: id.to_string(),
+        kind,
+        next,
+        stage,
+    };
     for (field, source) in node.templates() {
         if let Err(e) = crate::render::template::compile(source) {
             cx.problem(format!("field \"{field}\": Liquid syntax error: {e}"));
@@ -570,7 +690,11 @@ mod unit {
     use serde_json::json;
 
     fn problems(def: Value) -> Vec<String> {
-        FlowDef::parse(&def).1.into_iter().map(|p| format!("{}: {}", p.node, p.problem)).collect()
+        FlowDef::parse(&def)
+            .1
+            .into_iter()
+            .map(|p| format!("{}: {}", p.node, p.problem))
+            .collect()
     }
 
     #[test]
@@ -593,8 +717,17 @@ mod unit {
                       "c": {"type": "send_sms", "text": "{% if %}", "next": {"to": "a", "delay": "soon", "at": "25:00", "days": ["funday"]}}}
         }));
         let all = p.join("\n");
-        for needle in ["no trigger", "missing \"start\"", "missing required field \"text\"", "missing node \"zz\"",
-                       "unknown node type \"teleport\"", "Liquid syntax error", "not an interval", "not a time of day", "not a day name"] {
+        for needle in [
+            "no trigger",
+            "missing \"start\"",
+            "missing required field \"text\"",
+            "missing node \"zz\"",
+            "unknown node type \"teleport\"",
+            "Liquid syntax error",
+            "not an interval",
+            "not a time of day",
+            "not a day name",
+        ] {
             assert!(all.contains(needle), "expected {needle} in\n{all}");
         }
     }

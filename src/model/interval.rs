@@ -80,7 +80,10 @@ impl Interval {
 
     /// As text PostgreSQL's interval input accepts.
     pub fn to_pg(&self) -> String {
-        format!("{} months {} days {} microseconds", self.months, self.days, self.micros)
+        format!(
+            "{} months {} days {} microseconds",
+            self.months, self.days, self.micros
+        )
     }
 }
 
@@ -117,7 +120,10 @@ mod unit {
     #[test]
     fn parses_units_and_clock() {
         assert_eq!(Interval::parse("2 days").unwrap().days, 2);
-        assert_eq!(Interval::parse("1 hour 30 minutes").unwrap().micros, 5400 * SECOND);
+        assert_eq!(
+            Interval::parse("1 hour 30 minutes").unwrap().micros,
+            5400 * SECOND
+        );
         assert_eq!(Interval::parse("02:30").unwrap().micros, 9000 * SECOND);
         assert_eq!(Interval::parse("1 month").unwrap().months, 1);
         assert_eq!(Interval::parse("2 weeks").unwrap().days, 14);
@@ -125,7 +131,15 @@ mod unit {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "soon", "2", "two days", "3 fortnights", "-1 day", "1:99"] {
+        for bad in [
+            "",
+            "soon",
+            "2",
+            "two days",
+            "3 fortnights",
+            "-1 day",
+            "1:99",
+        ] {
             assert!(Interval::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -36,10 +36,12 @@ pub fn check(p: &Value, problems: &mut Vec<String>, groups: &mut Vec<String>) {
         }
     } else {
         match obj.get("field").and_then(Value::as_str) {
-            None => problems.push(format!("predicate {p} needs a \"field\" (or all/any/not/in_group)")),
-            Some(f) if !(f.starts_with("contact.") || f.starts_with("event.")) => problems.push(
-                format!("field \"{f}\" must start with contact. or event."),
-            ),
+            None => problems.push(format!(
+                "predicate {p} needs a \"field\" (or all/any/not/in_group)"
+            )),
+            Some(f) if !(f.starts_with("contact.") || f.starts_with("event.")) => {
+                problems.push(format!("field \"{f}\" must start with contact. or event."))
+            }
             Some(_) => {}
         }
         match obj.get("op").and_then(Value::as_str) {
@@ -67,7 +69,9 @@ pub fn needs_contact(p: &Value) -> bool {
 }
 
 pub fn eval(p: &Value, s: &Subject) -> bool {
-    let Some(obj) = p.as_object() else { return false };
+    let Some(obj) = p.as_object() else {
+        return false;
+    };
     if let Some(items) = obj.get("all").and_then(Value::as_array) {
         return items.iter().all(|i| eval(i, s));
     }
@@ -91,9 +95,15 @@ pub fn eval(p: &Value, s: &Subject) -> bool {
         "=" => equal(&actual, expected),
         "!=" => !equal(&actual, expected),
         ">" => compare(&actual, expected) == Some(Ordering::Greater),
-        ">=" => matches!(compare(&actual, expected), Some(Ordering::Greater | Ordering::Equal)),
+        ">=" => matches!(
+            compare(&actual, expected),
+            Some(Ordering::Greater | Ordering::Equal)
+        ),
         "<" => compare(&actual, expected) == Some(Ordering::Less),
-        "<=" => matches!(compare(&actual, expected), Some(Ordering::Less | Ordering::Equal)),
+        "<=" => matches!(
+            compare(&actual, expected),
+            Some(Ordering::Less | Ordering::Equal)
+        ),
         "in" => expected
             .as_array()
             .is_some_and(|items| items.iter().any(|i| equal(&actual, i))),
@@ -161,7 +171,14 @@ pub fn matches(predicate: pgrx::JsonB, contact: i64, event: pgrx::JsonB) -> bool
     } else {
         (Value::Null, Vec::new())
     };
-    eval(&p, &Subject { contact: &contact_json, event: &event.0, groups: &groups })
+    eval(
+        &p,
+        &Subject {
+            contact: &contact_json,
+            event: &event.0,
+            groups: &groups,
+        },
+    )
 }
 
 /// The contact as JSON and the names of its groups.
@@ -193,26 +210,51 @@ mod unit {
         let contact = json!({"first_name": "Ana", "attributes": {"plan": "pro", "score": 7}});
         let event = json!({"amount": 150, "tags": ["a", "b"]});
         let groups = vec!["vip".to_string()];
-        eval(&p, &Subject { contact: &contact, event: &event, groups: &groups })
+        eval(
+            &p,
+            &Subject {
+                contact: &contact,
+                event: &event,
+                groups: &groups,
+            },
+        )
     }
 
     #[test]
     fn operators() {
-        assert!(run(json!({"field": "event.amount", "op": ">", "value": 100})));
-        assert!(!run(json!({"field": "event.amount", "op": "<", "value": 100})));
-        assert!(run(json!({"field": "contact.attributes.plan", "op": "in", "value": ["pro", "team"]})));
-        assert!(run(json!({"field": "event.tags", "op": "contains", "value": "b"})));
-        assert!(run(json!({"field": "contact.last_name", "op": "exists", "value": false})));
-        assert!(run(json!({"all": [{"in_group": "vip"}, {"not": {"in_group": "other"}}]})));
-        assert!(run(json!({"any": [{"field": "contact.first_name", "op": "=", "value": "Bob"},
-                                   {"field": "contact.attributes.score", "op": ">=", "value": 7}]})));
+        assert!(run(
+            json!({"field": "event.amount", "op": ">", "value": 100})
+        ));
+        assert!(!run(
+            json!({"field": "event.amount", "op": "<", "value": 100})
+        ));
+        assert!(run(
+            json!({"field": "contact.attributes.plan", "op": "in", "value": ["pro", "team"]})
+        ));
+        assert!(run(
+            json!({"field": "event.tags", "op": "contains", "value": "b"})
+        ));
+        assert!(run(
+            json!({"field": "contact.last_name", "op": "exists", "value": false})
+        ));
+        assert!(run(
+            json!({"all": [{"in_group": "vip"}, {"not": {"in_group": "other"}}]})
+        ));
+        assert!(run(
+            json!({"any": [{"field": "contact.first_name", "op": "=", "value": "Bob"},
+                                   {"field": "contact.attributes.score", "op": ">=", "value": 7}]})
+        ));
     }
 
     #[test]
     fn checks_shape() {
         let mut problems = Vec::new();
         let mut groups = Vec::new();
-        check(&json!({"field": "amount", "op": "~"}), &mut problems, &mut groups);
+        check(
+            &json!({"field": "amount", "op": "~"}),
+            &mut problems,
+            &mut groups,
+        );
         assert_eq!(problems.len(), 2, "{problems:?}");
     }
 }

@@ -37,9 +37,18 @@ pub fn segments(text: &str) -> (Encoding, i32) {
     let (units, single, part, enc) = if gsm {
         (septets, 160, 153, Encoding::Gsm7)
     } else {
-        (text.chars().map(|c| c.len_utf16()).sum::<usize>(), 70, 67, Encoding::Ucs2)
+        (
+            text.chars().map(|c| c.len_utf16()).sum::<usize>(),
+            70,
+            67,
+            Encoding::Ucs2,
+        )
     };
-    let n = if units <= single { 1 } else { units.div_ceil(part) };
+    let n = if units <= single {
+        1
+    } else {
+        units.div_ceil(part)
+    };
     (enc, n as i32)
 }
 

@@ -40,7 +40,11 @@ pub fn render(source: &str, vars: &Object) -> Result<String, String> {
 }
 
 /// Builds the variables object from JSON values.
-pub fn variables(contact: &serde_json::Value, event: &serde_json::Value, flow: &serde_json::Value) -> Object {
+pub fn variables(
+    contact: &serde_json::Value,
+    event: &serde_json::Value,
+    flow: &serde_json::Value,
+) -> Object {
     let mut vars = Object::new();
     for (name, value) in [("contact", contact), ("event", event), ("flow", flow)] {
         let v = liquid::model::to_value(value).unwrap_or(liquid::model::Value::Nil);
@@ -60,9 +64,27 @@ mod unit {
 
     #[test]
     fn renders_contact_and_event() {
-        let vars = variables(&json!({"first_name": "Dana"}), &json!({"amount": 12}), &json!({"name": "f"}));
-        assert_eq!(render("Hi {{ contact.first_name }}, {{ event.amount }} in {{ flow.name }}", &vars).unwrap(), "Hi Dana, 12 in f");
-        assert_eq!(render("Hi {{ contact.last_name | default: 'there' }}", &variables(&json!({"last_name": null}), &json!({}), &json!({}))).unwrap(), "Hi there");
+        let vars = variables(
+            &json!({"first_name": "Dana"}),
+            &json!({"amount": 12}),
+            &json!({"name": "f"}),
+        );
+        assert_eq!(
+            render(
+                "Hi {{ contact.first_name }}, {{ event.amount }} in {{ flow.name }}",
+                &vars
+            )
+            .unwrap(),
+            "Hi Dana, 12 in f"
+        );
+        assert_eq!(
+            render(
+                "Hi {{ contact.last_name | default: 'there' }}",
+                &variables(&json!({"last_name": null}), &json!({}), &json!({}))
+            )
+            .unwrap(),
+            "Hi there"
+        );
     }
 
     #[test]
