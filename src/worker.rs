@@ -56,12 +56,12 @@ unsafe extern "C-unwind" fn on_xact_event(
     _arg: *mut std::ffi::c_void,
 ) {
     match event {
-        pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT => {
-            if PENDING_WAKE.with(|p| p.replace(false)) {
-                let latch = WORKER_LATCH.get().load(Ordering::Acquire);
-                if latch != 0 {
-                    unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) };
-                }
+        pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
+            if PENDING_WAKE.with(|p| p.replace(false)) =>
+        {
+            let latch = WORKER_LATCH.get().load(Ordering::Acquire);
+            if latch != 0 {
+                unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) };
             }
         }
         pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {

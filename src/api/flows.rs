@@ -27,16 +27,16 @@ fn load(name: &str) -> Result<FlowRow> {
             None,
             &[name.into()],
         )?;
-        for row in rows {
-            return Ok(FlowRow {
-                id: row.get(1)?.unwrap_or_default(),
-                name: name.to_string(),
-                status: row.get(2)?.unwrap_or_default(),
-                version: row.get(3)?.unwrap_or_default(),
-                definition: row.get::<JsonB>(4)?.map(|j| j.0).unwrap_or_default(),
-            });
-        }
-        Err(JourneyError::UnknownFlow(name.to_string()))
+        let Some(row) = rows.into_iter().next() else {
+            return Err(JourneyError::UnknownFlow(name.to_string()));
+        };
+        Ok(FlowRow {
+            id: row.get(1)?.unwrap_or_default(),
+            name: name.to_string(),
+            status: row.get(2)?.unwrap_or_default(),
+            version: row.get(3)?.unwrap_or_default(),
+            definition: row.get::<JsonB>(4)?.map(|j| j.0).unwrap_or_default(),
+        })
     })
 }
 

@@ -27,7 +27,7 @@ impl Interval {
             return Self::parse_clock(text);
         }
         let words: Vec<&str> = text.split_whitespace().collect();
-        if words.len() % 2 != 0 {
+        if !words.len().is_multiple_of(2) {
             return Err(format!(
                 "\"{text}\" is not an interval (write a number and a unit, e.g. \"2 days\")"
             ));
