@@ -159,6 +159,9 @@ BEGIN
         UPDATE journey.enrollments e SET due_at = now(), updated_at = now()
          WHERE e.id = r.enrollment_id AND e.contact_id = r.contact_id AND e.status = 'active'
            AND e.waiting->>'message_id' = r.id::text AND e.due_at > now();
+        IF FOUND THEN
+            PERFORM journey._wake();
+        END IF;
     END IF;
     RETURN true;
 END

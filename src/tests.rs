@@ -680,4 +680,18 @@ mod tests {
                 .starts_with("23514")
         );
     }
+
+    #[pg_test]
+    fn every_table_view_and_function_has_a_comment() {
+        let missing = text(
+            "SELECT string_agg(what, ', ') FROM (
+               SELECT c.relname AS what FROM pg_class c
+               WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('r', 'v')
+                 AND obj_description(c.oid, 'pg_class') IS NULL
+               UNION ALL
+               SELECT p.oid::regprocedure::text FROM pg_proc p
+               WHERE p.pronamespace = 'journey'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL) x",
+        );
+        assert_eq!(missing, "", "objects without COMMENT");
+    }
 }
