@@ -158,7 +158,7 @@ BEGIN
         -- wake an enrollment waiting in a check node on this message
         UPDATE journey.enrollments e SET due_at = now(), updated_at = now()
          WHERE e.id = r.enrollment_id AND e.contact_id = r.contact_id AND e.status = 'active'
-           AND e.waiting->>'message_id' = r.id::text AND e.due_at > now();
+           AND e.waiting->>'message' = r.node AND e.due_at > now();
         IF FOUND THEN
             PERFORM journey._wake();
         END IF;

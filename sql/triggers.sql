@@ -241,12 +241,17 @@ CREATE TRIGGER event_enroll AFTER INSERT ON journey.events
 
 -- Wakes enrollments sitting in a wait_event node for one of these events (issue: wait_event).
 CREATE FUNCTION journey._event_arrived(p_contacts bigint[], p_names text[]) RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, journey
 AS $$
+BEGIN
     UPDATE journey.enrollments e SET due_at = now(), updated_at = now()
     FROM unnest(p_contacts, p_names) AS u (contact_id, name)
     WHERE e.contact_id = u.contact_id AND e.status = 'active'
-      AND e.waiting->>'event' = u.name AND e.due_at > now()
+      AND e.waiting->>'event' = u.name AND e.due_at > now();
+    IF FOUND THEN
+        PERFORM journey._wake();
+    END IF;
+END
 $$;
 COMMENT ON FUNCTION journey._event_arrived(bigint[], text[]) IS 'Internal: makes enrollments waiting in a wait_event node for these events due now.';

@@ -427,7 +427,6 @@ mod tests {
             "unknown event type \"noevent\"",
             "unknown template \"notemplate\"",
             "trigger type \"date\" is not yet supported",
-            "s: node type \"split\" is not yet supported",
             "s: split percentages sum to 90, not 100",
         ] {
             assert!(all.contains(needle), "expected «{needle}» in:\n{all}");
@@ -693,5 +692,284 @@ mod tests {
                WHERE p.pronamespace = 'journey'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL) x",
         );
         assert_eq!(missing, "", "objects without COMMENT");
+    }
+
+    const SEED_000: &str = r#"{
+        "triggers": [{"type": "group_joined", "group": "newsletter"}],
+        "start": "sms",
+        "nodes": {
+            "sms":        {"type": "send_sms", "text": "Hi {{ contact.first_name }}", "next": "check", "stage": "welcome"},
+            "check":      {"type": "check_sms", "message": "sms", "wait": "2 hours", "yes": "delivered", "no": "mail"},
+            "delivered":  {"type": "goal", "name": "sms delivered"},
+            "mail":       {"type": "send_email", "subject": "We missed you", "body": "Hello {{ contact.first_name }}", "next": "check_mail"},
+            "check_mail": {"type": "check_email", "message": "mail", "status": "opened", "wait": "1 day", "yes": "opened", "no": "split"},
+            "opened":     {"type": "goal", "name": "email opened"},
+            "split":      {"type": "split", "branches": [{"percent": 50, "next": "tag_a"}, {"percent": 50, "next": "tag_b"}]},
+            "tag_a":      {"type": "update_contact", "set": {"attributes.variant": "a"}, "add_groups": ["vip"]},
+            "tag_b":      {"type": "update_contact", "set": {"attributes.variant": "b"}, "remove_groups": ["newsletter"]}
+        }}"#;
+
+    #[pg_test]
+    fn seed_000_flow_runs_with_the_virtual_clock() {
+        setup();
+        sql(&format!("SELECT journey.create_flow('seed', '{SEED_000}')"));
+        assert_eq!(
+            count("SELECT count(*) FROM journey.validate_flow('seed')"),
+            0
+        );
+        sql("SELECT journey.activate_flow('seed')");
+        let (a, b, c) = (contact("A"), contact("B"), contact("C"));
+        for x in [a, b, c] {
+            sql(&format!("SELECT journey.add_to_group({x}, 'newsletter')"));
+        }
+        sql("SELECT journey.run_due(100, now())");
+        assert_eq!(
+            count("SELECT count(*) FROM journey.outbox WHERE channel = 'sms'"),
+            3
+        );
+        assert_eq!(count("SELECT count(*) FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'seed' AND e.node = 'check' AND e.waiting IS NOT NULL"), 3);
+        // A's SMS is delivered: the report wakes A at once, no polling
+        sql(&format!(
+            "SELECT journey.mark_sent(id, 'pa') FROM journey.outbox WHERE contact_id = {a}"
+        ));
+        assert_eq!(
+            one::<bool>("SELECT journey.report('pa', 'delivered', 'e1')"),
+            Some(true)
+        );
+        assert_eq!(
+            one::<i32>("SELECT journey.run_due(100, now() + interval '1 minute')"),
+            Some(1)
+        );
+        assert_eq!(text(&format!("SELECT e.status || ':' || e.node FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'seed' AND contact_id = {a}")), "completed:delivered");
+        // B and C time out after 2 hours: email
+        assert_eq!(
+            one::<i32>("SELECT journey.run_due(100, now() + interval '119 minutes')"),
+            Some(0)
+        );
+        assert_eq!(
+            one::<i32>("SELECT journey.run_due(100, now() + interval '121 minutes')"),
+            Some(2)
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM journey.outbox WHERE channel = 'email'"),
+            2
+        );
+        // B opens the email: goal
+        sql(&format!("SELECT journey.mark_sent(id, 'pb') FROM journey.outbox WHERE contact_id = {b} AND channel = 'email'"));
+        sql("SELECT journey.report('pb', 'delivered', 'e2')");
+        assert_eq!(
+            one::<i32>("SELECT journey.run_due(100, now() + interval '3 hours')"),
+            Some(1),
+            "delivered wakes the check, which waits on for opened"
+        );
+        sql("SELECT journey.report('pb', 'opened', 'e3')");
+        assert_eq!(
+            one::<i32>("SELECT journey.run_due(100, now() + interval '3 hours')"),
+            Some(1)
+        );
+        // C never opens: after 1 day, the split and update_contact
+        assert_eq!(
+            one::<i32>("SELECT journey.run_due(100, now() + interval '2 days')"),
+            Some(1)
+        );
+        assert_eq!(text("SELECT string_agg(channel || ':' || recipient, ',' ORDER BY id) FROM journey.outbox"),
+                   "sms:+1555A,sms:+1555B,sms:+1555C,email:b@example.com,email:c@example.com");
+        let variant = text(&format!(
+            "SELECT attributes->>'variant' FROM journey.contacts WHERE id = {c}"
+        ));
+        assert!(variant == "a" || variant == "b", "{variant}");
+        assert_eq!(text("SELECT string_agg(goal || ':' || reached || ':' || reached_pct, ',' ORDER BY goal) FROM journey.goal_stats('seed')"),
+                   "email opened:1:33.3,sms delivered:1:33.3");
+        assert_eq!(text("SELECT string_agg(node || ':' || reached, ',') FROM journey.flow_stats('seed') WHERE node NOT LIKE 'tag_%'"),
+                   "sms:3,check:3,delivered:1,mail:2,check_mail:2,opened:1,split:1");
+        assert_eq!(count("SELECT sum(reached)::bigint FROM journey.flow_stats('seed') WHERE node LIKE 'tag_%'"), 1);
+        assert_eq!(count("SELECT count(*) FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'seed' AND e.status = 'completed'"), 3);
+        let diagram = text("SELECT journey.flow_diagram('seed')");
+        assert!(diagram.starts_with("flowchart TD"), "{diagram}");
+        assert!(
+            diagram
+                .contains("n_sms[\"sms: send_sms<br/>stage: welcome<br/>reached 3, waiting 0\"]"),
+            "{diagram}"
+        );
+        assert!(
+            diagram.contains("n_check -->|\"yes\"| n_delivered"),
+            "{diagram}"
+        );
+        assert!(
+            diagram.contains("n_split -->|\"50%\"| n_tag_a"),
+            "{diagram}"
+        );
+    }
+
+    #[pg_test]
+    fn update_contact_add_groups_fires_group_joined_flows() {
+        setup();
+        sql(
+            r#"SELECT journey.create_flow('tagger', '{"triggers": [{"type": "manual"}], "start": "u",
+               "nodes": {"u": {"type": "update_contact", "add_groups": ["newsletter"], "set": {"first_name": "Renamed", "attributes.tier": "gold"}}}}')"#,
+        );
+        sql("SELECT journey.activate_flow('tagger')");
+        sql("SELECT journey.activate_flow('welcome')");
+        let c = contact("T");
+        sql(&format!("SELECT journey.enroll('tagger', {c})"));
+        sql("SELECT journey.run_due(10, now())");
+        assert_eq!(text(&format!("SELECT first_name || ':' || (attributes->>'tier') FROM journey.contacts WHERE id = {c}")), "Renamed:gold");
+        assert_eq!(count("SELECT count(*) FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'welcome'"), 1);
+        sql("SELECT journey.run_due(10, now())");
+        assert_eq!(text("SELECT body FROM journey.outbox"), "Hi Renamed");
+    }
+
+    #[pg_test]
+    fn admin_task_webhook_and_whatsapp_write_their_channels() {
+        setup();
+        sql("UPDATE journey.settings SET admin_email = 'boss@example.com'");
+        sql(
+            r#"SELECT journey.create_flow('ops', '{"triggers": [{"type": "manual"}], "start": "n",
+               "nodes": {"n": {"type": "notify_admin", "subject": "New lead", "text": "{{ contact.first_name }} joined", "next": "t"},
+                         "t": {"type": "create_task", "assignee": "sales", "title": "Call {{ contact.first_name }}", "due": "2 days", "next": "w"},
+                         "w": {"type": "webhook", "url": "https://hooks.example.com/x", "body": "{\"id\": {{ contact.id }}, \"name\": \"{{ contact.first_name }}\"}", "next": "wa"},
+                         "wa": {"type": "send_whatsapp", "text": "Salut {{ contact.first_name }}"}}}')"#,
+        );
+        sql("SELECT journey.activate_flow('ops')");
+        let c = contact("Ops");
+        sql(&format!("SELECT journey.enroll('ops', {c})"));
+        sql("UPDATE journey.enrollments SET due_at = '2026-06-01 00:00Z'");
+        sql("SELECT journey.run_due(10, '2026-06-01 12:00Z')");
+        assert_eq!(text("SELECT string_agg(channel || '|' || recipient, ',' ORDER BY id) FROM journey.outbox"),
+                   "admin_email|boss@example.com,task|sales,webhook|https://hooks.example.com/x,whatsapp|+1555Ops");
+        assert_eq!(
+            text("SELECT payload->>'due' FROM journey.outbox WHERE channel = 'task'"),
+            "2026-06-03T12:00:00+00:00"
+        );
+        assert_eq!(
+            text("SELECT subject FROM journey.outbox WHERE channel = 'task'"),
+            "Call Ops"
+        );
+        assert_eq!(
+            text("SELECT payload->'body'->>'name' FROM journey.outbox WHERE channel = 'webhook'"),
+            "Ops"
+        );
+        // a body that is not JSON after rendering fails only that enrollment
+        sql(
+            r#"SELECT journey.create_flow('hook', '{"triggers": [{"type": "manual"}], "start": "w",
+               "nodes": {"w": {"type": "webhook", "url": "https://x.example.com", "body": "{\"name\": {{ contact.first_name }}}"}}}')"#,
+        );
+        sql("SELECT journey.activate_flow('hook')");
+        sql(&format!("SELECT journey.enroll('hook', {c})"));
+        sql("SELECT journey.run_due(10, now())");
+        assert!(
+            text("SELECT last_error FROM journey.enrollments WHERE status = 'failed'")
+                .contains("not JSON")
+        );
+    }
+
+    #[pg_test]
+    fn condition_branches_on_attributes_groups_and_event() {
+        setup();
+        sql(
+            r#"SELECT journey.create_flow('cond', '{"triggers": [{"type": "manual"}], "start": "c",
+               "nodes": {"c": {"type": "condition", "if": {"any": [{"in_group": "vip"}, {"field": "event.amount", "op": ">=", "value": 100}]}, "then": "yes", "else": "no"},
+                         "yes": {"type": "goal"}, "no": {"type": "exit"}}}')"#,
+        );
+        sql("SELECT journey.activate_flow('cond')");
+        let (vip, rich, poor) = (contact("Vip"), contact("Rich"), contact("Poor"));
+        sql(&format!("SELECT journey.add_to_group({vip}, 'vip')"));
+        sql(&format!("SELECT journey.enroll('cond', {vip})"));
+        sql(&format!(
+            "SELECT journey.enroll('cond', {rich}, '{{\"amount\": 150}}')"
+        ));
+        sql(&format!(
+            "SELECT journey.enroll('cond', {poor}, '{{\"amount\": 5}}')"
+        ));
+        sql("SELECT journey.run_due(10, now())");
+        assert_eq!(text("SELECT string_agg(contact_id || ':' || status, ',' ORDER BY contact_id) FROM journey.enrollments"),
+                   format!("{vip}:completed,{rich}:completed,{poor}:exited"));
+    }
+
+    #[pg_test]
+    fn split_is_stable_and_close_to_its_percentages() {
+        setup();
+        sql(
+            r#"SELECT journey.create_flow('ab', '{"triggers": [{"type": "group_joined", "group": "vip"}], "start": "s",
+               "nodes": {"s": {"type": "split", "branches": [{"percent": 30, "next": "a"}, {"percent": 70, "next": "b"}]},
+                         "a": {"type": "goal"}, "b": {"type": "goal"}}}')"#,
+        );
+        sql("SELECT journey.activate_flow('ab')");
+        sql("INSERT INTO journey.contacts (first_name) SELECT 'c' || g FROM generate_series(1, 10000) g");
+        sql("INSERT INTO journey.group_members (group_id, contact_id) SELECT g.id, c.id FROM journey.groups g, journey.contacts c WHERE g.name = 'vip'");
+        assert_eq!(
+            one::<i32>("SELECT journey.run_due(10000, now())"),
+            Some(10000)
+        );
+        let a = count("SELECT count(*) FROM journey.steps WHERE node = 'a'");
+        assert!((2800..=3200).contains(&a), "branch a got {a} of 10000");
+        // stable: the bucket is a pure function of (flow, contact)
+        assert_eq!(
+            crate::engine::run::split_bucket(7, 42),
+            crate::engine::run::split_bucket(7, 42)
+        );
+    }
+
+    #[pg_test]
+    fn wait_event_takes_yes_on_the_event_and_no_on_timeout() {
+        setup();
+        sql("SELECT journey.define_event('paid', '[]')");
+        sql(
+            r#"SELECT journey.create_flow('we', '{"triggers": [{"type": "manual"}], "start": "w",
+               "nodes": {"w": {"type": "wait_event", "event": "paid", "timeout": "3 days", "yes": "won", "no": "lost"},
+                         "won": {"type": "goal"}, "lost": {"type": "exit"}}}')"#,
+        );
+        sql("SELECT journey.activate_flow('we')");
+        let (payer, idle) = (contact("Payer"), contact("Idle"));
+        sql(&format!("SELECT journey.enroll('we', {payer})"));
+        sql(&format!("SELECT journey.enroll('we', {idle})"));
+        assert_eq!(one::<i32>("SELECT journey.run_due(10, now())"), Some(2));
+        sql(&format!("SELECT journey.emit('paid', {payer})"));
+        assert_eq!(
+            one::<i32>("SELECT journey.run_due(10, now() + interval '1 hour')"),
+            Some(1),
+            "the event wakes the waiting enrollment"
+        );
+        assert_eq!(
+            one::<i32>("SELECT journey.run_due(10, now() + interval '2 days')"),
+            Some(0)
+        );
+        assert_eq!(
+            one::<i32>("SELECT journey.run_due(10, now() + interval '3 days 1 minute')"),
+            Some(1)
+        );
+        assert_eq!(text("SELECT string_agg(contact_id || ':' || status, ',' ORDER BY contact_id) FROM journey.enrollments"),
+                   format!("{payer}:completed,{idle}:exited"));
+    }
+
+    #[pg_test]
+    fn quiet_hours_unsubscribe_and_windows_in_the_contacts_zone() {
+        setup();
+        sql("UPDATE journey.settings SET quiet_hours_start = '21:00', quiet_hours_end = '07:00', sms_unsubscribe_text = 'STOP=stop'");
+        sql(
+            r#"SELECT journey.create_flow('q', '{"triggers": [{"type": "manual"}], "start": "s",
+               "nodes": {"s": {"type": "send_sms", "text": "Promo", "unsubscribe": true, "next": {"to": "u", "delay": "1 day", "at": "10:00", "days": "weekdays"}},
+                         "u": {"type": "send_sms", "text": "Urgent ש", "ignore_quiet_hours": true}}}')"#,
+        );
+        sql("SELECT journey.activate_flow('q')");
+        let c = contact("Q");
+        sql(&format!(
+            "UPDATE journey.contacts SET time_zone = 'Asia/Jerusalem' WHERE id = {c}"
+        ));
+        sql(&format!("SELECT journey.enroll('q', {c})"));
+        sql("UPDATE journey.enrollments SET due_at = '2026-11-20 00:00Z'");
+        // Friday 2026-11-20 22:30 in Jerusalem (UTC+2): quiet until 07:00 Saturday
+        sql("SELECT journey.run_due(10, '2026-11-20 20:30Z')");
+        assert_eq!(
+            text("SELECT body || '|' || sms_segments || '|' || not_before FROM journey.outbox"),
+            "Promo\nSTOP=stop|1|2026-11-21 05:00:00+00"
+        );
+        // 1 day later, weekdays only, at 10:00 local: Monday 10:00 (08:00Z)
+        assert_eq!(
+            text("SELECT due_at::text FROM journey.enrollments"),
+            "2026-11-23 08:00:00+00"
+        );
+        sql("SELECT journey.run_due(10, '2026-11-23 08:00Z')");
+        assert_eq!(text("SELECT sms_encoding || '|' || coalesce(not_before::text, 'now') FROM journey.outbox WHERE node = 'u'"), "UCS-2|now");
     }
 }

@@ -50,3 +50,107 @@ extension_sql_file!(
     name = "stats",
     requires = ["audience", node_order]
 );
+
+/// `journey.flow_diagram(name) → text`: a mermaid flowchart of the current version, each node
+/// with its id, type and live counts, edges labelled with branch, delay and window.
+#[pg_extern]
+pub fn flow_diagram(name: Option<&str>) -> String {
+    use crate::error::{required, OrReport};
+    let name = required(
+        name,
+        "flow name",
+        "Pass the flow's name (journey.flows.name).",
+    )
+    .or_report();
+    let definition = Spi::get_one_with_args::<pgrx::JsonB>(
+        "SELECT v.definition FROM journey.flows f JOIN journey.flow_versions v \
+         ON v.flow_id = f.id AND v.version = f.version WHERE f.id = journey._flow_id($1)",
+        &[name.into()],
+    )
+    .ok()
+    .flatten()
+    .map(|j| j.0)
+    .unwrap_or_default();
+    let mut counts = std::collections::HashMap::new();
+    Spi::connect(|client| -> pgrx::spi::Result<()> {
+        for row in client.select(
+            "SELECT node, reached, waiting FROM journey.flow_stats($1)",
+            None,
+            &[name.into()],
+        )? {
+            let node: String = row.get(1)?.unwrap_or_default();
+            counts.insert(
+                node,
+                (
+                    row.get::<i64>(2)?.unwrap_or(0),
+                    row.get::<i64>(3)?.unwrap_or(0),
+                ),
+            );
+        }
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    diagram(&FlowDef::parse(&definition).0, &counts)
+}
+
+/// Mermaid text for a definition and (reached, waiting) per node.
+pub fn diagram(def: &FlowDef, counts: &std::collections::HashMap<String, (i64, i64)>) -> String {
+    let id = |node: &str| {
+        format!(
+            "n_{}",
+            node.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        )
+    };
+    let quote = |text: &str| text.replace('"', "#quot;");
+    let mut out = String::from("flowchart TD\n");
+    for node in def.nodes.values() {
+        let (reached, waiting) = counts.get(&node.id).copied().unwrap_or((0, 0));
+        let stage = node
+            .stage
+            .as_deref()
+            .map(|s| format!("<br/>stage: {}", quote(s)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "    {}[\"{}: {}{}<br/>reached {reached}, waiting {waiting}\"]\n",
+            id(&node.id),
+            quote(&node.id),
+            node.type_name(),
+            stage
+        ));
+    }
+    for node in def.nodes.values() {
+        for (label, edge) in node.labelled_edges() {
+            let mut parts: Vec<String> = Vec::new();
+            if !label.is_empty() {
+                parts.push(label);
+            }
+            if let Some(d) = edge.delay {
+                parts.push(format!("after {d}"));
+            }
+            if let Some(at) = edge.at {
+                parts.push(format!("at {}", at.format("%H:%M")));
+            }
+            if let Some(days) = &edge.days {
+                parts.push(
+                    days.iter()
+                        .map(|d| d.to_string().to_lowercase())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+            }
+            let arrow = if parts.is_empty() {
+                " --> ".to_string()
+            } else {
+                format!(" -->|\"{}\"| ", quote(&parts.join(" ")))
+            };
+            out.push_str(&format!("    {}{}{}\n", id(&node.id), arrow, id(&edge.to)));
+        }
+    }
+    out
+}
+
+extension_sql!(
+    "COMMENT ON FUNCTION journey.flow_diagram(text) IS 'A mermaid flowchart of the flow''s current version: every node with its id, type, stage and live counts (reached, waiting), edges labelled with branch, delay and window.';",
+    name = "flow_diagram_comment",
+    requires = [flow_diagram, "stats"]
+);

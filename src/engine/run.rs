@@ -4,7 +4,7 @@
 //! failed with its error; the rest of the batch goes on.
 use super::{cache, clock, schedule};
 use crate::error::{JourneyError, OrReport, Result};
-use crate::model::{Edge, FlowDef, NodeKind};
+use crate::model::{predicate, Edge, FlowDef, NodeKind};
 use crate::render::{sms, template};
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
@@ -28,12 +28,14 @@ struct Due {
     flow_name: String,
     contact: Value,
     zone: Tz,
+    waiting: Option<Value>,
 }
 
 struct Settings {
     quiet_start: NaiveTime,
     quiet_end: NaiveTime,
     unsubscribe_text: String,
+    admin_email: Option<String>,
 }
 
 #[derive(Default)]
@@ -50,6 +52,7 @@ struct Message {
     body: Option<String>,
     sms_encoding: Option<&'static str>,
     sms_segments: Option<i32>,
+    payload: Option<Value>,
     not_before: Option<DateTime<Utc>>,
 }
 
@@ -61,6 +64,7 @@ struct Update {
     due_at: Option<DateTime<Utc>>,
     seq: i32,
     last_error: Option<String>,
+    waiting: Option<Value>,
 }
 
 #[derive(Default)]
@@ -123,6 +127,7 @@ pub fn run_batch(max: i32, at: TimestampWithTimeZone) -> Result<i32> {
                 due_at: None,
                 seq: e.seq,
                 last_error: Some(message),
+                waiting: None,
             });
         }
     }
@@ -134,7 +139,7 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
     Spi::connect_mut(|client| {
         let s = client
             .select(
-                "SELECT quiet_hours_start::text, quiet_hours_end::text, sms_unsubscribe_text FROM journey.settings",
+                "SELECT quiet_hours_start::text, quiet_hours_end::text, sms_unsubscribe_text, admin_email FROM journey.settings",
                 None,
                 &[],
             )?
@@ -147,10 +152,11 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
             quiet_start: parse_time(s.get::<String>(1)?),
             quiet_end: parse_time(s.get::<String>(2)?),
             unsubscribe_text: s.get::<String>(3)?.unwrap_or_default(),
+            admin_email: s.get::<String>(4)?,
         };
         let rows = client.update(
             "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
-                    to_jsonb(c), coalesce(c.time_zone, s.time_zone) \
+                    to_jsonb(c), coalesce(c.time_zone, s.time_zone), e.waiting \
              FROM journey.enrollments e \
              JOIN journey.flows f ON f.id = e.flow_id AND f.status = 'active' \
              JOIN journey.contacts c ON c.id = e.contact_id \
@@ -176,6 +182,7 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
                 flow_name: row.get(8)?.unwrap_or_default(),
                 contact: row.get::<JsonB>(9)?.map(|j| j.0).unwrap_or(Value::Null),
                 zone: zone_name.parse().unwrap_or(Tz::UTC),
+                waiting: row.get::<JsonB>(11)?.map(|j| j.0),
             });
         }
         Ok((due, settings))
@@ -221,6 +228,14 @@ fn advance(
             ..Message::default()
         };
         let mut wait: Option<DateTime<Utc>> = None;
+        // Some(edge or None) when the node picks a branch instead of `next`
+        let mut chosen: Option<Option<&Edge>> = None;
+        // set when the node parks the enrollment on itself (check, wait_event)
+        let mut park: Option<(DateTime<Utc>, Value)> = None;
+        let resumed = current == e.node
+            && e.waiting
+                .as_ref()
+                .is_some_and(|w| w["node"] == current.as_str());
         let outcome: String = match &node.kind {
             NodeKind::SendSms {
                 text,
@@ -329,22 +344,218 @@ fn advance(
                     due_at: None,
                     seq,
                     last_error: None,
+                    waiting: None,
                 });
                 return Ok(());
             }
-            NodeKind::Unsupported(t) => {
-                return Err(JourneyError::Engine {
-                    flow: e.flow_name.clone(),
-                    message: format!(
-                        "node \"{current}\" has type \"{t}\", which the engine cannot run"
-                    ),
-                })
+            NodeKind::SendWhatsapp { text } => {
+                let body = render("text", text)?;
+                match suppression(&e.contact, "sms_opt_out", "phone") {
+                    Some(reason) => reason,
+                    None => {
+                        message.channel = "whatsapp";
+                        message.recipient = e.contact["phone"].as_str().map(str::to_string);
+                        message.body = Some(body);
+                        batch.messages.push(message);
+                        "sent".into()
+                    }
+                }
+            }
+            NodeKind::NotifyAdmin { to, subject, text } => {
+                let body = render("text", text)?;
+                let recipient = match to {
+                    Some(to) => Some(render("to", to)?),
+                    None => settings.admin_email.clone(),
+                };
+                match recipient.filter(|r| !r.trim().is_empty()) {
+                    None => "suppressed: no admin_email".into(),
+                    Some(r) => {
+                        message.channel = "admin_email";
+                        message.recipient = Some(r);
+                        message.subject = subject
+                            .as_deref()
+                            .map(|s| render("subject", s))
+                            .transpose()?;
+                        message.body = Some(body);
+                        batch.messages.push(message);
+                        "sent".into()
+                    }
+                }
+            }
+            NodeKind::CreateTask {
+                assignee,
+                title,
+                due,
+            } => {
+                let title = render("title", title)?;
+                let assignee = assignee
+                    .as_deref()
+                    .map(|a| render("assignee", a))
+                    .transpose()?;
+                let due_at = due.map(|d| schedule::add_interval(now, d, e.zone));
+                message.channel = "task";
+                message.recipient = assignee.clone();
+                message.subject = Some(title.clone());
+                message.payload = Some(json!({
+                    "assignee": assignee,
+                    "title": title,
+                    "due": due_at.map(|d| d.to_rfc3339()),
+                    "contact_id": e.contact_id,
+                }));
+                batch.messages.push(message);
+                "created".into()
+            }
+            NodeKind::Webhook { url, method, body } => {
+                let url = render("url", url)?;
+                let body = match body {
+                    Some(b) => {
+                        let text = render("body", b)?;
+                        Some(serde_json::from_str::<Value>(&text).map_err(|err| {
+                            JourneyError::Render {
+                                flow: e.flow_name.clone(),
+                                node: current.clone(),
+                                message: format!("body is not JSON after rendering: {err}"),
+                            }
+                        })?)
+                    }
+                    None => None,
+                };
+                message.channel = "webhook";
+                message.recipient = Some(url.clone());
+                message.payload = Some(json!({"method": method, "url": url, "body": body}));
+                batch.messages.push(message);
+                "queued".into()
+            }
+            NodeKind::UpdateContact {
+                add_groups,
+                remove_groups,
+                set,
+            } => {
+                update_contact(e.contact_id, add_groups, remove_groups, set)?;
+                "updated".into()
+            }
+            NodeKind::Condition {
+                predicate,
+                then,
+                otherwise,
+            } => {
+                let (contact, groups) = if predicate::needs_contact(predicate) {
+                    predicate::load_contact(e.contact_id)
+                } else {
+                    (Value::Null, Vec::new())
+                };
+                let subject = predicate::Subject {
+                    contact: &contact,
+                    event: &e.data,
+                    groups: &groups,
+                };
+                if predicate::eval(predicate, &subject) {
+                    chosen = Some(then.as_ref());
+                    "then".into()
+                } else {
+                    chosen = Some(otherwise.as_ref());
+                    "else".into()
+                }
+            }
+            NodeKind::Split { branches } => {
+                let bucket = split_bucket(e.flow_id, e.contact_id);
+                let mut cumulative = 0.0;
+                let mut pick = branches.len().saturating_sub(1);
+                for (i, (percent, _)) in branches.iter().enumerate() {
+                    cumulative += percent;
+                    if bucket < cumulative {
+                        pick = i;
+                        break;
+                    }
+                }
+                chosen = Some(branches.get(pick).map(|(_, edge)| edge));
+                format!("branch {pick}")
+            }
+            NodeKind::Check {
+                message: sent_node,
+                statuses,
+                wait,
+                yes,
+                no,
+                ..
+            } => {
+                let status = batch
+                    .messages
+                    .iter()
+                    .rev()
+                    .find(|m| m.enrollment_id == e.id && &m.node == sent_node)
+                    .map(|_| Some("pending".to_string()))
+                    .map(Ok)
+                    .unwrap_or_else(|| message_status(e.id, e.contact_id, sent_node))?;
+                let until = waiting_until(resumed, e, "until")
+                    .unwrap_or_else(|| schedule::add_interval(now, *wait, e.zone));
+                match status.as_deref() {
+                    None => {
+                        chosen = Some(no.as_ref());
+                        "no: no message was sent".into()
+                    }
+                    Some(st) if statuses.contains(&st) => {
+                        chosen = Some(yes.as_ref());
+                        format!("yes: {st}")
+                    }
+                    Some(st @ ("failed" | "undelivered" | "bounced")) => {
+                        chosen = Some(no.as_ref());
+                        format!("no: {st}")
+                    }
+                    Some(_) if now >= until => {
+                        chosen = Some(no.as_ref());
+                        "no: timed out".into()
+                    }
+                    Some(_) => {
+                        park = Some((
+                            until,
+                            json!({"node": current, "message": sent_node, "until": until.to_rfc3339()}),
+                        ));
+                        "waiting".into()
+                    }
+                }
+            }
+            NodeKind::WaitEvent {
+                event,
+                timeout,
+                yes,
+                no,
+            } => {
+                let since = waiting_until(resumed, e, "since").unwrap_or(now);
+                let until = waiting_until(resumed, e, "until")
+                    .unwrap_or_else(|| schedule::add_interval(now, *timeout, e.zone));
+                if event_since(e.contact_id, event, since)? {
+                    chosen = Some(yes.as_ref());
+                    "yes".into()
+                } else if now >= until {
+                    chosen = Some(no.as_ref());
+                    "no: timed out".into()
+                } else {
+                    park = Some((
+                        until,
+                        json!({"node": current, "event": event, "since": since.to_rfc3339(), "until": until.to_rfc3339()}),
+                    ));
+                    "waiting".into()
+                }
             }
         };
         batch
             .steps
             .push((e.id, e.contact_id, e.flow_id, current.clone(), outcome));
-        let Some(edge) = &node.next else {
+        if let Some((until, waiting)) = park {
+            batch.updates.push(Update {
+                id: e.id,
+                contact_id: e.contact_id,
+                status: "active",
+                node: current,
+                due_at: Some(until),
+                seq,
+                last_error: None,
+                waiting: Some(waiting),
+            });
+            return Ok(());
+        }
+        let Some(edge) = chosen.unwrap_or(node.next.as_ref()) else {
             batch.updates.push(Update {
                 id: e.id,
                 contact_id: e.contact_id,
@@ -353,6 +564,7 @@ fn advance(
                 due_at: None,
                 seq,
                 last_error: None,
+                waiting: None,
             });
             return Ok(());
         };
@@ -370,6 +582,7 @@ fn advance(
             due_at: Some(due),
             seq,
             last_error: None,
+            waiting: None,
         });
         return Ok(());
     }
@@ -424,9 +637,9 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
             let col = |f: &dyn Fn(&Message) -> Option<String>| m.iter().map(f).collect::<Vec<_>>();
             client.update(
                 "INSERT INTO journey.outbox (idempotency_key, channel, flow_id, enrollment_id, node, contact_id, \
-                    recipient, sender, subject, body, sms_encoding, sms_segments, not_before) \
+                    recipient, sender, subject, body, sms_encoding, sms_segments, not_before, payload) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], \
-                    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[]) \
+                    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::jsonb[]) \
                  ON CONFLICT DO NOTHING",
                 None,
                 &[
@@ -443,6 +656,7 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
                     col(&|x| x.sms_encoding.map(str::to_string)).into(),
                     m.iter().map(|x| x.sms_segments).collect::<Vec<_>>().into(),
                     m.iter().map(|x| x.not_before.map(clock::to_pg)).collect::<Vec<_>>().into(),
+                    m.iter().map(|x| x.payload.clone().map(JsonB)).collect::<Vec<_>>().into(),
                 ],
             )?;
         }
@@ -468,9 +682,9 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
             client.update(
                 "UPDATE journey.enrollments e \
                     SET status = u.status, node = u.node, due_at = u.due_at, seq = u.seq, \
-                        last_error = u.last_error, waiting = NULL, updated_at = now() \
-                   FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::int[], $7::text[]) \
-                        AS u (id, contact_id, status, node, due_at, seq, last_error) \
+                        last_error = u.last_error, waiting = u.waiting, updated_at = now() \
+                   FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::int[], $7::text[], $8::jsonb[]) \
+                        AS u (id, contact_id, status, node, due_at, seq, last_error, waiting) \
                   WHERE e.id = u.id AND e.contact_id = u.contact_id",
                 None,
                 &[
@@ -481,6 +695,7 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
                     u.iter().map(|x| x.due_at.map(clock::to_pg)).collect::<Vec<_>>().into(),
                     u.iter().map(|x| x.seq).collect::<Vec<_>>().into(),
                     u.iter().map(|x| x.last_error.clone()).collect::<Vec<_>>().into(),
+                    u.iter().map(|x| x.waiting.clone().map(JsonB)).collect::<Vec<_>>().into(),
                 ],
             )?;
         }
@@ -494,3 +709,90 @@ extension_sql!(
     name = "run_due_comment",
     requires = [run_due]
 );
+
+/// Stable bucket in [0, 100) for (flow, contact): splits agree across runs and dry runs.
+pub fn split_bucket(flow_id: i64, contact_id: i64) -> f64 {
+    // splitmix64 over both ids: fast, well mixed, and fixed forever (unlike std's hasher)
+    let mut z = (flow_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (contact_id as u64);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % 10_000) as f64 / 100.0
+}
+
+/// A time kept in the enrollment's `waiting` when it resumes the node it parked on.
+fn waiting_until(resumed: bool, e: &Due, key: &str) -> Option<DateTime<Utc>> {
+    if !resumed {
+        return None;
+    }
+    let text = e.waiting.as_ref()?.get(key)?.as_str()?;
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Status of the latest outbox row this enrollment wrote at `node`.
+fn message_status(enrollment: i64, contact: i64, node: &str) -> Result<Option<String>> {
+    Ok(Spi::get_one_with_args::<String>(
+        "SELECT status FROM journey.outbox WHERE enrollment_id = $1 AND contact_id = $2 AND node = $3 \
+         ORDER BY id DESC LIMIT 1",
+        &[enrollment.into(), contact.into(), node.into()],
+    )
+    .or_else(|e| match e {
+        pgrx::spi::Error::InvalidPosition => Ok(None),
+        other => Err(other),
+    })?)
+}
+
+fn event_since(contact: i64, event: &str, since: DateTime<Utc>) -> Result<bool> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM journey.events WHERE contact_id = $1 AND name = $2 AND occurred_at >= $3)",
+        &[contact.into(), event.into(), clock::to_pg(since).into()],
+    )?
+    .unwrap_or(false))
+}
+
+/// update_contact: groups through group_members (so group_joined flows fire), fields through
+/// the same code as forms and upsert_contact.
+fn update_contact(
+    contact: i64,
+    add: &[String],
+    remove: &[String],
+    set: &serde_json::Map<String, Value>,
+) -> Result<()> {
+    Spi::connect_mut(|client| -> Result<()> {
+        if !add.is_empty() {
+            client.update(
+                "INSERT INTO journey.group_members (group_id, contact_id) \
+                 SELECT g.id, $1 FROM journey.groups g WHERE g.name = ANY ($2) ON CONFLICT DO NOTHING",
+                None,
+                &[contact.into(), add.to_vec().into()],
+            )?;
+        }
+        if !remove.is_empty() {
+            client.update(
+                "DELETE FROM journey.group_members m USING journey.groups g \
+                 WHERE m.contact_id = $1 AND m.group_id = g.id AND g.name = ANY ($2)",
+                None,
+                &[contact.into(), remove.to_vec().into()],
+            )?;
+        }
+        if !set.is_empty() {
+            let mut fields = serde_json::Map::new();
+            let mut attributes = serde_json::Map::new();
+            for (k, v) in set {
+                match k.strip_prefix("attributes.") {
+                    Some(key) => attributes.insert(key.to_string(), v.clone()),
+                    None => fields.insert(k.clone(), v.clone()),
+                };
+            }
+            fields.insert("attributes".into(), Value::Object(attributes));
+            client.update(
+                "SELECT journey._apply_contact_fields($1, $2)",
+                None,
+                &[contact.into(), JsonB(Value::Object(fields)).into()],
+            )?;
+        }
+        Ok(())
+    })
+}

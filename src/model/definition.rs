@@ -80,8 +80,52 @@ pub enum NodeKind {
         name: String,
     },
     Exit,
-    /// A type validation knows but the engine cannot run yet (never activated).
-    Unsupported(String),
+    SendWhatsapp {
+        text: String,
+    },
+    NotifyAdmin {
+        to: Option<String>,
+        subject: Option<String>,
+        text: String,
+    },
+    CreateTask {
+        assignee: Option<String>,
+        title: String,
+        due: Option<Interval>,
+    },
+    Webhook {
+        url: String,
+        method: String,
+        body: Option<String>,
+    },
+    UpdateContact {
+        add_groups: Vec<String>,
+        remove_groups: Vec<String>,
+        set: Map<String, Value>,
+    },
+    Condition {
+        predicate: Value,
+        then: Option<Edge>,
+        otherwise: Option<Edge>,
+    },
+    Split {
+        branches: Vec<(f64, Edge)>,
+    },
+    /// check_sms / check_email: `yes` once the message reaches one of `statuses`.
+    Check {
+        channel: &'static str,
+        message: String,
+        statuses: Vec<&'static str>,
+        wait: Interval,
+        yes: Option<Edge>,
+        no: Option<Edge>,
+    },
+    WaitEvent {
+        event: String,
+        timeout: Interval,
+        yes: Option<Edge>,
+        no: Option<Edge>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -100,18 +144,53 @@ impl Node {
             NodeKind::Wait { .. } => "wait",
             NodeKind::Goal { .. } => "goal",
             NodeKind::Exit => "exit",
-            NodeKind::Unsupported(t) => t,
+            NodeKind::SendWhatsapp { .. } => "send_whatsapp",
+            NodeKind::NotifyAdmin { .. } => "notify_admin",
+            NodeKind::CreateTask { .. } => "create_task",
+            NodeKind::Webhook { .. } => "webhook",
+            NodeKind::UpdateContact { .. } => "update_contact",
+            NodeKind::Condition { .. } => "condition",
+            NodeKind::Split { .. } => "split",
+            NodeKind::Check { channel: "sms", .. } => "check_sms",
+            NodeKind::Check { .. } => "check_email",
+            NodeKind::WaitEvent { .. } => "wait_event",
         }
+    }
+
+    /// Every edge leaving the node, with its label ("" for next, then, else, yes, no, n%).
+    pub fn labelled_edges(&self) -> Vec<(String, &Edge)> {
+        let mut out: Vec<(String, &Edge)> = self.next.iter().map(|e| (String::new(), e)).collect();
+        match &self.kind {
+            NodeKind::Condition {
+                then, otherwise, ..
+            } => {
+                out.extend(then.iter().map(|e| ("then".to_string(), e)));
+                out.extend(otherwise.iter().map(|e| ("else".to_string(), e)));
+            }
+            NodeKind::Split { branches } => {
+                out.extend(branches.iter().map(|(p, e)| (format!("{p}%"), e)));
+            }
+            NodeKind::Check { yes, no, .. } | NodeKind::WaitEvent { yes, no, .. } => {
+                out.extend(yes.iter().map(|e| ("yes".to_string(), e)));
+                out.extend(no.iter().map(|e| ("no".to_string(), e)));
+            }
+            _ => {}
+        }
+        out
     }
 
     /// Every edge leaving the node.
     pub fn edges(&self) -> Vec<&Edge> {
-        self.next.iter().collect()
+        self.labelled_edges().into_iter().map(|(_, e)| e).collect()
     }
 
     /// Whether the node itself makes the enrollment wait before its edges are followed.
     pub fn waits(&self) -> bool {
-        matches!(&self.kind, NodeKind::Wait { delay: Some(d), .. } if !d.is_zero())
+        match &self.kind {
+            NodeKind::Wait { delay: Some(d), .. } => !d.is_zero(),
+            NodeKind::Check { .. } | NodeKind::WaitEvent { .. } => true,
+            _ => false,
+        }
     }
 
     /// Liquid sources of the node, with the field they come from.
@@ -142,6 +221,29 @@ impl Node {
                     if let Some(v) = v {
                         out.push((field, v.as_str()));
                     }
+                }
+            }
+            NodeKind::SendWhatsapp { text } => out.push(("text", text.as_str())),
+            NodeKind::NotifyAdmin { to, subject, text } => {
+                out.push(("text", text.as_str()));
+                for (field, v) in [("to", to), ("subject", subject)] {
+                    if let Some(v) = v {
+                        out.push((field, v.as_str()));
+                    }
+                }
+            }
+            NodeKind::CreateTask {
+                assignee, title, ..
+            } => {
+                out.push(("title", title.as_str()));
+                if let Some(a) = assignee {
+                    out.push(("assignee", a.as_str()));
+                }
+            }
+            NodeKind::Webhook { url, body, .. } => {
+                out.push(("url", url.as_str()));
+                if let Some(b) = body {
+                    out.push(("body", b.as_str()));
                 }
             }
             _ => {}
@@ -186,6 +288,19 @@ pub const NODE_TYPES: &[&str] = &[
 ];
 
 const FLOW: &str = "(flow)";
+
+/// Contact columns flows may set (besides attributes.<key>).
+pub const CONTACT_FIELDS: &[&str] = &[
+    "external_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "birthday",
+    "time_zone",
+    "email_opt_out",
+    "sms_opt_out",
+];
 
 /// Errors that make a definition unusable even as a draft (the wrong shape).
 pub fn check_shape(def: &Value) -> Result<(), String> {
@@ -640,10 +755,145 @@ fn parse_node(id: &str, o: &Map<String, Value>, cx: &mut Ctx) -> Option<Node> {
                 .unwrap_or_else(|| id.to_string()),
         },
         "exit" => NodeKind::Exit,
+        "send_whatsapp" => NodeKind::SendWhatsapp {
+            text: cx.string(o, "text", true).unwrap_or_default(),
+        },
+        "notify_admin" => NodeKind::NotifyAdmin {
+            to: cx.string(o, "to", false),
+            subject: cx.string(o, "subject", false),
+            text: cx.string(o, "text", true).unwrap_or_default(),
+        },
+        "create_task" => NodeKind::CreateTask {
+            assignee: cx.string(o, "assignee", false),
+            title: cx.string(o, "title", true).unwrap_or_default(),
+            due: cx.interval(o, "due"),
+        },
+        "webhook" => {
+            let url = cx.string(o, "url", true).unwrap_or_default();
+            if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+                cx.problem(format!("field \"url\": \"{url}\" is not an http(s) URL"));
+            }
+            let method = cx
+                .string(o, "method", false)
+                .unwrap_or_else(|| "POST".into())
+                .to_ascii_uppercase();
+            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+                cx.problem(format!(
+                    "field \"method\": \"{method}\" is not GET, POST, PUT, PATCH or DELETE"
+                ));
+            }
+            let body = match o.get("body") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(b)) => Some(b.clone()),
+                Some(v @ (Value::Object(_) | Value::Array(_))) => Some(v.to_string()),
+                Some(other) => {
+                    cx.problem(format!(
+                        "field \"body\" must be JSON text or a JSON object, not {other}"
+                    ));
+                    None
+                }
+            };
+            NodeKind::Webhook { url, method, body }
+        }
+        "update_contact" => {
+            let groups = |cx: &mut Ctx, field: &str| -> Vec<String> {
+                match o.get(field) {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+                        let names: Vec<String> = items
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect();
+                        names.iter().for_each(|g| cx.reference("group", g));
+                        names
+                    }
+                    Some(other) => {
+                        cx.problem(format!(
+                            "field \"{field}\" must be a list of group names, not {other}"
+                        ));
+                        Vec::new()
+                    }
+                }
+            };
+            let add_groups = groups(cx, "add_groups");
+            let remove_groups = groups(cx, "remove_groups");
+            let set = match o.get("set") {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(m)) => {
+                    for key in m.keys() {
+                        let attribute = key
+                            .strip_prefix("attributes.")
+                            .is_some_and(|k| !k.is_empty());
+                        if !(CONTACT_FIELDS.contains(&key.as_str()) || attribute) {
+                            cx.problem(format!(
+                                "field \"set\": unknown contact field \"{key}\" (use {} or attributes.<key>)",
+                                CONTACT_FIELDS.join(", ")
+                            ));
+                        }
+                    }
+                    m.clone()
+                }
+                Some(other) => {
+                    cx.problem(format!(
+                        "field \"set\" must be an object of contact field -> value, not {other}"
+                    ));
+                    Map::new()
+                }
+            };
+            if add_groups.is_empty() && remove_groups.is_empty() && set.is_empty() {
+                cx.problem("update_contact needs \"add_groups\", \"remove_groups\" or \"set\"");
+            }
+            NodeKind::UpdateContact {
+                add_groups,
+                remove_groups,
+                set,
+            }
+        }
+        "condition" => {
+            let predicate = match o.get("if") {
+                None | Some(Value::Null) => {
+                    cx.problem("missing required field \"if\"");
+                    Value::Null
+                }
+                Some(p) => {
+                    let (mut problems, mut groups) = (Vec::new(), Vec::new());
+                    predicate::check(p, &mut problems, &mut groups);
+                    problems
+                        .into_iter()
+                        .for_each(|x| cx.problem(format!("if: {x}")));
+                    groups.iter().for_each(|g| cx.reference("group", g));
+                    p.clone()
+                }
+            };
+            let then = cx.edge(o.get("then"), "then");
+            let otherwise = cx.edge(o.get("else"), "else");
+            if then.is_none() && otherwise.is_none() && next.is_none() {
+                cx.problem("a condition needs \"then\" and/or \"else\"");
+            }
+            NodeKind::Condition {
+                predicate,
+                then,
+                otherwise,
+            }
+        }
         "split" => {
+            let mut branches = Vec::new();
             match o.get("branches").and_then(Value::as_array) {
-                Some(branches) if !branches.is_empty() => {
-                    let total: f64 = branches
+                Some(items) if items.len() >= 2 => {
+                    for (i, b) in items.iter().enumerate() {
+                        let percent = b.get("percent").and_then(Value::as_f64);
+                        if !percent.is_some_and(|p| (0.0..=100.0).contains(&p)) {
+                            cx.problem(format!(
+                                "branch {i}: \"percent\" must be a number from 0 to 100"
+                            ));
+                        }
+                        match cx.edge(b.get("next"), &format!("branches[{i}].next")) {
+                            Some(e) => branches.push((percent.unwrap_or(0.0), e)),
+                            None => cx.problem(format!("branch {i}: missing \"next\"")),
+                        }
+                    }
+                    let total: f64 = items
                         .iter()
                         .filter_map(|b| b.get("percent").and_then(Value::as_f64))
                         .sum();
@@ -651,16 +901,71 @@ fn parse_node(id: &str, o: &Map<String, Value>, cx: &mut Ctx) -> Option<Node> {
                         cx.problem(format!("split percentages sum to {total}, not 100"));
                     }
                 }
-                _ => cx.problem("missing required field \"branches\""),
+                _ => cx.problem(
+                    "missing required field \"branches\" (at least two {\"percent\", \"next\"})",
+                ),
             }
-            cx.problem("node type \"split\" is not yet supported by the engine");
-            NodeKind::Unsupported("split".into())
+            NodeKind::Split { branches }
         }
-        t if NODE_TYPES.contains(&t) => {
-            cx.problem(format!(
-                "node type \"{t}\" is not yet supported by the engine"
-            ));
-            NodeKind::Unsupported(t.to_string())
+        "check_sms" | "check_email" => {
+            let channel = if kind_name == "check_sms" {
+                "sms"
+            } else {
+                "email"
+            };
+            let message = cx.string(o, "message", true).unwrap_or_default();
+            let status = cx
+                .string(o, "status", false)
+                .unwrap_or_else(|| "delivered".into());
+            let statuses = match (channel, status.as_str()) {
+                (_, "delivered") => vec!["delivered", "opened", "clicked"],
+                ("email", "opened") => vec!["opened", "clicked"],
+                ("email", "clicked") => vec!["clicked"],
+                _ => {
+                    cx.problem(format!(
+                        "field \"status\": \"{status}\" is not a status this check can wait for"
+                    ));
+                    vec![]
+                }
+            };
+            let default_wait = if channel == "sms" { "2 hours" } else { "1 day" };
+            let wait = cx
+                .interval(o, "wait")
+                .unwrap_or_else(|| Interval::parse(default_wait).unwrap_or_default());
+            let yes = cx.edge(o.get("yes"), "yes");
+            let no = cx.edge(o.get("no"), "no");
+            if yes.is_none() && no.is_none() {
+                cx.problem("a check needs \"yes\" and/or \"no\"");
+            }
+            NodeKind::Check {
+                channel,
+                message,
+                statuses,
+                wait,
+                yes,
+                no,
+            }
+        }
+        "wait_event" => {
+            let event = cx.string(o, "event", true).unwrap_or_default();
+            if !event.is_empty() {
+                cx.reference("event type", &event);
+            }
+            let timeout = cx.interval(o, "timeout");
+            if timeout.is_none() && !o.contains_key("timeout") {
+                cx.problem("missing required field \"timeout\"");
+            }
+            let yes = cx.edge(o.get("yes"), "yes");
+            let no = cx.edge(o.get("no"), "no");
+            if yes.is_none() && no.is_none() {
+                cx.problem("a wait_event needs \"yes\" and/or \"no\"");
+            }
+            NodeKind::WaitEvent {
+                event,
+                timeout: timeout.unwrap_or_default(),
+                yes,
+                no,
+            }
         }
         other => {
             cx.problem(format!(
