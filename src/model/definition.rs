@@ -770,7 +770,7 @@ fn parse_node(id: &str, o: &Map<String, Value>, cx: &mut Ctx) -> Option<Node> {
         },
         "webhook" => {
             let url = cx.string(o, "url", true).unwrap_or_default();
-            if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+            if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
                 cx.problem(format!("field \"url\": \"{url}\" is not an http(s) URL"));
             }
             let method = cx
