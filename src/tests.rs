@@ -972,4 +972,45 @@ mod tests {
         sql("SELECT journey.run_due(10, '2026-11-23 08:00Z')");
         assert_eq!(text("SELECT sms_encoding || '|' || coalesce(not_before::text, 'now') FROM journey.outbox WHERE node = 'u'"), "UCS-2|now");
     }
+
+    /// Seed 002: "days of delay" count from the previous action, so day 0, day 2 and day 5 of a
+    /// sequence are delays of 0, 2 and 3 days; a window (weekdays after 09:00) applies to each.
+    #[pg_test]
+    fn seed_002_cumulative_day_sequence() {
+        setup();
+        sql(
+            r#"SELECT journey.create_flow('seq', '{"triggers": [{"type": "manual"}], "start": "d0",
+               "nodes": {"d0": {"type": "send_sms", "text": "day 0", "next": {"to": "d2", "delay": "2 days"}},
+                         "d2": {"type": "send_email", "subject": "s", "body": "day 2", "next": {"to": "d5", "delay": "3 days", "at": "09:00", "days": "weekdays"}},
+                         "d5": {"type": "create_task", "title": "follow up", "assignee": "sales"}}}')"#,
+        );
+        sql("SELECT journey.activate_flow('seq')");
+        let c = contact("Seq");
+        sql(&format!("SELECT journey.enroll('seq', {c})"));
+        sql("UPDATE journey.enrollments SET due_at = '2026-11-02 08:00Z'"); // a Monday
+        sql("SELECT journey.run_due(10, '2026-11-02 08:00Z')");
+        assert_eq!(
+            text("SELECT due_at::text FROM journey.enrollments"),
+            "2026-11-04 08:00:00+00"
+        );
+        assert_eq!(
+            one::<i32>("SELECT journey.run_due(10, '2026-11-04 07:59Z')"),
+            Some(0)
+        );
+        sql("SELECT journey.run_due(10, '2026-11-04 08:00Z')");
+        // day 5 is Saturday 2026-11-07: the weekday window moves it to Monday 09:00
+        assert_eq!(
+            text("SELECT due_at::text FROM journey.enrollments"),
+            "2026-11-09 09:00:00+00"
+        );
+        sql("SELECT journey.run_due(10, '2026-11-09 09:00Z')");
+        assert_eq!(
+            text("SELECT string_agg(channel, ',' ORDER BY id) FROM journey.outbox"),
+            "sms,email,task"
+        );
+        assert_eq!(
+            text("SELECT string_agg(at::date::text, ',' ORDER BY id) FROM journey.steps"),
+            "2026-11-02,2026-11-04,2026-11-09"
+        );
+    }
 }

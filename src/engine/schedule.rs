@@ -194,4 +194,153 @@ mod unit {
             None
         );
     }
+
+    /// (zone, from (UTC), delay, at, days, expected (UTC)): both DST changes of every zone,
+    /// windows across midnight, weekend-only days.
+    #[test]
+    fn table_of_zones_and_transitions() {
+        let weekend = [Sat, Sun];
+        let weekdays = [Mon, Tue, Wed, Thu, Fri];
+        #[allow(clippy::type_complexity)]
+        let rows: &[(
+            &str,
+            &str,
+            Option<&str>,
+            Option<(u32, u32)>,
+            Option<&[Weekday]>,
+            &str,
+        )] = &[
+            // New York: spring forward 2026-03-08 02:00 EST -> 03:00 EDT; fall back 2026-11-01 02:00 EDT -> 01:00 EST
+            (
+                "America/New_York",
+                "2026-03-07T15:00:00Z",
+                Some("1 day"),
+                None,
+                None,
+                "2026-03-08T14:00:00Z",
+            ),
+            (
+                "America/New_York",
+                "2026-03-07T12:00:00Z",
+                Some("1 day"),
+                Some((2, 30)),
+                None,
+                "2026-03-09T06:30:00Z",
+            ),
+            (
+                "America/New_York",
+                "2026-03-07T12:00:00Z",
+                None,
+                Some((2, 30)),
+                Some(&[Sun]),
+                "2026-03-08T07:00:00Z",
+            ),
+            (
+                "America/New_York",
+                "2026-10-31T12:00:00Z",
+                None,
+                Some((1, 30)),
+                Some(&[Sun]),
+                "2026-11-01T05:30:00Z",
+            ),
+            (
+                "America/New_York",
+                "2026-10-31T16:00:00Z",
+                Some("1 day"),
+                None,
+                None,
+                "2026-11-01T17:00:00Z",
+            ),
+            // Bucharest: 2026-03-29 03:00 EET -> 04:00 EEST; 2026-10-25 04:00 EEST -> 03:00 EET
+            (
+                "Europe/Bucharest",
+                "2026-03-28T12:00:00Z",
+                None,
+                Some((3, 30)),
+                Some(&[Sun]),
+                "2026-03-29T01:00:00Z",
+            ),
+            (
+                "Europe/Bucharest",
+                "2026-10-24T12:00:00Z",
+                None,
+                Some((3, 30)),
+                Some(&[Sun]),
+                "2026-10-25T00:30:00Z",
+            ),
+            (
+                "Europe/Bucharest",
+                "2026-10-24T08:00:00Z",
+                Some("1 day"),
+                None,
+                None,
+                "2026-10-25T09:00:00Z",
+            ),
+            // Jerusalem: 2026-03-27 02:00 IST -> 03:00 IDT; 2026-10-25 02:00 IDT -> 01:00 IST
+            (
+                "Asia/Jerusalem",
+                "2026-03-26T12:00:00Z",
+                None,
+                Some((2, 15)),
+                Some(&[Fri]),
+                "2026-03-27T00:00:00Z",
+            ),
+            (
+                "Asia/Jerusalem",
+                "2026-10-24T12:00:00Z",
+                None,
+                Some((1, 15)),
+                Some(&[Sun]),
+                "2026-10-24T22:15:00Z",
+            ),
+            // UTC: windows across midnight and weekend-only days
+            (
+                "UTC",
+                "2026-11-20T23:45:00Z",
+                None,
+                Some((23, 30)),
+                None,
+                "2026-11-21T23:30:00Z",
+            ),
+            (
+                "UTC",
+                "2026-11-20T23:45:00Z",
+                Some("30 minutes"),
+                Some((0, 10)),
+                None,
+                "2026-11-22T00:10:00Z",
+            ),
+            (
+                "UTC",
+                "2026-11-20T12:00:00Z",
+                None,
+                None,
+                Some(&weekend),
+                "2026-11-21T00:00:00Z",
+            ),
+            (
+                "UTC",
+                "2026-11-21T12:00:00Z",
+                Some("1 day"),
+                Some((10, 0)),
+                Some(&weekdays),
+                "2026-11-23T10:00:00Z",
+            ),
+        ];
+        for (zone, from, delay, at, days, expected) in rows {
+            let tz: Tz = zone.parse().unwrap();
+            let got = due(
+                utc(from),
+                delay.map(|d| Interval::parse(d).unwrap()),
+                at.map(|(h, m)| hm(h, m)),
+                *days,
+                tz,
+            );
+            assert_eq!(
+                got,
+                utc(expected),
+                "{zone} from {from} delay {delay:?} at {at:?} days {days:?}"
+            );
+        }
+    }
 }
