@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Demo: builds and installs journey, starts a throwaway cluster with the worker preloaded,
+# defines a welcome journey and lets the background worker run it. The cluster keeps running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+echo "== building and installing journey (release)"
+mkdir -p target
+cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >target/demo-install.log 2>&1 \
+  || { tail -30 target/demo-install.log; exit 1; }
+
+source tests/cluster.sh
+DIR=/tmp/journey-demo
+PORT=5499
+[ -d "$DIR/data" ] && cluster_stop "$DIR"
+cluster_start "$DIR" "$PORT" "journey.naptime = 1000"
+echo "== cluster running: data $DIR/data, socket $DIR, port $PORT"
+
+q "CREATE EXTENSION journey"
+q "INSERT INTO journey.groups (name) VALUES ('newsletter')"
+q "INSERT INTO journey.templates (name, channel, subject, body)
+   VALUES ('welcome_email', 'email', 'Welcome aboard, {{ contact.first_name }}', 'Hello {{ contact.first_name }}, glad you joined.')"
+cat <<'JSON' >"$DIR/welcome.json"
+{
+  "triggers": [{"type": "group_joined", "group": "newsletter"}],
+  "start": "sms",
+  "nodes": {
+    "sms":  {"type": "send_sms", "text": "Hi {{ contact.first_name }}, welcome to ACME!", "sender": "ACME",
+             "ignore_quiet_hours": true, "next": {"to": "mail", "delay": "5 seconds"}},
+    "mail": {"type": "send_email", "template": "welcome_email", "next": "won"},
+    "won":  {"type": "goal", "name": "welcomed"}
+  }
+}
+JSON
+echo "== the welcome journey"
+cat "$DIR/welcome.json"
+psql -X -qAt -v ON_ERROR_STOP=1 -v def="$(cat "$DIR/welcome.json")" <<'SQL' >/dev/null
+SELECT journey.create_flow('welcome', :'def');
+SELECT journey.activate_flow('welcome');
+SQL
+echo "== validate_flow: $(q "SELECT count(*) FROM journey.validate_flow('welcome')") problems; status $(q "SELECT status FROM journey.flows")"
+
+echo "== three contacts join the group (the worker does the rest; nobody calls run_due)"
+for who in 'Dana|+15550001|dana@example.com' 'Ion|+40721000002|ion@example.ro' 'Noa|+972500000003|noa@example.co.il'; do
+  IFS='|' read -r name phone email <<<"$who"
+  psql -X -qAt -v ON_ERROR_STOP=1 -v name="$name" -v phone="$phone" -v email="$email" >/dev/null <<'SQL'
+SELECT journey.add_to_group(journey.upsert_contact(jsonb_build_object('first_name', :'name', 'phone', :'phone', 'email', :'email')), 'newsletter');
+SQL
+done
+
+echo "== outbox rows as they appear"
+seen=0
+for _ in $(seq 1 150); do
+  rows=$(q "SELECT id || ' | ' || channel || ' | ' || recipient || ' | ' || coalesce(subject, '-') || ' | ' || body FROM journey.outbox WHERE id > $seen ORDER BY id")
+  if [ -n "$rows" ]; then
+    echo "$rows" | sed 's/^/  /'
+    seen=$(q "SELECT max(id) FROM journey.outbox")
+  fi
+  [ "$(q "SELECT count(*) FROM journey.enrollments WHERE status = 'active'")" = 0 ] && break
+  sleep 0.1
+done
+
+echo "== journey.flow_stats('welcome')"
+psql -X -P pager=off -c "SELECT * FROM journey.flow_stats('welcome')"
+echo "== journey.goal_stats('welcome')"
+psql -X -P pager=off -c "SELECT * FROM journey.goal_stats('welcome')"
+psql -X -P pager=off -c "SELECT * FROM journey.flow_overview"
+cat <<EOF2
+== the cluster keeps running
+connect:  psql -h $DIR -p $PORT -U postgres postgres
+stop:     runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D $DIR/data stop && rm -rf $DIR
+EOF2
