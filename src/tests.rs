@@ -597,6 +597,9 @@ mod tests {
     #[pg_test]
     fn bad_input_raises_named_errors_and_changes_nothing() {
         setup();
+        sql(
+            r#"INSERT INTO journey.forms (name, field_map) VALUES ('contact-us', '{"Email": "email"}')"#,
+        );
         for (query, sqlstate, names) in [
             ("SELECT journey.activate_flow('nope')", "42704", "nope"),
             ("SELECT journey.enroll('nope', 1)", "42704", "nope"),
@@ -660,6 +663,69 @@ mod tests {
                 "shoe_size",
             ),
             ("SELECT journey.pause_flow('welcome')", "55000", "welcome"),
+            ("SELECT journey.claim(ARRAY['fax'])", "22023", "fax"),
+            ("SELECT journey.run_due(1000000)", "22023", "max_steps"),
+            (
+                "SELECT journey.mark_failed(987654321, 'x')",
+                "P0002",
+                "987654321",
+            ),
+            (
+                "SELECT journey.report(NULL, 'delivered')",
+                "22004",
+                "provider_message_id",
+            ),
+            ("SELECT journey.report('x', NULL)", "22023", "NULL"),
+            (
+                "SELECT journey.submit_form('contact-us', '[1]')",
+                "22023",
+                "contact-us",
+            ),
+            (
+                "SELECT journey.define_event('ev', '[{\"name\": \"a\", \"type\": \"date\"}]')",
+                "22023",
+                "date",
+            ),
+            (
+                "SELECT journey.define_event('ev', '[{\"name\": \"a\", \"pattern\": \"(\"}]')",
+                "2201B",
+                "pattern",
+            ),
+            ("SELECT journey.define_event('ev', '{}')", "22023", "ev"),
+            (
+                "SELECT journey.enroll('welcome', 1, '[1]')",
+                "22023",
+                "data",
+            ),
+            (
+                "SELECT * FROM journey.validate_flow(NULL)",
+                "22004",
+                "flow name",
+            ),
+            ("SELECT journey.update_flow('nope', '{}')", "42704", "nope"),
+            (
+                "SELECT journey.update_flow('welcome', '\"text\"')",
+                "22032",
+                "welcome",
+            ),
+            ("SELECT journey.archive_flow('nope')", "42704", "nope"),
+            ("SELECT * FROM journey.timeline(424242)", "23503", "424242"),
+            ("SELECT journey.flow_diagram('nope')", "42704", "nope"),
+            (
+                "SELECT journey.remove_from_group(1, NULL)",
+                "22004",
+                "group",
+            ),
+            (
+                "SELECT journey.upsert_contact('[]')",
+                "22023",
+                "contact data",
+            ),
+            (
+                "SELECT journey.upsert_contact('{\"attributes\": 5}')",
+                "22023",
+                "attributes",
+            ),
         ] {
             assert_error(query, sqlstate, names);
         }
@@ -678,6 +744,16 @@ mod tests {
             error_of("INSERT INTO journey.event_types (name) VALUES ('with space')")
                 .starts_with("23514")
         );
+        assert!(error_of("INSERT INTO journey.outbox (idempotency_key, channel, contact_id) VALUES ('k', 'fax', 1)").starts_with("23514"));
+        assert!(
+            error_of(
+                "INSERT INTO journey.templates (name, body) VALUES ('big', repeat('x', 1048576))"
+            )
+            .starts_with("23514"),
+            "a 1 MB template is refused"
+        );
+        assert_eq!(count("SELECT count(*) FROM journey.event_types"), 0);
+        assert_eq!(count("SELECT count(*) FROM journey.form_submissions"), 0);
     }
 
     #[pg_test]
@@ -1012,5 +1088,42 @@ mod tests {
             text("SELECT string_agg(at::date::text, ',' ORDER BY id) FROM journey.steps"),
             "2026-11-02,2026-11-04,2026-11-09"
         );
+    }
+
+    #[pg_test]
+    fn wait_node_and_check_defaults() {
+        setup();
+        sql(
+            r#"SELECT journey.create_flow('w', '{"triggers": [{"type": "manual"}], "start": "w",
+               "nodes": {"w": {"type": "wait", "delay": "1 hour", "at": "18:00", "next": "s"},
+                         "s": {"type": "send_sms", "text": "evening", "next": "c"},
+                         "c": {"type": "check_sms", "message": "s", "yes": "g", "no": "m"},
+                         "m": {"type": "send_email", "subject": "s", "body": "b", "next": "ce"},
+                         "ce": {"type": "check_email", "message": "m", "no": "g"},
+                         "g": {"type": "goal"}}}')"#,
+        );
+        sql("SELECT journey.activate_flow('w')");
+        let c = contact("W");
+        sql(&format!("SELECT journey.enroll('w', {c})"));
+        sql("UPDATE journey.enrollments SET due_at = '2026-06-01 00:00Z'");
+        sql("SELECT journey.run_due(10, '2026-06-01 17:30Z')");
+        // the wait itself: 17:30 + 1 hour = 18:30, so 18:00 the next day (UTC zone)
+        assert_eq!(
+            text("SELECT node || ' ' || due_at::text FROM journey.enrollments"),
+            "s 2026-06-02 18:00:00+00"
+        );
+        sql("SELECT journey.run_due(10, '2026-06-02 18:00Z')");
+        // check_sms waits 2 hours by default, check_email 1 day
+        assert_eq!(
+            text("SELECT node || ' ' || due_at::text FROM journey.enrollments"),
+            "c 2026-06-02 20:00:00+00"
+        );
+        sql("SELECT journey.run_due(10, '2026-06-02 20:00Z')");
+        assert_eq!(
+            text("SELECT node || ' ' || due_at::text FROM journey.enrollments"),
+            "ce 2026-06-03 20:00:00+00"
+        );
+        sql("SELECT journey.run_due(10, '2026-06-03 20:00Z')");
+        assert_eq!(text("SELECT status FROM journey.enrollments"), "completed");
     }
 }

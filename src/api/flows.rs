@@ -40,6 +40,15 @@ fn load(name: &str) -> Result<FlowRow> {
     })
 }
 
+/// Takes the flow out of the trigger routing table: writes stop enrolling into it.
+fn clear_triggers(flow_id: i64) -> Result<()> {
+    Spi::run_with_args(
+        "DELETE FROM journey.flow_triggers WHERE flow_id = $1",
+        &[flow_id.into()],
+    )?;
+    Ok(())
+}
+
 fn checked_definition(flow: &str, definition: Option<JsonB>) -> Result<serde_json::Value> {
     let def = required(definition, "definition", DEF_HINT)?.0;
     check_shape(&def).map_err(|problem| JourneyError::Malformed {
@@ -115,10 +124,7 @@ pub fn update_flow(name: Option<&str>, definition: Option<JsonB>) -> i32 {
              WHERE id = $1",
             &[flow.id.into(), version.into()],
         )?;
-        Spi::run_with_args(
-            "DELETE FROM journey.flow_triggers WHERE flow_id = $1",
-            &[flow.id.into()],
-        )?;
+        clear_triggers(flow.id)?;
         Ok(version)
     })()
     .or_report()
@@ -206,7 +212,7 @@ pub fn activate_flow(
                  start_node = $2, reentry_after = $3::interval WHERE id = $1",
             &[flow.id.into(), def.start.as_str().into(), reentry.into()],
         )?;
-        Spi::run_with_args("DELETE FROM journey.flow_triggers WHERE flow_id = $1", &[flow.id.into()])?;
+        clear_triggers(flow.id)?;
         for t in &def.triggers {
             let (kind, key_sql, key, condition) = match t {
                 Trigger::GroupJoined { group } => ("group_joined", "SELECT id::text FROM journey.groups WHERE name = $1", group, None),
@@ -279,10 +285,7 @@ pub fn pause_flow(name: Option<&str>) {
             "UPDATE journey.flows SET status = 'paused', paused_reason = 'manual' WHERE id = $1",
             &[flow.id.into()],
         )?;
-        Spi::run_with_args(
-            "DELETE FROM journey.flow_triggers WHERE flow_id = $1",
-            &[flow.id.into()],
-        )?;
+        clear_triggers(flow.id)?;
         Ok(())
     })()
     .or_report()
@@ -297,10 +300,7 @@ pub fn archive_flow(name: Option<&str>) {
             "UPDATE journey.flows SET status = 'archived', paused_reason = NULL WHERE id = $1",
             &[flow.id.into()],
         )?;
-        Spi::run_with_args(
-            "DELETE FROM journey.flow_triggers WHERE flow_id = $1",
-            &[flow.id.into()],
-        )?;
+        clear_triggers(flow.id)?;
         Spi::run_with_args(
             "UPDATE journey.enrollments SET status = 'stopped', due_at = NULL, updated_at = now(), \
                  last_error = 'flow archived' WHERE flow_id = $1 AND status = 'active'",

@@ -1,5 +1,7 @@
 //! Flow definitions parsed once per (flow, version) and kept for the life of the backend.
-//! Versions are immutable, so the cache never needs invalidating.
+//! Versions are immutable, so the cache never needs invalidating. (After DROP EXTENSION and
+//! CREATE EXTENSION in the same backend, flow ids start again from 1; a backend that lives
+//! across that can see a stale definition until it reconnects.)
 use crate::error::{JourneyError, Result};
 use crate::model::FlowDef;
 use pgrx::prelude::*;

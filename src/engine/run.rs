@@ -67,6 +67,22 @@ struct Update {
     waiting: Option<Value>,
 }
 
+impl Update {
+    /// The enrollment leaves the flow (completed, exited) after `node`.
+    fn ended(e: &Due, status: &'static str, node: String, seq: i32) -> Update {
+        Update {
+            id: e.id,
+            contact_id: e.contact_id,
+            status,
+            node,
+            due_at: None,
+            seq,
+            last_error: None,
+            waiting: None,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Batch {
     steps: Vec<(i64, i64, i64, String, String)>,
@@ -336,16 +352,7 @@ fn advance(
                     current.clone(),
                     "exited".into(),
                 ));
-                batch.updates.push(Update {
-                    id: e.id,
-                    contact_id: e.contact_id,
-                    status: "exited",
-                    node: current,
-                    due_at: None,
-                    seq,
-                    last_error: None,
-                    waiting: None,
-                });
+                batch.updates.push(Update::ended(e, "exited", current, seq));
                 return Ok(());
             }
             NodeKind::SendWhatsapp { text } => {
@@ -556,16 +563,9 @@ fn advance(
             return Ok(());
         }
         let Some(edge) = chosen.unwrap_or(node.next.as_ref()) else {
-            batch.updates.push(Update {
-                id: e.id,
-                contact_id: e.contact_id,
-                status: "completed",
-                node: current,
-                due_at: None,
-                seq,
-                last_error: None,
-                waiting: None,
-            });
+            batch
+                .updates
+                .push(Update::ended(e, "completed", current, seq));
             return Ok(());
         };
         let from = wait.unwrap_or(now);
