@@ -3,6 +3,7 @@
 CREATE FUNCTION journey.claim(channels text[] DEFAULT NULL, max integer DEFAULT 100, lease interval DEFAULT '5 minutes')
 RETURNS SETOF journey.outbox
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, journey
 AS $$
 BEGIN
@@ -59,6 +60,7 @@ COMMENT ON FUNCTION journey._outbox_row(bigint) IS 'Internal: locks and returns 
 
 CREATE FUNCTION journey.mark_sent(id bigint, provider_message_id text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, journey
 AS $$
 DECLARE
@@ -79,6 +81,7 @@ COMMENT ON FUNCTION journey.mark_sent(bigint, text) IS
 
 CREATE FUNCTION journey.mark_failed(id bigint, error text, retry boolean DEFAULT true) RETURNS text
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, journey
 AS $$
 DECLARE
@@ -118,6 +121,7 @@ COMMENT ON FUNCTION journey._status_rank(text) IS 'Internal: order of outbox sta
 CREATE FUNCTION journey.report(provider_message_id text, status text, provider_event_id text DEFAULT NULL, at timestamptz DEFAULT now())
 RETURNS boolean
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, journey
 AS $$
 DECLARE

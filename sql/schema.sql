@@ -140,7 +140,7 @@ COMMENT ON TABLE journey.flow_triggers IS
 
 CREATE TABLE journey.enrollments (
     id          bigint GENERATED ALWAYS AS IDENTITY,
-    flow_id     bigint NOT NULL REFERENCES journey.flows (id) ON DELETE CASCADE,
+    flow_id     bigint NOT NULL,
     version     integer NOT NULL,
     contact_id  bigint NOT NULL REFERENCES journey.contacts (id) ON DELETE CASCADE,
     status      text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'completed', 'exited', 'stopped', 'failed')),
@@ -154,17 +154,17 @@ CREATE TABLE journey.enrollments (
     updated_at  timestamptz NOT NULL DEFAULT now(),
     attempts    integer NOT NULL DEFAULT 0,
     last_error  text,
-    PRIMARY KEY (id, contact_id),
-    FOREIGN KEY (flow_id, version) REFERENCES journey.flow_versions (flow_id, version),
+    PRIMARY KEY (contact_id, id),
+    FOREIGN KEY (flow_id, version) REFERENCES journey.flow_versions (flow_id, version) ON DELETE CASCADE,
     CHECK (status <> 'active' OR (node IS NOT NULL AND due_at IS NOT NULL))
 );
 CREATE UNIQUE INDEX enrollments_one_active ON journey.enrollments (flow_id, contact_id) WHERE status = 'active';
-CREATE UNIQUE INDEX enrollments_occurrence ON journey.enrollments (flow_id, contact_id, occurrence) WHERE occurrence IS NOT NULL;
+-- Unique per occurrence (NULLs are distinct: flows that may be re-entered are not limited),
+-- and the flow_id-leading index for stats and flow-wide updates.
+CREATE UNIQUE INDEX enrollments_flow_contact ON journey.enrollments (flow_id, contact_id, occurrence);
 CREATE INDEX enrollments_due ON journey.enrollments (due_at) WHERE status = 'active';
-CREATE INDEX enrollments_contact ON journey.enrollments (contact_id, flow_id);
-CREATE INDEX enrollments_flow ON journey.enrollments (flow_id, status);
 COMMENT ON TABLE journey.enrollments IS
-  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for. At most one active enrollment per (flow, contact); occurrence is set by date triggers (one per occurrence).';
+  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for. At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence).';
 
 CREATE TABLE journey.steps (
     id            bigint GENERATED ALWAYS AS IDENTITY,
@@ -174,13 +174,28 @@ CREATE TABLE journey.steps (
     node          text NOT NULL,
     at            timestamptz NOT NULL,
     outcome       text NOT NULL,
-    PRIMARY KEY (id, contact_id),
-    FOREIGN KEY (enrollment_id, contact_id) REFERENCES journey.enrollments (id, contact_id) ON DELETE CASCADE
+    PRIMARY KEY (contact_id, id)
 );
 CREATE INDEX steps_flow_node ON journey.steps (flow_id, node);
-CREATE INDEX steps_enrollment ON journey.steps (enrollment_id);
 COMMENT ON TABLE journey.steps IS
-  'Append-only history: one row per node an enrollment entered (outcome: done, sent, suppressed:<reason>, goal, exited, failed:<error>). Stats and timelines read it.';
+  'Append-only history: one row per node an enrollment entered (outcome: done, sent, suppressed:<reason>, goal, exited, failed:<error>). Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
+
+-- steps has no foreign key to enrollments (the engine inserts a batch of steps per run and a
+-- per-row check would cost as much as the insert): deleting enrollments deletes their steps here.
+CREATE FUNCTION journey._delete_steps() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey
+AS $$
+BEGIN
+    DELETE FROM journey.steps s USING old_rows o
+    WHERE s.contact_id = o.contact_id AND s.enrollment_id = o.id;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._delete_steps() IS 'Trigger: deletes the steps of deleted enrollments.';
+CREATE TRIGGER enrollments_delete_steps AFTER DELETE ON journey.enrollments
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._delete_steps();
 
 CREATE TABLE journey.outbox (
     id                  bigint GENERATED ALWAYS AS IDENTITY,
@@ -213,7 +228,7 @@ CREATE TABLE journey.outbox (
 );
 CREATE INDEX outbox_claimable ON journey.outbox (id) WHERE status IN ('pending', 'leased');
 CREATE INDEX outbox_provider_message ON journey.outbox (provider_message_id) WHERE provider_message_id IS NOT NULL;
-CREATE INDEX outbox_enrollment ON journey.outbox (enrollment_id);
+CREATE INDEX outbox_contact ON journey.outbox (contact_id, enrollment_id);
 COMMENT ON TABLE journey.outbox IS
   'Every outbound message, written once (idempotency_key = enrollment:node:seq). Relays claim, mark_sent/mark_failed and report on it. status: pending -> leased -> sent -> delivered -> opened -> clicked; failed, undelivered, bounced are terminal.';
 
@@ -230,3 +245,61 @@ CREATE TABLE journey.delivery_reports (
     FOREIGN KEY (outbox_id, contact_id) REFERENCES journey.outbox (id, contact_id) ON DELETE CASCADE
 );
 COMMENT ON TABLE journey.delivery_reports IS 'Delivery events reported by relays; provider_event_id makes journey.report idempotent.';
+
+-- ---------------------------------------------------------------- dump and restore
+-- settings has exactly one row, inserted above. A restore (pg_dump / pg_restore) re-inserts the
+-- dumped row after CREATE EXTENSION made the default one: this trigger turns that insert (and
+-- any other) into an update of the one row. ENABLE ALWAYS: it fires in a restore run with
+-- session_replication_role = replica too.
+CREATE FUNCTION journey._settings_replace() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM journey.settings) THEN
+        UPDATE journey.settings SET
+            time_zone = NEW.time_zone, quiet_hours_start = NEW.quiet_hours_start,
+            quiet_hours_end = NEW.quiet_hours_end, sms_unsubscribe_text = NEW.sms_unsubscribe_text,
+            admin_email = NEW.admin_email, sms_quota = NEW.sms_quota, email_quota = NEW.email_quota,
+            max_attempts = NEW.max_attempts;
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION journey._settings_replace() IS 'Trigger: an INSERT into settings replaces the one row (this is how a restore brings settings back).';
+CREATE TRIGGER settings_replace BEFORE INSERT ON journey.settings
+    FOR EACH ROW EXECUTE FUNCTION journey._settings_replace();
+ALTER TABLE journey.settings ENABLE ALWAYS TRIGGER settings_replace;
+
+-- pg_dump dumps the rows of these tables and the state of their sequences. flow_triggers is
+-- included: it is derived at activation only, so a restored active flow needs its routes.
+-- Restore with session_replication_role = replica (see README): the audience tables' triggers
+-- must not enroll or rewrite contacts again while the dumped rows are loaded.
+-- (one call per statement: each call updates the pg_extension row)
+SELECT pg_catalog.pg_extension_config_dump('journey.settings', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.contacts', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.groups', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.group_members', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.forms', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.form_submissions', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.event_types', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.events', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.templates', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.flows', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.flow_versions', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.flow_triggers', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.enrollments', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.steps', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.delivery_reports', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('journey.contacts', 'id')::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('journey.groups', 'id')::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('journey.forms', 'id')::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('journey.form_submissions', 'id')::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('journey.events', 'id')::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('journey.flows', 'id')::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('journey.enrollments', 'id')::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('journey.steps', 'id')::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('journey.outbox', 'id')::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('journey.delivery_reports', 'id')::regclass, '');

@@ -4,15 +4,20 @@
 CREATE FUNCTION journey._enroll(p_flows bigint[], p_contacts bigint[], p_data jsonb[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, journey
 AS $$
 DECLARE
     ids bigint[];
 BEGIN
     WITH ins AS (
-        INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data)
+        -- occurrence 'once' for flows that are never re-entered: the unique index
+        -- enrollments_flow_contact then holds even against a concurrent writer whose enrollment
+        -- committed (and maybe completed) after this statement's snapshot was taken.
+        INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data, occurrence)
         SELECT DISTINCT ON (f.id, u.contact_id)
-               f.id, f.version, u.contact_id, f.start_node, now(), coalesce(u.data, '{}')
+               f.id, f.version, u.contact_id, f.start_node, now(), coalesce(u.data, '{}'),
+               CASE WHEN f.reentry_after IS NULL THEN 'once' END
         FROM unnest(p_flows, p_contacts, p_data) AS u (flow_id, contact_id, data)
         JOIN journey.flows f ON f.id = u.flow_id AND f.status = 'active'
         WHERE NOT EXISTS (
@@ -36,6 +41,7 @@ COMMENT ON FUNCTION journey._enroll(bigint[], bigint[], jsonb[]) IS
 -- group_members: statement-level, with a transition table.
 CREATE FUNCTION journey._on_group_joined() RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, journey
 AS $$
 BEGIN
@@ -106,6 +112,7 @@ COMMENT ON FUNCTION journey._map_fields(jsonb, jsonb) IS 'Internal: applies a fi
 -- form_submissions BEFORE: match or create the contact, apply field_map.
 CREATE FUNCTION journey._on_form_submission() RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, journey
 AS $$
 DECLARE
@@ -149,6 +156,7 @@ CREATE TRIGGER form_contact BEFORE INSERT ON journey.form_submissions
 
 CREATE FUNCTION journey._on_form_submitted() RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, journey
 AS $$
 BEGIN
@@ -168,6 +176,7 @@ CREATE TRIGGER form_submitted AFTER INSERT ON journey.form_submissions
 -- events BEFORE: check params, map params to contact fields.
 CREATE FUNCTION journey._on_event() RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, journey
 AS $$
 DECLARE
@@ -222,6 +231,7 @@ CREATE TRIGGER event_check BEFORE INSERT ON journey.events
 
 CREATE FUNCTION journey._on_event_inserted() RETURNS trigger
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, journey
 AS $$
 BEGIN
@@ -242,6 +252,7 @@ CREATE TRIGGER event_enroll AFTER INSERT ON journey.events
 -- Wakes enrollments sitting in a wait_event node for one of these events (issue: wait_event).
 CREATE FUNCTION journey._event_arrived(p_contacts bigint[], p_names text[]) RETURNS void
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, journey
 AS $$
 BEGIN

@@ -61,6 +61,16 @@ pub enum JourneyError {
     #[error("flow \"{flow}\": {message}")]
     Engine { flow: String, message: String },
 
+    /// A Postgres error raised while a node ran (inside a subtransaction); `transient` ones
+    /// (lock timeouts, deadlocks, serialization failures) are retried with backoff.
+    #[error("flow \"{flow}\", node \"{node}\": {message}")]
+    Step {
+        flow: String,
+        node: String,
+        message: String,
+        transient: bool,
+    },
+
     #[error("SPI error: {0}")]
     Spi(#[from] pgrx::spi::Error),
 }
@@ -79,7 +89,7 @@ impl JourneyError {
             Malformed { .. } => PgSqlErrorCode::ERRCODE_INVALID_JSON_TEXT,
             Incomplete { .. } => PgSqlErrorCode::ERRCODE_INVALID_OBJECT_DEFINITION,
             WrongStatus { .. } => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            Render { .. } | MissingTemplate { .. } | Engine { .. } => {
+            Render { .. } | MissingTemplate { .. } | Engine { .. } | Step { .. } => {
                 PgSqlErrorCode::ERRCODE_DATA_EXCEPTION
             }
             Spi(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
@@ -112,7 +122,7 @@ impl JourneyError {
             WrongStatus { .. } => "SELECT name, status FROM journey.flows shows the status; activate_flow resumes a draft or paused flow.".into(),
             Render { .. } => "Check the node's Liquid template and the contact's data it uses (journey.timeline shows the failed step).".into(),
             MissingTemplate { .. } => "Create the template in journey.templates, or change the node with journey.update_flow.".into(),
-            Engine { .. } => "See journey.timeline for the enrollment.".into(),
+            Engine { .. } | Step { .. } => "See journey.timeline for the enrollment.".into(),
             Spi(_) => "This is a bug in journey; please report it with the statement that caused it.".into(),
         }
     }

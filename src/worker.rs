@@ -110,6 +110,7 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
             continue;
         }
         let batch = guc::BATCH_SIZE.get();
+        let mut ran = false;
         loop {
             match in_transaction(|| {
                 let installed = Spi::get_one::<bool>(
@@ -130,6 +131,7 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
                         log!("journey worker: extension found, running due steps");
                         installed_logged = true;
                     }
+                    ran |= n > 0;
                     if n < batch || BackgroundWorker::sigterm_received() {
                         break;
                     }
@@ -144,9 +146,29 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
                 }
             }
         }
+        if ran {
+            release_free_memory();
+        }
     }
     WORKER_LATCH.get().store(0, Ordering::Release);
     log!("journey worker stopped");
+    // Exit code 1: the postmaster restarts a worker that exits non-zero (after restart_time),
+    // so pg_terminate_backend() on the worker pauses it for a second instead of for good. At
+    // shutdown the postmaster restarts nothing.
+    unsafe { pg_sys::proc_exit(1) };
+}
+
+/// Hands memory freed after a busy spell back to the OS, so the idle worker's footprint stays
+/// what it needs (batches allocate and free several MB each; glibc keeps them otherwise).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: malloc_trim only returns free heap pages to the kernel.
+        unsafe { malloc_trim(0) };
+    }
 }
 
 /// Runs `body` in its own transaction; an ERROR rolls it back and is returned as text.

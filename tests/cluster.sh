@@ -4,7 +4,7 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 CLUSTER_DIRS=()
 
 as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- env -u RUST_BACKTRACE "$@"; else env -u RUST_BACKTRACE "$@"; fi
 }
 
 # cluster_start DIR PORT [extra postgresql.conf lines...]

@@ -3,4 +3,5 @@
 pub mod audience;
 pub mod flows;
 pub mod relay;
+pub mod roles;
 pub mod stats;

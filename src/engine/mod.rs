@@ -4,3 +4,4 @@ pub mod cache;
 pub mod clock;
 pub mod run;
 pub mod schedule;
+pub mod subxact;

@@ -2,7 +2,7 @@
 //! back set-based: one INSERT into the outbox, one INSERT into steps and one UPDATE of the
 //! enrollments per batch. A failing enrollment (render error, missing template) is marked
 //! failed with its error; the rest of the batch goes on.
-use super::{cache, clock, schedule};
+use super::{cache, clock, schedule, subxact};
 use crate::error::{JourneyError, OrReport, Result};
 use crate::model::{predicate, Edge, FlowDef, NodeKind};
 use crate::render::{sms, template};
@@ -14,11 +14,16 @@ use pgrx::JsonB;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
+/// Longest wait for a row lock while a node writes (update_contact); see `update_contact`.
+const LOCK_TIMEOUT: &str = "100ms";
+
 /// Most nodes one enrollment runs in one go (validation forbids cycles without a delay).
 const MAX_NODES_PER_STEP: usize = 100;
 
 struct Due {
     id: i64,
+    /// The row's ctid: the claim locked it, so it cannot move before write-back.
+    tid: String,
     contact_id: i64,
     flow_id: i64,
     version: i32,
@@ -29,6 +34,8 @@ struct Due {
     contact: Value,
     zone: Tz,
     waiting: Option<Value>,
+    /// Transient failures in a row at `node` (reset when the enrollment moves on).
+    attempts: i32,
 }
 
 struct Settings {
@@ -36,6 +43,7 @@ struct Settings {
     quiet_end: NaiveTime,
     unsubscribe_text: String,
     admin_email: Option<String>,
+    max_attempts: i32,
 }
 
 #[derive(Default)]
@@ -58,6 +66,7 @@ struct Message {
 
 struct Update {
     id: i64,
+    tid: String,
     contact_id: i64,
     status: &'static str,
     node: String,
@@ -65,6 +74,7 @@ struct Update {
     seq: i32,
     last_error: Option<String>,
     waiting: Option<Value>,
+    attempts: i32,
 }
 
 impl Update {
@@ -72,6 +82,7 @@ impl Update {
     fn ended(e: &Due, status: &'static str, node: String, seq: i32) -> Update {
         Update {
             id: e.id,
+            tid: e.tid.clone(),
             contact_id: e.contact_id,
             status,
             node,
@@ -79,6 +90,7 @@ impl Update {
             seq,
             last_error: None,
             waiting: None,
+            attempts: 0,
         }
     }
 }
@@ -126,24 +138,43 @@ pub fn run_batch(max: i32, at: TimestampWithTimeZone) -> Result<i32> {
     for e in &due {
         let def = cache::definition(e.flow_id, e.version)?;
         let mut at_node = e.node.clone();
-        if let Err(err) = advance(e, &def, &settings, now, &mut batch, &mut at_node) {
+        let mut at_seq = e.seq;
+        if let Err(err) = advance(
+            e,
+            &def,
+            &settings,
+            now,
+            &mut batch,
+            &mut at_node,
+            &mut at_seq,
+        ) {
             let message = err.to_string();
+            let transient = matches!(
+                err,
+                JourneyError::Step {
+                    transient: true,
+                    ..
+                }
+            );
+            let retry = transient && e.attempts + 1 < settings.max_attempts;
             batch.steps.push((
                 e.id,
                 e.contact_id,
                 e.flow_id,
                 at_node.clone(),
-                format!("failed: {message}"),
+                format!("{}: {message}", if retry { "retry" } else { "failed" }),
             ));
             batch.updates.push(Update {
                 id: e.id,
+                tid: e.tid.clone(),
                 contact_id: e.contact_id,
-                status: "failed",
+                status: if retry { "active" } else { "failed" },
                 node: at_node,
-                due_at: None,
-                seq: e.seq,
+                due_at: retry.then(|| now + retry_backoff(e.attempts)),
+                seq: at_seq,
                 last_error: Some(message),
                 waiting: None,
+                attempts: e.attempts + i32::from(transient),
             });
         }
     }
@@ -155,7 +186,7 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
     Spi::connect_mut(|client| {
         let s = client
             .select(
-                "SELECT quiet_hours_start::text, quiet_hours_end::text, sms_unsubscribe_text, admin_email FROM journey.settings",
+                "SELECT quiet_hours_start::text, quiet_hours_end::text, sms_unsubscribe_text, admin_email, max_attempts FROM journey.settings",
                 None,
                 &[],
             )?
@@ -169,10 +200,11 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
             quiet_end: parse_time(s.get::<String>(2)?),
             unsubscribe_text: s.get::<String>(3)?.unwrap_or_default(),
             admin_email: s.get::<String>(4)?,
+            max_attempts: s.get::<i32>(5)?.unwrap_or(5),
         };
         let rows = client.update(
             "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
-                    to_jsonb(c), coalesce(c.time_zone, s.time_zone), e.waiting \
+                    row_to_json(c)::text, coalesce(c.time_zone, s.time_zone), e.waiting, e.ctid::text, e.attempts \
              FROM journey.enrollments e \
              JOIN journey.flows f ON f.id = e.flow_id AND f.status = 'active' \
              JOIN journey.contacts c ON c.id = e.contact_id \
@@ -196,9 +228,16 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
                 data: row.get::<JsonB>(6)?.map(|j| j.0).unwrap_or(Value::Null),
                 seq: row.get(7)?.unwrap_or_default(),
                 flow_name: row.get(8)?.unwrap_or_default(),
-                contact: row.get::<JsonB>(9)?.map(|j| j.0).unwrap_or(Value::Null),
+                // json text parsed once here (to_jsonb would build binary jsonb, sort its keys
+                // and print it again for pgrx to parse)
+                contact: row
+                    .get::<String>(9)?
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or(Value::Null),
                 zone: zone_name.parse().unwrap_or(Tz::UTC),
                 waiting: row.get::<JsonB>(11)?.map(|j| j.0),
+                tid: row.get(12)?.unwrap_or_default(),
+                attempts: row.get(13)?.unwrap_or_default(),
             });
         }
         Ok((due, settings))
@@ -214,6 +253,7 @@ fn advance(
     now: DateTime<Utc>,
     batch: &mut Batch,
     at_node: &mut String,
+    at_seq: &mut i32,
 ) -> Result<()> {
     let flow_vars = json!({"id": e.flow_id, "name": e.flow_name, "version": e.version});
     let vars = template::variables(&e.contact, &e.data, &flow_vars);
@@ -221,6 +261,7 @@ fn advance(
     let mut seq = e.seq;
     for _ in 0..MAX_NODES_PER_STEP {
         at_node.clone_from(&current);
+        *at_seq = seq;
         let Some(node) = def.nodes.get(&current) else {
             return Err(JourneyError::Engine {
                 flow: e.flow_name.clone(),
@@ -438,7 +479,21 @@ fn advance(
                 remove_groups,
                 set,
             } => {
-                update_contact(e.contact_id, add_groups, remove_groups, set)?;
+                // In a subtransaction: a lock timeout or a violated constraint fails this
+                // enrollment (or retries it), not the batch.
+                match subxact::run(std::panic::AssertUnwindSafe(|| {
+                    update_contact(e.contact_id, add_groups, remove_groups, set)
+                })) {
+                    Ok(done) => done?,
+                    Err(caught) => {
+                        return Err(JourneyError::Step {
+                            flow: e.flow_name.clone(),
+                            node: current.clone(),
+                            transient: caught.is_transient(),
+                            message: caught.message,
+                        })
+                    }
+                }
                 "updated".into()
             }
             NodeKind::Condition {
@@ -552,6 +607,7 @@ fn advance(
         if let Some((until, waiting)) = park {
             batch.updates.push(Update {
                 id: e.id,
+                tid: e.tid.clone(),
                 contact_id: e.contact_id,
                 status: "active",
                 node: current,
@@ -559,6 +615,7 @@ fn advance(
                 seq,
                 last_error: None,
                 waiting: Some(waiting),
+                attempts: 0,
             });
             return Ok(());
         }
@@ -576,6 +633,7 @@ fn advance(
         let due = edge_due(edge, from, e.zone);
         batch.updates.push(Update {
             id: e.id,
+            tid: e.tid.clone(),
             contact_id: e.contact_id,
             status: "active",
             node: edge.to.clone(),
@@ -583,6 +641,7 @@ fn advance(
             seq,
             last_error: None,
             waiting: None,
+            attempts: 0,
         });
         return Ok(());
     }
@@ -628,6 +687,37 @@ fn lookup_template(name: &str, batch: &mut Batch) -> Result<Option<(Option<Strin
     })?;
     batch.templates.insert(name.to_string(), found.clone());
     Ok(found)
+}
+
+/// The UPDATE's arguments: one array per column, and the ctids when `with_tid`.
+fn update_args(u: &[Update], with_tid: bool) -> Vec<pgrx::datum::DatumWithOid<'static>> {
+    let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![
+        u.iter().map(|x| x.id).collect::<Vec<_>>().into(),
+        u.iter().map(|x| x.contact_id).collect::<Vec<_>>().into(),
+        u.iter()
+            .map(|x| x.status.to_string())
+            .collect::<Vec<_>>()
+            .into(),
+        u.iter().map(|x| x.node.clone()).collect::<Vec<_>>().into(),
+        u.iter()
+            .map(|x| x.due_at.map(clock::to_pg))
+            .collect::<Vec<_>>()
+            .into(),
+        u.iter().map(|x| x.seq).collect::<Vec<_>>().into(),
+        u.iter()
+            .map(|x| x.last_error.clone())
+            .collect::<Vec<_>>()
+            .into(),
+        u.iter()
+            .map(|x| x.waiting.clone().map(JsonB))
+            .collect::<Vec<_>>()
+            .into(),
+        u.iter().map(|x| x.attempts).collect::<Vec<_>>().into(),
+    ];
+    if with_tid {
+        args.push(u.iter().map(|x| x.tid.clone()).collect::<Vec<_>>().into());
+    }
+    args
 }
 
 fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
@@ -678,26 +768,40 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
             )?;
         }
         if !batch.updates.is_empty() {
+            // Joined on ctid (a TID scan per row, whatever the table's size: the claim locked
+            // these rows, so they have not moved); id and contact_id are checked as well.
             let u = &batch.updates;
-            client.update(
-                "UPDATE journey.enrollments e \
-                    SET status = u.status, node = u.node, due_at = u.due_at, seq = u.seq, \
-                        last_error = u.last_error, waiting = u.waiting, updated_at = now() \
-                   FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::int[], $7::text[], $8::jsonb[]) \
-                        AS u (id, contact_id, status, node, due_at, seq, last_error, waiting) \
-                  WHERE e.id = u.id AND e.contact_id = u.contact_id",
-                None,
-                &[
-                    u.iter().map(|x| x.id).collect::<Vec<_>>().into(),
-                    u.iter().map(|x| x.contact_id).collect::<Vec<_>>().into(),
-                    u.iter().map(|x| x.status.to_string()).collect::<Vec<_>>().into(),
-                    u.iter().map(|x| x.node.clone()).collect::<Vec<_>>().into(),
-                    u.iter().map(|x| x.due_at.map(clock::to_pg)).collect::<Vec<_>>().into(),
-                    u.iter().map(|x| x.seq).collect::<Vec<_>>().into(),
-                    u.iter().map(|x| x.last_error.clone()).collect::<Vec<_>>().into(),
-                    u.iter().map(|x| x.waiting.clone().map(JsonB)).collect::<Vec<_>>().into(),
-                ],
-            )?;
+            let updated = client
+                .update(
+                    "WITH done AS ( \
+                       UPDATE journey.enrollments e \
+                          SET status = u.status, node = u.node, due_at = u.due_at, seq = u.seq, \
+                              last_error = u.last_error, waiting = u.waiting, attempts = u.attempts, updated_at = now() \
+                         FROM unnest($10::tid[], $1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::int[], $7::text[], $8::jsonb[], $9::int[]) \
+                              AS u (tid, id, contact_id, status, node, due_at, seq, last_error, waiting, attempts) \
+                        WHERE e.ctid = u.tid AND e.id = u.id AND e.contact_id = u.contact_id \
+                        RETURNING 1) \
+                     SELECT count(*) FROM done",
+                    None,
+                    &update_args(u, true),
+                )?
+                .first()
+                .get::<i64>(1)?
+                .unwrap_or(0);
+            if updated != u.len() as i64 {
+                // A row moved after the claim (this batch itself touched it): fall back to
+                // the key join for all of them; setting the same values twice is harmless.
+                client.update(
+                    "UPDATE journey.enrollments e \
+                        SET status = u.status, node = u.node, due_at = u.due_at, seq = u.seq, \
+                            last_error = u.last_error, waiting = u.waiting, attempts = u.attempts, updated_at = now() \
+                       FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::int[], $7::text[], $8::jsonb[], $9::int[]) \
+                            AS u (id, contact_id, status, node, due_at, seq, last_error, waiting, attempts) \
+                      WHERE e.id = u.id AND e.contact_id = u.contact_id",
+                    None,
+                    &update_args(u, false),
+                )?;
+            }
         }
         Ok(())
     })
@@ -709,6 +813,12 @@ extension_sql!(
     name = "run_due_comment",
     requires = [run_due]
 );
+
+/// Wait before retrying a transient failure: 2^attempts seconds (1 s, 2 s, 4 s, ...), at most
+/// an hour.
+fn retry_backoff(attempts: i32) -> chrono::Duration {
+    chrono::Duration::seconds(1i64 << attempts.clamp(0, 12)).min(chrono::Duration::hours(1))
+}
 
 /// Stable bucket in [0, 100) for (flow, contact): splits agree across runs and dry runs.
 pub fn split_bucket(flow_id: i64, contact_id: i64) -> f64 {
@@ -761,6 +871,17 @@ fn update_contact(
     set: &serde_json::Map<String, Value>,
 ) -> Result<()> {
     Spi::connect_mut(|client| -> Result<()> {
+        // Wait at most LOCK_TIMEOUT for a row lock: a client holding the contact gets it back
+        // quickly and never deadlocks with a batch; the enrollment is retried with backoff.
+        let previous = client
+            .update(
+                "SELECT current_setting('lock_timeout'), set_config('lock_timeout', $1, true)",
+                None,
+                &[LOCK_TIMEOUT.into()],
+            )?
+            .first()
+            .get::<String>(1)?
+            .unwrap_or_else(|| "0".into());
         if !add.is_empty() {
             client.update(
                 "INSERT INTO journey.group_members (group_id, contact_id) \
@@ -793,6 +914,11 @@ fn update_contact(
                 &[contact.into(), JsonB(Value::Object(fields)).into()],
             )?;
         }
+        client.update(
+            "SELECT set_config('lock_timeout', $1, true)",
+            None,
+            &[previous.into()],
+        )?;
         Ok(())
     })
 }

@@ -47,10 +47,30 @@ pub fn variables(
 ) -> Object {
     let mut vars = Object::new();
     for (name, value) in [("contact", contact), ("event", event), ("flow", flow)] {
-        let v = liquid::model::to_value(value).unwrap_or(liquid::model::Value::Nil);
-        vars.insert(name.into(), v);
+        vars.insert(name.into(), to_liquid(value));
     }
     vars
+}
+
+/// JSON to a Liquid value, walked directly (serde's generic path costs more per contact).
+fn to_liquid(value: &serde_json::Value) -> liquid::model::Value {
+    use liquid::model::Value as L;
+    use serde_json::Value as J;
+    match value {
+        J::Null => L::Nil,
+        J::Bool(b) => L::scalar(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => L::scalar(i),
+            None => L::scalar(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        J::String(s) => L::scalar(s.clone()),
+        J::Array(items) => L::Array(items.iter().map(to_liquid).collect()),
+        J::Object(map) => L::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone().into(), to_liquid(v)))
+                .collect(),
+        ),
+    }
 }
 
 fn one_line(text: &str) -> String {
@@ -84,6 +104,23 @@ mod unit {
             )
             .unwrap(),
             "Hi there"
+        );
+    }
+
+    #[test]
+    fn json_values_keep_their_types() {
+        let vars = variables(
+            &json!({"n": 3, "x": 1.5, "ok": true, "tags": ["a", "b"], "none": null, "o": {"k": "v"}}),
+            &json!({}),
+            &json!({}),
+        );
+        assert_eq!(
+            render(
+                "{{ contact.n | plus: 1 }} {{ contact.x }} {{ contact.ok }} {{ contact.tags | join: '+' }} [{{ contact.none }}] {{ contact.o.k }}",
+                &vars
+            )
+            .unwrap(),
+            "4 1.5 true a+b [] v"
         );
     }
 

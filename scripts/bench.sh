@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# Benchmark: the engine against hand-written set-based SQL on the same cluster, trigger
+# overhead, wake-up latency, due lookup at scale and worker memory. Prints one table of
+# figures and ratios (measured in this run, never compared with fixed timings).
+#
+#   bash scripts/bench.sh [N]        N due steps for baseline and engine (default 100000)
+#   BENCH_SMOKE=1 bash scripts/bench.sh 2000   small sizes everywhere (CI smoke run)
+#
+# Other sizes: BENCH_TRIGGER_ROWS (100000), BENCH_CONTACTS (1000000), BENCH_WAITING (100000),
+# BENCH_LATENCY_SAMPLES (200). Results of full runs are kept in bench/RESULTS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${1:-100000}
+if [ -n "${BENCH_SMOKE:-}" ]; then
+  : "${BENCH_TRIGGER_ROWS:=2000}" "${BENCH_CONTACTS:=20000}" "${BENCH_WAITING:=2000}" "${BENCH_LATENCY_SAMPLES:=20}"
+fi
+TRIGGER_ROWS=${BENCH_TRIGGER_ROWS:-100000}
+CONTACTS=${BENCH_CONTACTS:-1000000}
+WAITING=${BENCH_WAITING:-100000}
+SAMPLES=${BENCH_LATENCY_SAMPLES:-200}
+DUE=1000
+REPS=3
+CONTACTS=$(( CONTACTS > N ? CONTACTS : N ))
+CONTACTS=$(( CONTACTS > TRIGGER_ROWS ? CONTACTS : TRIGGER_ROWS ))
+CONTACTS=$(( CONTACTS > WAITING + (REPS + 1) * DUE * 2 ? CONTACTS : WAITING + (REPS + 1) * DUE * 2 ))
+
+bash scripts/setup.sh >/dev/null
+echo "== building and installing journey (release)"
+mkdir -p target
+cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >target/bench-install.log 2>&1 \
+  || { tail -30 target/bench-install.log; exit 1; }
+
+source tests/cluster.sh
+DIR=/tmp/journey-bench
+trap cluster_cleanup EXIT
+# cluster_start writes fsync = off and a short naptime for tests; the lines below override them.
+SETTINGS=("fsync = on" "journey.naptime = 1000" "shared_buffers = 256MB" "max_wal_size = 4GB"
+          "checkpoint_timeout = 30min")
+cluster_start "$DIR" 5480 "${SETTINGS[@]}"
+echo "== cluster $DIR: settings changed from the defaults: ${SETTINGS[*]}"
+echo "== sizes: N=$N trigger_rows=$TRIGGER_ROWS contacts=$CONTACTS waiting=$WAITING due=$DUE latency_samples=$SAMPLES"
+
+export PGOPTIONS="-c client_min_messages=warning"
+psql_() { psql -X -qAt -v ON_ERROR_STOP=1 "$@"; }
+# ms SQL...: milliseconds the statements took on the server (psql \timing), summed
+ms() {
+  local out
+  out=$(psql -X -q -v ON_ERROR_STOP=1 -c '\timing on' "${@/#/-c}" | grep '^Time:' | awk '{s += $2} END {printf "%.1f", s}')
+  echo "$out"
+}
+now_ms() { date +%s%3N; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+worker() { q "ALTER SYSTEM SET journey.worker_enabled = $1" && q "SELECT pg_reload_conf()" >/dev/null; }
+worker_pid() { q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'journey worker'"; }
+rss_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
+
+q "CREATE EXTENSION journey"
+q "UPDATE journey.settings SET quiet_hours_start = '00:00', quiet_hours_end = '00:00'"
+sleep 1.5  # the worker notices the extension on its next poll
+WPID=$(worker_pid)
+RSS0=$(rss_kb "$WPID" VmRSS); ANON0=$(rss_kb "$WPID" RssAnon)
+worker off
+
+echo "== loading $CONTACTS contacts"
+psql_ -v n="$CONTACTS" <<'SQL'
+INSERT INTO journey.contacts (external_id, email, phone, first_name, attributes)
+SELECT 'c' || i, 'c' || i || '@example.com', '+1555' || lpad(i::text, 7, '0'), 'Name' || i,
+       jsonb_build_object('code', i)
+FROM generate_series(1, :n) i;
+INSERT INTO journey.groups (name) VALUES ('bench'), ('nobody'), ('trigger'), ('latency'), ('plain');
+SQL
+for f in bench trigger latency; do
+  q "SELECT journey.create_flow('$f', jsonb_build_object(
+       'triggers', jsonb_build_array(jsonb_build_object('type', 'group_joined', 'group', '$f')),
+       'start', 'sms',
+       'nodes', jsonb_build_object('sms', jsonb_build_object('type', 'send_sms', 'unsubscribe', false,
+          'text', 'Hi {{ contact.first_name }}, your code is {{ contact.attributes.code }}'))))" >/dev/null
+  q "SELECT journey.activate_flow('$f')" >/dev/null
+done
+q "CREATE SCHEMA bench"
+q "VACUUM ANALYZE"
+
+# ------------------------------------------------------------------ 3. trigger overhead
+echo "== trigger overhead: INSERT ... SELECT of $TRIGGER_ROWS group_members rows, median of $REPS"
+q "CREATE TABLE bench.group_members_plain (
+     group_id bigint NOT NULL REFERENCES journey.groups (id) ON DELETE CASCADE,
+     contact_id bigint NOT NULL REFERENCES journey.contacts (id) ON DELETE CASCADE,
+     joined_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (contact_id, group_id));
+   CREATE INDEX ON bench.group_members_plain (group_id)"
+insert_members() { # table group
+  echo "INSERT INTO $1 (group_id, contact_id) SELECT (SELECT id FROM journey.groups WHERE name = '$2'), i FROM generate_series(1, $TRIGGER_ROWS) i"
+}
+declare -a T_PLAIN T_NOFLOW T_FLOW
+for _ in $(seq $REPS); do
+  q "TRUNCATE bench.group_members_plain, journey.group_members, journey.enrollments, journey.steps CASCADE"
+  q "VACUUM ANALYZE bench.group_members_plain"; q "VACUUM ANALYZE journey.group_members"
+  T_PLAIN+=("$(ms "$(insert_members bench.group_members_plain plain)")")
+  T_NOFLOW+=("$(ms "$(insert_members journey.group_members nobody)")")
+  q "TRUNCATE journey.group_members"; q "VACUUM ANALYZE journey.group_members"
+  T_FLOW+=("$(ms "$(insert_members journey.group_members trigger)")")
+done
+[ "$(q "SELECT count(*) FROM journey.enrollments")" = "$TRIGGER_ROWS" ] || { echo "trigger run did not enroll"; exit 1; }
+TP=$(median "${T_PLAIN[@]}"); TB=$(median "${T_NOFLOW[@]}"); TC=$(median "${T_FLOW[@]}")
+q "TRUNCATE bench.group_members_plain, journey.group_members, journey.enrollments, journey.steps CASCADE"
+
+# ------------------------------------------------------------------ 1. baseline
+echo "== baseline: hand-written SQL moving $N due rows into an outbox-shaped table"
+psql_ -v n="$N" <<'SQL'
+CREATE TABLE bench.queue (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    contact_id bigint NOT NULL,
+    status text NOT NULL DEFAULT 'active',
+    node text NOT NULL DEFAULT 'sms',
+    seq integer NOT NULL DEFAULT 0,
+    due_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX ON bench.queue (due_at) WHERE status = 'active';
+CREATE TABLE bench.outbox (LIKE journey.outbox INCLUDING ALL);
+INSERT INTO bench.queue (contact_id) SELECT i FROM generate_series(1, :n) i;
+CREATE PROCEDURE bench.baseline() LANGUAGE plpgsql AS $$
+DECLARE moved integer;
+BEGIN
+    LOOP
+        WITH due AS (
+            UPDATE bench.queue q SET status = 'completed', seq = q.seq + 1, updated_at = now()
+            WHERE q.id = ANY (ARRAY(SELECT id FROM bench.queue WHERE status = 'active' AND due_at <= now()
+                                    ORDER BY due_at LIMIT 1000 FOR UPDATE SKIP LOCKED))
+            RETURNING q.id, q.contact_id, q.node, q.seq)
+        INSERT INTO bench.outbox (idempotency_key, channel, flow_id, enrollment_id, node, contact_id, recipient, body)
+        SELECT d.id || ':' || d.node || ':' || d.seq, 'sms', 1, d.id, d.node, c.id, c.phone,
+               'Hi ' || c.first_name || ', your code is ' || (c.attributes->>'code')
+        FROM due d JOIN journey.contacts c ON c.id = d.contact_id
+        ON CONFLICT DO NOTHING;
+        GET DIAGNOSTICS moved = ROW_COUNT;
+        COMMIT;
+        EXIT WHEN moved = 0;
+    END LOOP;
+END $$;
+CREATE PROCEDURE bench.wait_idle() LANGUAGE plpgsql AS $$
+BEGIN
+    WHILE EXISTS (SELECT 1 FROM journey.enrollments WHERE status = 'active') LOOP
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END $$;
+CREATE PROCEDURE bench.run_due_loop() LANGUAGE plpgsql AS $$
+BEGIN
+    WHILE journey.run_due(1000) > 0 LOOP
+        COMMIT;
+    END LOOP;
+END $$;
+VACUUM ANALYZE bench.queue;
+SQL
+T_BASE=$(ms "CALL bench.baseline()")
+[ "$(q "SELECT count(*) FROM bench.outbox")" = "$N" ] || { echo "baseline moved the wrong number of rows"; exit 1; }
+
+# ------------------------------------------------------------------ 2. engine
+enroll_bench() {
+  worker off
+  q "TRUNCATE journey.group_members, journey.enrollments, journey.steps, journey.outbox CASCADE"
+  q "INSERT INTO journey.group_members (group_id, contact_id)
+     SELECT (SELECT id FROM journey.groups WHERE name = 'bench'), i FROM generate_series(1, $N) i"
+  q "VACUUM ANALYZE journey.enrollments"; q "VACUUM ANALYZE journey.outbox"; q "VACUUM ANALYZE journey.steps"
+  q "CHECKPOINT"
+}
+check_engine() {
+  [ "$(q "SELECT count(*) FROM journey.outbox")" = "$N" ] || { echo "engine wrote the wrong number of outbox rows"; exit 1; }
+  [ "$(q "SELECT count(*) FROM journey.enrollments WHERE status <> 'completed'")" = 0 ] || { echo "engine left enrollments"; exit 1; }
+}
+echo "== engine (a): the worker alone, $N enrollments of a one-node send_sms flow"
+enroll_bench
+# one session turns the worker on and polls (every 10 ms) until nothing is active
+T_WORKER=$(ms "ALTER SYSTEM SET journey.worker_enabled = on" "SELECT pg_reload_conf()" "CALL bench.wait_idle()")
+check_engine
+echo "== engine (b): CALL run_due(1000) in a loop, a commit per batch"
+enroll_bench
+T_LOOP=$(ms "CALL bench.run_due_loop()")
+check_engine
+q "CHECKPOINT"
+
+# ------------------------------------------------------------------ 4. latency
+echo "== latency: commit of one group_members insert -> outbox row visible, $SAMPLES inserts, worker idle"
+worker on
+psql_ <<'SQL'
+CREATE TABLE bench.latency (i integer, ms double precision);
+CREATE PROCEDURE bench.latency(samples integer) LANGUAGE plpgsql AS $$
+DECLARE
+    g bigint := (SELECT id FROM journey.groups WHERE name = 'latency');
+    f bigint := (SELECT id FROM journey.flows WHERE name = 'latency');
+    e bigint;
+    t0 timestamptz;
+BEGIN
+    FOR i IN 1..samples LOOP
+        PERFORM pg_sleep(0.02 + random() * 0.03);   -- the worker is idle when the insert commits
+        INSERT INTO journey.group_members (group_id, contact_id) VALUES (g, i);
+        SELECT id INTO e FROM journey.enrollments WHERE flow_id = f AND contact_id = i;
+        t0 := clock_timestamp();
+        COMMIT;
+        WHILE NOT EXISTS (SELECT 1 FROM journey.outbox WHERE enrollment_id = e) LOOP
+            PERFORM pg_sleep(0.0002);
+        END LOOP;
+        INSERT INTO bench.latency VALUES (i, extract(epoch FROM clock_timestamp() - t0) * 1000);
+        COMMIT;
+    END LOOP;
+END $$;
+SQL
+q "CALL bench.latency($SAMPLES)"
+read -r P50 P99 < <(q "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ' ' ||
+                             round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1) FROM bench.latency")
+
+# ------------------------------------------------------------------ 5. scale
+echo "== scale: run_due($DUE) with $WAITING enrollments waiting far ahead vs 0 waiting, $CONTACTS contacts"
+worker off
+q "TRUNCATE journey.group_members, journey.enrollments, journey.steps, journey.outbox CASCADE"
+# Each run: 1000 enrollments made due now, VACUUM ANALYZE, then run_due timed inside the server;
+# all runs in one warm session, the first of each kind not counted.
+scale_runs() { # first-contact-ids... -> ms of each run_due
+  local sql="" first
+  for first in "$@"; do
+    sql+="INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at)
+          SELECT f.id, f.version, i, 'sms', now() - interval '1 second'
+          FROM journey.flows f, generate_series($first, $first + $DUE - 1) i WHERE f.name = 'bench';
+          VACUUM ANALYZE journey.enrollments;
+          SELECT bench.time_run_due($DUE);
+"
+  done
+  psql_ <<<"$sql" | tail -n +2
+}
+q "CREATE FUNCTION bench.time_run_due(n integer) RETURNS numeric LANGUAGE plpgsql AS \$\$
+   DECLARE t0 timestamptz := clock_timestamp();
+   BEGIN PERFORM journey.run_due(n); RETURN round(extract(epoch FROM clock_timestamp() - t0) * 1000, 1); END \$\$"
+mapfile -t S_ZERO < <(scale_runs $(for r in $(seq 0 $REPS); do echo $(( WAITING + r * DUE + 1 )); done))
+q "INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at)
+   SELECT f.id, f.version, i, 'sms', now() + interval '365 days'
+   FROM journey.flows f, generate_series(1, $WAITING) i WHERE f.name = 'bench'"
+q "VACUUM ANALYZE journey.enrollments"
+mapfile -t S_WAIT < <(scale_runs $(for r in $(seq 0 $REPS); do echo $(( WAITING + (REPS + 1 + r) * DUE + 1 )); done))
+SZ=$(median "${S_ZERO[@]}"); SW=$(median "${S_WAIT[@]}")
+[ "$(q "SELECT count(*) FROM journey.enrollments WHERE status = 'active'")" = "$WAITING" ] || { echo "scale run left due rows"; exit 1; }
+
+# ------------------------------------------------------------------ 6. memory
+[ "$(worker_pid)" = "$WPID" ] || { echo "the worker restarted during the run"; exit 1; }
+RSS1=$(rss_kb "$WPID" VmRSS); ANON1=$(rss_kb "$WPID" RssAnon)
+
+# ------------------------------------------------------------------ table
+rate() { awk -v n="$1" -v ms="$2" 'BEGIN {printf "%.0f", n / (ms / 1000)}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+ok() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {r = (op == "<=") ? v <= t : v >= t; print r ? "yes" : "NO"}'; }
+R_BASE=$(rate "$N" "$T_BASE"); R_WORKER=$(rate "$N" "$T_WORKER"); R_LOOP=$(rate "$N" "$T_LOOP")
+Q_WORKER=$(ratio "$R_WORKER" "$R_BASE"); Q_LOOP=$(ratio "$R_LOOP" "$R_BASE")
+Q_B=$(ratio "$TB" "$TP"); Q_C=$(ratio "$TC" "$TP"); Q_S=$(ratio "$SW" "$SZ")
+GROWTH=$(( (ANON1 - ANON0) / 1024 ))
+echo
+echo "journey benchmark  $(date -u +%Y-%m-%dT%H:%MZ)  $(nproc) cores  $(awk '/MemTotal/ {printf "%.1f GB", $2 / 1048576}' /proc/meminfo)  PostgreSQL $(q "SHOW server_version")"
+printf '%-58s %16s %10s %8s %4s\n' "measure" "figure" "ratio" "target" "met"
+printf '%-58s %16s %10s %8s %4s\n' "1. baseline: hand-written SQL, 1000/batch, SKIP LOCKED" "$R_BASE rows/s" "1.00" "" ""
+printf '%-58s %16s %10s %8s %4s\n' "2a. engine, worker alone" "$R_WORKER steps/s" "$Q_WORKER" ">= 0.50" "$(ok "$Q_WORKER" ">=" 0.5)"
+printf '%-58s %16s %10s %8s %4s\n' "2b. engine, run_due(1000) loop" "$R_LOOP steps/s" "$Q_LOOP" ">= 0.50" "$(ok "$Q_LOOP" ">=" 0.5)"
+printf '%-58s %16s %10s %8s %4s\n' "3a. INSERT..SELECT $TRIGGER_ROWS rows, plain table" "$TP ms" "1.00" "" ""
+printf '%-58s %16s %10s %8s %4s\n' "3b. same into group_members, no flow on the group" "$TB ms" "$Q_B" "<= 1.30" "$(ok "$Q_B" "<=" 1.3)"
+printf '%-58s %16s %10s %8s %4s\n' "3c. same, one active flow on the group (enrolls all)" "$TC ms" "$Q_C" "<= 3.00" "$(ok "$Q_C" "<=" 3)"
+printf '%-58s %16s %10s %8s %4s\n' "4. latency commit -> outbox row, p50" "$P50 ms" "" "" ""
+printf '%-58s %16s %10s %8s %4s\n' "4. latency commit -> outbox row, p99 (naptime 1000 ms)" "$P99 ms" "" "<= 50 ms" "$(ok "$P99" "<=" 50)"
+printf '%-58s %16s %10s %8s %4s\n' "5. run_due($DUE), 0 waiting" "$SZ ms" "1.00" "" ""
+printf '%-58s %16s %10s %8s %4s\n' "5. run_due($DUE), $WAITING waiting far ahead" "$SW ms" "$Q_S" "<= 1.50" "$(ok "$Q_S" "<=" 1.5)"
+printf '%-58s %16s %10s %8s %4s\n' "6. worker private memory (RssAnon) start -> end" "$((ANON0 / 1024)) -> $((ANON1 / 1024)) MB" "+$GROWTH MB" "< 10 MB" "$(ok "$GROWTH" "<=" 9.999)"
+printf '%-58s %16s %10s %8s %4s\n' "6. worker VmRSS incl. shared buffers touched" "$((RSS0 / 1024)) -> $((RSS1 / 1024)) MB" "" "" ""

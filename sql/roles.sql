@@ -1,0 +1,62 @@
+-- Privileges: three kinds of role, granted with journey.grant_role(role, kind).
+--   admin  defines flows, templates and settings; everything in the schema.
+--   app    writes contacts, groups, forms, events (whose triggers enroll) and enrolls; reads
+--          journeys' state (flows, enrollments, steps, outbox, stats, timelines).
+--   relay  claim, mark_sent, mark_failed and report; nothing else, not even reading contacts.
+-- PUBLIC gets nothing: the schema's USAGE is not granted to it, and EXECUTE on its functions is
+-- revoked below. Functions that act on tables their caller may not touch (the relay protocol,
+-- the audience tables' trigger functions, _enroll) are SECURITY DEFINER with
+-- SET search_path = pg_catalog, journey.
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA journey FROM PUBLIC;
+
+CREATE FUNCTION journey.grant_role(role name, kind text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey
+AS $$
+BEGIN
+    IF role IS NULL OR kind IS NULL THEN
+        RAISE EXCEPTION 'grant_role: % must not be NULL', CASE WHEN role IS NULL THEN 'role' ELSE 'kind' END
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Call journey.grant_role(''role_name'', ''admin'' | ''app'' | ''relay'').';
+    END IF;
+    IF kind NOT IN ('admin', 'app', 'relay') THEN
+        RAISE EXCEPTION 'unknown role kind "%"', kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Kinds are admin (flows, settings, everything), app (contacts, groups, forms, events, enroll) and relay (claim, mark_sent, mark_failed, report).';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role) THEN
+        RAISE EXCEPTION 'role "%" does not exist', role
+            USING ERRCODE = 'undefined_object', HINT = 'Create it first, e.g. CREATE ROLE name LOGIN.';
+    END IF;
+    -- GRANT takes no parameters: the role, checked above, is quoted as an identifier (%I);
+    -- no value is ever formatted into SQL.
+    EXECUTE format('GRANT USAGE ON SCHEMA journey TO %I', role);
+    IF kind = 'admin' THEN
+        EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA journey TO %I', role);
+        EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA journey TO %I', role);
+        EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA journey TO %I', role);
+    ELSIF kind = 'app' THEN
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON journey.contacts, journey.groups,
+                        journey.group_members, journey.forms, journey.form_submissions,
+                        journey.event_types, journey.events TO %I', role);
+        EXECUTE format('GRANT SELECT ON journey.flows, journey.flow_versions, journey.enrollments,
+                        journey.steps, journey.outbox, journey.delivery_reports, journey.templates,
+                        journey.settings, journey.flow_overview TO %I', role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.upsert_contact(jsonb),
+                        journey.add_to_group(bigint, text), journey.remove_from_group(bigint, text),
+                        journey.submit_form(text, jsonb), journey.define_event(text, jsonb),
+                        journey.emit(text, bigint, jsonb), journey.enroll(text, bigint, jsonb),
+                        journey.timeline(bigint), journey.flow_stats(text), journey.goal_stats(text),
+                        journey.flow_diagram(text), journey._group_id(text), journey._check_contact(bigint),
+                        journey._flow_id(text), journey._node_order(jsonb), journey._apply_contact_fields(bigint, jsonb),
+                        journey._is_time_zone(text) TO %I', role);
+    ELSE
+        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),
+                        journey.mark_sent(bigint, text), journey.mark_failed(bigint, text, boolean),
+                        journey.report(text, text, text, timestamptz) TO %I', role);
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION journey.grant_role(name, text) FROM PUBLIC;
+COMMENT ON FUNCTION journey.grant_role(name, text) IS
+  'Grants a role one kind of access: admin (everything: flows, templates, settings, run_due), app (writes contacts, groups, forms, events, enrolls; reads journeys'' state and stats) or relay (only claim, mark_sent, mark_failed, report). Run it as the extension''s owner (a superuser); revoke by hand with REVOKE.';

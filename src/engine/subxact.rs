@@ -1,0 +1,65 @@
+//! Subtransactions for the parts of a batch that can raise a Postgres ERROR (writes that take row
+//! locks or check constraints): the error rolls back only that part, and the batch goes on. The
+//! pattern of PL/Python's `PLy_spi_subtransaction_begin/abort`.
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+
+/// An ERROR raised inside [`run`].
+pub struct Caught {
+    pub code: PgSqlErrorCode,
+    pub message: String,
+}
+
+impl Caught {
+    /// Errors that go away when tried again later: lock waits, deadlocks, serialization
+    /// failures, cancelled statements (timeouts), lack of resources.
+    pub fn is_transient(&self) -> bool {
+        use PgSqlErrorCode::*;
+        matches!(
+            self.code,
+            ERRCODE_LOCK_NOT_AVAILABLE
+                | ERRCODE_T_R_DEADLOCK_DETECTED
+                | ERRCODE_T_R_SERIALIZATION_FAILURE
+                | ERRCODE_QUERY_CANCELED
+                | ERRCODE_TOO_MANY_CONNECTIONS
+                | ERRCODE_OUT_OF_MEMORY
+        )
+    }
+}
+
+/// Runs `body` in a subtransaction: released when it returns, rolled back when it raises.
+pub fn run<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Caught> {
+    // SAFETY: the sequence of PL/Python's subtransactions: remember the memory context and
+    // resource owner, begin, and restore both after release or rollback.
+    let (context, owner) = unsafe {
+        let context = pg_sys::CurrentMemoryContext;
+        let owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+        (context, owner)
+    };
+    let result = PgTryBuilder::new(|| Ok(body()))
+        .catch_others(|e| {
+            Err(match e {
+                pg_sys::panic::CaughtError::PostgresError(r)
+                | pg_sys::panic::CaughtError::ErrorReport(r)
+                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => Caught {
+                    code: r.sql_error_code(),
+                    message: r.message().to_string(),
+                },
+            })
+        })
+        .execute();
+    unsafe {
+        if result.is_ok() {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::MemoryContextSwitchTo(context);
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(context);
+        pg_sys::CurrentResourceOwner = owner;
+    }
+    result
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Roles: journey.grant_role gives admin, app and relay roles their documented access, and
+# nothing more; PUBLIC gets nothing. Each role logs in and is tried at its limits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tests/cluster.sh
+trap cluster_cleanup EXIT
+cluster_start /tmp/journey-roles-test 5477 "journey.worker_enabled = off"
+export PGOPTIONS="-c client_min_messages=warning"
+
+q "CREATE EXTENSION journey"
+q "UPDATE journey.settings SET quiet_hours_start = '00:00', quiet_hours_end = '00:00'"
+q "CREATE ROLE jadmin LOGIN; CREATE ROLE japp LOGIN; CREATE ROLE jrelay LOGIN; CREATE ROLE nobody LOGIN"
+q "SELECT journey.grant_role('jadmin', 'admin')"
+q "SELECT journey.grant_role('japp', 'app')"
+q "SELECT journey.grant_role('jrelay', 'relay')"
+
+as() { local role=$1; shift; PGUSER=$role psql -X -qAt -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
+ok() { # role sql message
+  local out
+  if out=$(as "$1" "$2"); then echo "  PASS $3"; else echo "  FAIL $3: $out"; exit 1; fi
+}
+denied() { # role sql message
+  local out
+  if out=$(as "$1" "$2"); then echo "  FAIL $3: allowed ($out)"; exit 1; fi
+  if grep -q "permission denied" <<<"$out"; then echo "  PASS $3"; else echo "  FAIL $3: $out"; exit 1; fi
+}
+
+echo "grant_role: bad input is refused"
+assert_eq 22023 "$(psql -X -qAt -c "\set VERBOSITY sqlstate" -c "SELECT journey.grant_role('jadmin', 'owner')" 2>&1 | tr -d 'ERROR: ')" "unknown kind: 22023"
+assert_eq 42704 "$(psql -X -qAt -c "\set VERBOSITY sqlstate" -c "SELECT journey.grant_role('ghost', 'app')" 2>&1 | tr -d 'ERROR: ')" "unknown role: 42704"
+
+echo "admin: defines flows, templates and settings, runs due steps"
+ok jadmin "INSERT INTO journey.groups (name) VALUES ('newsletter')" "admin creates a group"
+ok jadmin "INSERT INTO journey.templates (name, channel, subject, body) VALUES ('hi', 'email', 'Hi', 'Hello {{ contact.first_name }}')" "admin writes templates"
+ok jadmin "UPDATE journey.settings SET admin_email = 'ops@example.com'" "admin changes settings"
+ok jadmin "SELECT journey.create_flow('welcome', '{\"triggers\": [{\"type\": \"group_joined\", \"group\": \"newsletter\"}], \"start\": \"s\",
+   \"nodes\": {\"s\": {\"type\": \"send_sms\", \"text\": \"Hi {{ contact.first_name }}\", \"ignore_quiet_hours\": true}}}')" "admin creates a flow"
+ok jadmin "SELECT journey.activate_flow('welcome')" "admin activates it"
+
+echo "app: writes the audience and enrolls, cannot change flows"
+ok japp "SELECT journey.add_to_group(journey.upsert_contact('{\"first_name\": \"Dana\", \"phone\": \"+15550001\"}'), 'newsletter')" "app adds a contact to a group (the trigger enrolls)"
+ok japp "INSERT INTO journey.contacts (first_name, phone, time_zone) VALUES ('Ion', '+40721000002', 'Europe/Bucharest')" "app inserts contacts"
+ok japp "INSERT INTO journey.group_members (group_id, contact_id) SELECT g.id, c.id FROM journey.groups g, journey.contacts c WHERE c.first_name = 'Ion'" "app inserts group members"
+assert_eq 2 "$(q "SELECT count(*) FROM journey.enrollments")" "both contacts enrolled through the app's writes"
+ok japp "SELECT journey.define_event('purchase', '[{\"name\": \"amount\", \"type\": \"number\"}]')" "app defines an event type"
+ok japp "SELECT journey.emit('purchase', 1, '{\"amount\": 5}')" "app emits an event"
+ok japp "SELECT * FROM journey.timeline(1)" "app reads a timeline"
+ok japp "SELECT * FROM journey.flow_stats('welcome')" "app reads stats"
+denied japp "SELECT journey.update_flow('welcome', '{}')" "app cannot update a flow"
+denied japp "SELECT journey.pause_flow('welcome')" "app cannot pause a flow"
+denied japp "UPDATE journey.flows SET status = 'paused', paused_reason = 'manual'" "app cannot write flows"
+denied japp "DELETE FROM journey.flow_versions" "app cannot delete versions"
+denied japp "UPDATE journey.settings SET admin_email = 'x@example.com'" "app cannot change settings"
+denied japp "INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at) VALUES (1, 1, 1, 's', now())" "app cannot write enrollments directly"
+denied japp "SELECT journey.run_due(10)" "app cannot run due steps"
+denied japp "SELECT * FROM journey.claim()" "app cannot claim messages"
+ok jadmin "SELECT journey.run_due(100)" "admin runs due steps"
+
+echo "relay: claim, mark_sent, mark_failed, report and nothing else"
+ok jrelay "SELECT count(*) FROM journey.claim(NULL, 1)" "relay claims"
+id=$(as jrelay "SELECT id FROM journey.claim(NULL, 1)")
+[ -n "$id" ] || { echo "  FAIL relay got nothing to claim"; exit 1; }
+ok jrelay "SELECT journey.mark_sent($id, 'prov-1')" "relay marks sent"
+ok jrelay "SELECT journey.report('prov-1', 'delivered', 'ev-1')" "relay reports delivery"
+id2=$(q "SELECT id FROM journey.outbox WHERE status = 'leased' LIMIT 1")
+ok jrelay "SELECT journey.mark_failed($id2, 'provider down')" "relay marks failed"
+assert_eq "delivered" "$(q "SELECT status FROM journey.outbox WHERE id = $id")" "the relay's calls took effect"
+denied jrelay "SELECT * FROM journey.contacts" "relay cannot read contacts"
+denied jrelay "SELECT * FROM journey.outbox" "relay cannot read the outbox table directly"
+denied jrelay "UPDATE journey.outbox SET status = 'sent'" "relay cannot write the outbox directly"
+denied jrelay "SELECT journey.activate_flow('welcome')" "relay cannot change a flow"
+denied jrelay "UPDATE journey.flows SET status = 'archived'" "relay cannot write flows"
+denied jrelay "SELECT journey.upsert_contact('{\"phone\": \"+1\"}')" "relay cannot write contacts"
+denied jrelay "SELECT * FROM journey.timeline(1)" "relay cannot read timelines"
+
+echo "PUBLIC: nothing"
+denied nobody "SELECT * FROM journey.claim()" "a role without a grant cannot claim"
+denied nobody "SELECT * FROM journey.contacts" "nor read contacts"
+denied nobody "SELECT journey.enroll('welcome', 1)" "nor enroll"
+
+echo "SECURITY DEFINER functions all pin search_path"
+assert_eq 0 "$(q "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                  WHERE n.nspname = 'journey' AND p.prosecdef
+                    AND NOT coalesce('search_path=pg_catalog, journey' = ANY (p.proconfig), false)")" "every SECURITY DEFINER function has SET search_path = pg_catalog, journey"
+assert_eq 12 "$(q "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'journey' AND p.prosecdef")" "and there are exactly the twelve intended"
