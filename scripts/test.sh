@@ -20,4 +20,7 @@ cargo pgrx test pg15 "${RUNAS[@]}"
 
 echo "== integration tests"
 bash tests/run.sh
+
+echo "== benchmark smoke run (small sizes; asserts only that it completes)"
+BENCH_SMOKE=1 bash scripts/bench.sh 2000
 echo "== all tests passed"

@@ -40,7 +40,7 @@ FINGERPRINT=$(cat <<'SQL'
 WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = 'journey')
 SELECT line FROM (
   SELECT format('column %s.%s %s %s default %s identity %s', c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
-                CASE WHEN a.attnotnull THEN 'not null' ELSE 'null' END, pg_get_expr(d.adbin, d.adrelid), a.attidentity)
+                CASE WHEN a.attnotnull THEN 'not null' ELSE 'null' END, pg_get_expr(d.adbin, d.adrelid), a.attidentity) AS line
   FROM pg_class c JOIN ns ON c.relnamespace = ns.oid JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
   LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
   WHERE c.relkind IN ('r', 'v')
