@@ -2,6 +2,7 @@
 //! computes when steps are due (delays, windows, quiet hours) in the contact's zone.
 pub mod cache;
 pub mod clock;
+pub mod prepared;
 pub mod run;
 pub mod schedule;
 pub mod subxact;

@@ -2,12 +2,13 @@
 //! back set-based: one INSERT into the outbox, one INSERT into steps and one UPDATE of the
 //! enrollments per batch. A failing enrollment (render error, missing template) is marked
 //! failed with its error; the rest of the batch goes on.
-use super::{cache, clock, schedule, subxact};
+use super::{cache, clock, prepared, schedule, subxact};
 use crate::error::{JourneyError, OrReport, Result};
 use crate::model::{predicate, Edge, FlowDef, NodeKind};
 use crate::render::{sms, template};
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
+use liquid::model::ValueView;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -31,7 +32,8 @@ struct Due {
     data: Value,
     seq: i32,
     flow_name: String,
-    contact: Value,
+    /// Liquid variables: `contact` (the row), `event` (data), `flow` (id, name, version).
+    vars: liquid::Object,
     zone: Tz,
     waiting: Option<Value>,
     /// Transient failures in a row at `node` (reset when the enrollment moves on).
@@ -184,10 +186,9 @@ pub fn run_batch(max: i32, at: TimestampWithTimeZone) -> Result<i32> {
 
 fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
     Spi::connect_mut(|client| {
-        let s = client
-            .select(
+        let s = prepared::update(
+                client,
                 "SELECT quiet_hours_start::text, quiet_hours_end::text, sms_unsubscribe_text, admin_email, max_attempts FROM journey.settings",
-                None,
                 &[],
             )?
             .first();
@@ -202,8 +203,9 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
             admin_email: s.get::<String>(4)?,
             max_attempts: s.get::<i32>(5)?.unwrap_or(5),
         };
-        let rows = client.update(
-            "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
+        let rows = prepared::update(
+                client,
+                "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
                     row_to_json(c)::text, coalesce(c.time_zone, s.time_zone), e.waiting, e.ctid::text, e.attempts \
              FROM journey.enrollments e \
              JOIN journey.flows f ON f.id = e.flow_id AND f.status = 'active' \
@@ -213,27 +215,42 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
              ORDER BY e.due_at \
              LIMIT $2 \
              FOR UPDATE OF e SKIP LOCKED",
-            None,
+
             &[at.into(), (max as i64).into()],
         )?;
         let mut due = Vec::with_capacity(rows.len());
         for row in rows {
             let zone_name: String = row.get(10)?.unwrap_or_else(|| "UTC".into());
+            let flow_id: i64 = row.get(3)?.unwrap_or_default();
+            let version: i32 = row.get(4)?.unwrap_or_default();
+            let flow_name: String = row.get(8)?.unwrap_or_default();
+            let data = row.get::<JsonB>(6)?.map(|j| j.0).unwrap_or(Value::Null);
+            // json text parsed once, straight into Liquid values (to_jsonb would build binary
+            // jsonb, sort its keys and print it again for pgrx to parse)
+            let contact = row
+                .get::<String>(9)?
+                .and_then(|t| template::parse_object(&t))
+                .unwrap_or_default();
+            let mut flow = liquid::Object::new();
+            flow.insert("id".into(), liquid::model::Value::scalar(flow_id));
+            flow.insert(
+                "name".into(),
+                liquid::model::Value::scalar(flow_name.clone()),
+            );
+            flow.insert(
+                "version".into(),
+                liquid::model::Value::scalar(i64::from(version)),
+            );
             due.push(Due {
                 id: row.get(1)?.unwrap_or_default(),
                 contact_id: row.get(2)?.unwrap_or_default(),
-                flow_id: row.get(3)?.unwrap_or_default(),
-                version: row.get(4)?.unwrap_or_default(),
+                flow_id,
+                version,
                 node: row.get(5)?.unwrap_or_default(),
-                data: row.get::<JsonB>(6)?.map(|j| j.0).unwrap_or(Value::Null),
+                vars: template::variables_with(contact, &data, flow),
+                data,
                 seq: row.get(7)?.unwrap_or_default(),
-                flow_name: row.get(8)?.unwrap_or_default(),
-                // json text parsed once here (to_jsonb would build binary jsonb, sort its keys
-                // and print it again for pgrx to parse)
-                contact: row
-                    .get::<String>(9)?
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or(Value::Null),
+                flow_name,
                 zone: zone_name.parse().unwrap_or(Tz::UTC),
                 waiting: row.get::<JsonB>(11)?.map(|j| j.0),
                 tid: row.get(12)?.unwrap_or_default(),
@@ -255,8 +272,7 @@ fn advance(
     at_node: &mut String,
     at_seq: &mut i32,
 ) -> Result<()> {
-    let flow_vars = json!({"id": e.flow_id, "name": e.flow_name, "version": e.version});
-    let vars = template::variables(&e.contact, &e.data, &flow_vars);
+    let vars = &e.vars;
     let mut current = e.node.clone();
     let mut seq = e.seq;
     for _ in 0..MAX_NODES_PER_STEP {
@@ -270,7 +286,7 @@ fn advance(
         };
         seq += 1;
         let render = |field: &str, source: &str| {
-            template::render(source, &vars).map_err(|message| JourneyError::Render {
+            template::render(source, vars).map_err(|message| JourneyError::Render {
                 flow: e.flow_name.clone(),
                 node: current.clone(),
                 message: format!("{field}: {message}"),
@@ -305,12 +321,12 @@ fn advance(
                     body.push('\n');
                     body.push_str(&settings.unsubscribe_text);
                 }
-                match suppression(&e.contact, "sms_opt_out", "phone") {
+                match suppression(e, "sms_opt_out", "phone") {
                     Some(reason) => reason,
                     None => {
                         let (encoding, segments) = sms::segments(&body);
                         message.channel = "sms";
-                        message.recipient = e.contact["phone"].as_str().map(str::to_string);
+                        message.recipient = e.contact_str("phone");
                         message.sender =
                             sender.as_deref().map(|s| render("sender", s)).transpose()?;
                         message.body = Some(body);
@@ -357,9 +373,9 @@ fn advance(
                 let rendered_body = render("body", &body_src)?;
                 let recipient = match to {
                     Some(to) => Some(render("to", to)?),
-                    None => e.contact["email"].as_str().map(str::to_string),
+                    None => e.contact_str("email"),
                 };
-                match suppression(&e.contact, "email_opt_out", "email").filter(|_| to.is_none()) {
+                match suppression(e, "email_opt_out", "email").filter(|_| to.is_none()) {
                     Some(reason) => reason,
                     None => {
                         let from_addr = from.as_deref().map(|s| render("from", s)).transpose()?;
@@ -398,11 +414,11 @@ fn advance(
             }
             NodeKind::SendWhatsapp { text } => {
                 let body = render("text", text)?;
-                match suppression(&e.contact, "sms_opt_out", "phone") {
+                match suppression(e, "sms_opt_out", "phone") {
                     Some(reason) => reason,
                     None => {
                         message.channel = "whatsapp";
-                        message.recipient = e.contact["phone"].as_str().map(str::to_string);
+                        message.recipient = e.contact_str("phone");
                         message.body = Some(body);
                         batch.messages.push(message);
                         "sent".into()
@@ -655,12 +671,32 @@ fn edge_due(edge: &Edge, from: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
     schedule::due(from, edge.delay, edge.at, edge.days.as_deref(), zone)
 }
 
+impl Due {
+    /// A contact column as text (None when NULL or missing).
+    fn contact_str(&self, column: &str) -> Option<String> {
+        self.contact_value(column)
+            .filter(|v| !v.is_nil())
+            .map(|v| v.to_kstr().to_string())
+    }
+
+    fn contact_value(&self, column: &str) -> Option<&liquid::model::Value> {
+        match self.vars.get("contact") {
+            Some(liquid::model::Value::Object(c)) => c.get(column),
+            _ => None,
+        }
+    }
+}
+
 /// Why a message is not sent to this contact (opted out, no address), if it is not.
-fn suppression(contact: &Value, opt_out: &str, address: &str) -> Option<String> {
-    if contact[opt_out].as_bool() == Some(true) {
+fn suppression(e: &Due, opt_out: &str, address: &str) -> Option<String> {
+    if e.contact_value(opt_out)
+        .and_then(|v| v.as_scalar())
+        .and_then(|s| s.to_bool())
+        == Some(true)
+    {
         return Some(format!("suppressed: {opt_out}"));
     }
-    match contact[address].as_str() {
+    match e.contact_str(address).as_deref() {
         Some(a) if !a.trim().is_empty() => None,
         _ => Some(format!("suppressed: no {address}")),
     }
@@ -724,26 +760,29 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
     Spi::connect_mut(|client| -> Result<()> {
         if !batch.messages.is_empty() {
             let m = &batch.messages;
-            let col = |f: &dyn Fn(&Message) -> Option<String>| m.iter().map(f).collect::<Vec<_>>();
-            client.update(
+            // borrowed: the strings are copied once, into the arrays
+            let col = |f: &dyn for<'a> Fn(&'a Message) -> Option<&'a str>| {
+                m.iter().map(f).collect::<Vec<_>>()
+            };
+            prepared::update(
+                client,
                 "INSERT INTO journey.outbox (idempotency_key, channel, flow_id, enrollment_id, node, contact_id, \
                     recipient, sender, subject, body, sms_encoding, sms_segments, not_before, payload) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], \
                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::jsonb[]) \
                  ON CONFLICT DO NOTHING",
-                None,
                 &[
-                    col(&|x| Some(x.key.clone())).into(),
-                    col(&|x| Some(x.channel.to_string())).into(),
+                    col(&|x| Some(x.key.as_str())).into(),
+                    col(&|x| Some(x.channel)).into(),
                     m.iter().map(|x| x.flow_id).collect::<Vec<_>>().into(),
                     m.iter().map(|x| x.enrollment_id).collect::<Vec<_>>().into(),
-                    col(&|x| Some(x.node.clone())).into(),
+                    col(&|x| Some(x.node.as_str())).into(),
                     m.iter().map(|x| x.contact_id).collect::<Vec<_>>().into(),
-                    col(&|x| x.recipient.clone()).into(),
-                    col(&|x| x.sender.clone()).into(),
-                    col(&|x| x.subject.clone()).into(),
-                    col(&|x| x.body.clone()).into(),
-                    col(&|x| x.sms_encoding.map(str::to_string)).into(),
+                    col(&|x| x.recipient.as_deref()).into(),
+                    col(&|x| x.sender.as_deref()).into(),
+                    col(&|x| x.subject.as_deref()).into(),
+                    col(&|x| x.body.as_deref()).into(),
+                    col(&|x| x.sms_encoding).into(),
                     m.iter().map(|x| x.sms_segments).collect::<Vec<_>>().into(),
                     m.iter().map(|x| x.not_before.map(clock::to_pg)).collect::<Vec<_>>().into(),
                     m.iter().map(|x| x.payload.clone().map(JsonB)).collect::<Vec<_>>().into(),
@@ -752,11 +791,11 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
         }
         if !batch.steps.is_empty() {
             let s = &batch.steps;
-            client.update(
+            prepared::update(
+                client,
                 "INSERT INTO journey.steps (enrollment_id, contact_id, flow_id, node, at, outcome) \
                  SELECT u.e, u.c, u.f, u.n, $6, u.o FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[]) \
                     AS u (e, c, f, n, o)",
-                None,
                 &[
                     s.iter().map(|x| x.0).collect::<Vec<_>>().into(),
                     s.iter().map(|x| x.1).collect::<Vec<_>>().into(),
@@ -771,9 +810,9 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
             // Joined on ctid (a TID scan per row, whatever the table's size: the claim locked
             // these rows, so they have not moved); id and contact_id are checked as well.
             let u = &batch.updates;
-            let updated = client
-                .update(
-                    "WITH done AS ( \
+            let updated = prepared::update(
+                client,
+                "WITH done AS ( \
                        UPDATE journey.enrollments e \
                           SET status = u.status, node = u.node, due_at = u.due_at, seq = u.seq, \
                               last_error = u.last_error, waiting = u.waiting, attempts = u.attempts, updated_at = now() \
@@ -782,7 +821,6 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
                         WHERE e.ctid = u.tid AND e.id = u.id AND e.contact_id = u.contact_id \
                         RETURNING 1) \
                      SELECT count(*) FROM done",
-                    None,
                     &update_args(u, true),
                 )?
                 .first()

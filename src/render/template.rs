@@ -73,6 +73,86 @@ fn to_liquid(value: &serde_json::Value) -> liquid::model::Value {
     }
 }
 
+/// Parses a JSON object's text straight into a Liquid object (the engine reads contacts as
+/// `row_to_json` text): one pass, no `serde_json::Value` in between.
+pub fn parse_object(text: &str) -> Option<Object> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    match LiquidSeed.deserialize(&mut de).ok()? {
+        liquid::model::Value::Object(o) => de.end().ok().map(|_| o),
+        _ => None,
+    }
+}
+
+/// The variables object from a contact already in Liquid form.
+pub fn variables_with(contact: Object, event: &serde_json::Value, flow: Object) -> Object {
+    let mut vars = Object::new();
+    vars.insert("contact".into(), liquid::model::Value::Object(contact));
+    vars.insert("event".into(), to_liquid(event));
+    vars.insert("flow".into(), liquid::model::Value::Object(flow));
+    vars
+}
+
+struct LiquidSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for LiquidSeed {
+    type Value = liquid::model::Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(LiquidVisitor)
+    }
+}
+
+struct LiquidVisitor;
+
+impl<'de> serde::de::Visitor<'de> for LiquidVisitor {
+    type Value = liquid::model::Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(liquid::model::Value::scalar(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(liquid::model::Value::scalar(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(match i64::try_from(v) {
+            Ok(i) => liquid::model::Value::scalar(i),
+            Err(_) => liquid::model::Value::scalar(v as f64),
+        })
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(liquid::model::Value::scalar(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(liquid::model::Value::scalar(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(liquid::model::Value::scalar(v))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(liquid::model::Value::Nil)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(liquid::model::Value::Nil)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(LiquidSeed)? {
+            items.push(v);
+        }
+        Ok(liquid::model::Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = Object::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(LiquidSeed)?;
+            object.insert(key.into(), value);
+        }
+        Ok(liquid::model::Value::Object(object))
+    }
+}
+
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -122,6 +202,18 @@ mod unit {
             .unwrap(),
             "4 1.5 true a+b [] v"
         );
+    }
+
+    #[test]
+    fn json_text_parses_to_the_same_variables() {
+        let text = r#"{"n": 3, "x": 1.5, "ok": true, "tags": ["a", "b"], "none": null, "o": {"k": "v\u00e9"}}"#;
+        let direct = variables_with(parse_object(text).unwrap(), &json!({}), Object::new());
+        let via_serde = variables(&serde_json::from_str(text).unwrap(), &json!({}), &json!({}));
+        let t = "{{ contact.n | plus: 1 }} {{ contact.x }} {{ contact.ok }} {{ contact.tags | join: '+' }} [{{ contact.none }}] {{ contact.o.k }}";
+        assert_eq!(render(t, &direct).unwrap(), render(t, &via_serde).unwrap());
+        assert_eq!(render(t, &direct).unwrap(), "4 1.5 true a+b [] v\u{e9}");
+        assert!(parse_object("[1]").is_none());
+        assert!(parse_object("{\"a\": 1} x").is_none());
     }
 
     #[test]
