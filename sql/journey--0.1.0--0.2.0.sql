@@ -28,16 +28,47 @@ CREATE TRIGGER enrollments_delete_steps AFTER DELETE ON journey.enrollments
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._delete_steps();
 
 -- ---------------------------------------------------------------- enrollments
--- The primary key leads with contact_id and replaces enrollments_contact; one foreign key to
--- the flow version (cascading), none to flows; one unique (flow_id, contact_id, occurrence)
+-- The primary key leads with contact_id and replaces enrollments_contact; no foreign keys
+-- (triggers delete enrollments with their contact or flow version); one unique (flow_id, contact_id, occurrence)
 -- index replaces enrollments_occurrence and enrollments_flow. Enrollments of flows never
 -- re-entered get occurrence 'once' (the latest per (flow, contact), should a race have made two).
 ALTER TABLE journey.enrollments DROP CONSTRAINT enrollments_pkey, ADD PRIMARY KEY (contact_id, id);
 DROP INDEX journey.enrollments_contact;
 ALTER TABLE journey.enrollments DROP CONSTRAINT enrollments_flow_id_fkey;
 ALTER TABLE journey.enrollments DROP CONSTRAINT enrollments_flow_id_version_fkey;
-ALTER TABLE journey.enrollments ADD CONSTRAINT enrollments_flow_id_version_fkey
-    FOREIGN KEY (flow_id, version) REFERENCES journey.flow_versions (flow_id, version) ON DELETE CASCADE;
+ALTER TABLE journey.enrollments DROP CONSTRAINT enrollments_contact_id_fkey;
+-- enrollments has no foreign keys: they would double the cost of enrolling (two checks per
+-- row, in the app's INSERT). Its rows are written only by journey._enroll, from flows that exist
+-- and contacts the writer's own row references (and so locks); deleting a contact or a flow
+-- version deletes its enrollments here.
+CREATE FUNCTION journey._delete_contact_enrollments() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey
+AS $$
+BEGIN
+    DELETE FROM journey.enrollments e USING old_rows o WHERE e.contact_id = o.id;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._delete_contact_enrollments() IS 'Trigger: deletes the enrollments of deleted contacts (and so their steps).';
+CREATE TRIGGER contacts_delete_enrollments AFTER DELETE ON journey.contacts
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._delete_contact_enrollments();
+
+CREATE FUNCTION journey._delete_version_enrollments() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey
+AS $$
+BEGIN
+    DELETE FROM journey.enrollments e USING old_rows o WHERE e.flow_id = o.flow_id AND e.version = o.version;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._delete_version_enrollments() IS 'Trigger: deletes the enrollments of deleted flow versions (a deleted flow deletes its versions).';
+CREATE TRIGGER flow_versions_delete_enrollments AFTER DELETE ON journey.flow_versions
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._delete_version_enrollments();
+
 DROP INDEX journey.enrollments_occurrence;
 DROP INDEX journey.enrollments_flow;
 UPDATE journey.enrollments e SET occurrence = 'once'

@@ -142,7 +142,7 @@ CREATE TABLE journey.enrollments (
     id          bigint GENERATED ALWAYS AS IDENTITY,
     flow_id     bigint NOT NULL,
     version     integer NOT NULL,
-    contact_id  bigint NOT NULL REFERENCES journey.contacts (id) ON DELETE CASCADE,
+    contact_id  bigint NOT NULL,
     status      text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'completed', 'exited', 'stopped', 'failed')),
     node        text,
     due_at      timestamptz,
@@ -155,7 +155,6 @@ CREATE TABLE journey.enrollments (
     attempts    integer NOT NULL DEFAULT 0,
     last_error  text,
     PRIMARY KEY (contact_id, id),
-    FOREIGN KEY (flow_id, version) REFERENCES journey.flow_versions (flow_id, version) ON DELETE CASCADE,
     CHECK (status <> 'active' OR (node IS NOT NULL AND due_at IS NOT NULL))
 );
 CREATE UNIQUE INDEX enrollments_one_active ON journey.enrollments (flow_id, contact_id) WHERE status = 'active';
@@ -179,6 +178,38 @@ CREATE TABLE journey.steps (
 CREATE INDEX steps_flow_node ON journey.steps (flow_id, node);
 COMMENT ON TABLE journey.steps IS
   'Append-only history: one row per node an enrollment entered (outcome: done, sent, suppressed:<reason>, goal, exited, failed:<error>). Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
+
+-- enrollments has no foreign keys: they would double the cost of enrolling (two checks per
+-- row, in the app's INSERT). Its rows are written only by journey._enroll, from flows that exist
+-- and contacts the writer's own row references (and so locks); deleting a contact or a flow
+-- version deletes its enrollments here.
+CREATE FUNCTION journey._delete_contact_enrollments() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey
+AS $$
+BEGIN
+    DELETE FROM journey.enrollments e USING old_rows o WHERE e.contact_id = o.id;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._delete_contact_enrollments() IS 'Trigger: deletes the enrollments of deleted contacts (and so their steps).';
+CREATE TRIGGER contacts_delete_enrollments AFTER DELETE ON journey.contacts
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._delete_contact_enrollments();
+
+CREATE FUNCTION journey._delete_version_enrollments() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey
+AS $$
+BEGIN
+    DELETE FROM journey.enrollments e USING old_rows o WHERE e.flow_id = o.flow_id AND e.version = o.version;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._delete_version_enrollments() IS 'Trigger: deletes the enrollments of deleted flow versions (a deleted flow deletes its versions).';
+CREATE TRIGGER flow_versions_delete_enrollments AFTER DELETE ON journey.flow_versions
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._delete_version_enrollments();
 
 -- steps has no foreign key to enrollments (the engine inserts a batch of steps per run and a
 -- per-row check would cost as much as the insert): deleting enrollments deletes their steps here.

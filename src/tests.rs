@@ -458,6 +458,68 @@ mod tests {
     }
 
     #[pg_test]
+    fn deleting_a_contact_or_a_flow_deletes_its_enrollments_and_steps() {
+        // enrollments and steps carry no foreign keys (speed); triggers do the cascading
+        setup();
+        sql("SELECT journey.activate_flow('welcome')");
+        let dana = contact("Dana");
+        let ion = contact("Ion");
+        sql(&format!("SELECT journey.add_to_group(c, 'newsletter') FROM unnest(ARRAY[{dana}, {ion}]) c"));
+        sql("SELECT journey.run_due(100, now())");
+        assert_eq!(count("SELECT count(*) FROM journey.steps"), 2);
+        sql(&format!("DELETE FROM journey.contacts WHERE id = {dana}"));
+        assert_eq!(
+            count(&format!("SELECT count(*) FROM journey.enrollments WHERE contact_id = {dana}")),
+            0
+        );
+        assert_eq!(
+            count(&format!("SELECT count(*) FROM journey.steps WHERE contact_id = {dana}")),
+            0
+        );
+        assert_eq!(count("SELECT count(*) FROM journey.enrollments"), 1);
+        sql("DELETE FROM journey.flows WHERE name = 'welcome'");
+        assert_eq!(count("SELECT count(*) FROM journey.enrollments"), 0);
+        assert_eq!(count("SELECT count(*) FROM journey.steps"), 0);
+    }
+
+    #[pg_test]
+    fn an_outbox_key_written_before_keeps_the_first_row() {
+        // The engine inserts outbox rows without ON CONFLICT (keys cannot repeat: they commit
+        // with the enrollment's seq); should one exist anyway, the insert is repeated with ON
+        // CONFLICT DO NOTHING in the same batch and the first row wins.
+        setup();
+        sql("SELECT journey.activate_flow('welcome')");
+        let dana = contact("Dana");
+        let ion = contact("Ion");
+        sql(&format!(
+            "SELECT journey.add_to_group(c, 'newsletter') FROM unnest(ARRAY[{dana}, {ion}]) c"
+        ));
+        let e = count(&format!(
+            "SELECT id FROM journey.enrollments WHERE contact_id = {dana}"
+        ));
+        sql(&format!(
+            "INSERT INTO journey.outbox (idempotency_key, channel, contact_id, body) VALUES ('{e}:sms:1', 'sms', {dana}, 'written before')"
+        ));
+        assert_eq!(one::<i32>("SELECT journey.run_due(100, now())"), Some(2));
+        assert_eq!(
+            text(&format!(
+                "SELECT string_agg(body, ',') FROM journey.outbox WHERE contact_id = {dana}"
+            )),
+            "written before"
+        );
+        assert_eq!(
+            text(&format!(
+                "SELECT body FROM journey.outbox WHERE contact_id = {ion}"
+            )),
+            "Hi Ion"
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM journey.enrollments WHERE node = 'mail' AND status = 'active'"),
+            2
+        );
+    }
+
+    #[pg_test]
     fn render_error_fails_only_that_enrollment() {
         setup();
         sql(

@@ -83,4 +83,4 @@ echo "SECURITY DEFINER functions all pin search_path"
 assert_eq 0 "$(q "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                   WHERE n.nspname = 'journey' AND p.prosecdef
                     AND NOT coalesce('search_path=pg_catalog, journey' = ANY (p.proconfig), false)")" "every SECURITY DEFINER function has SET search_path = pg_catalog, journey"
-assert_eq 12 "$(q "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'journey' AND p.prosecdef")" "and there are exactly the twelve intended"
+assert_eq 14 "$(q "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'journey' AND p.prosecdef")" "and there are exactly the fourteen intended"

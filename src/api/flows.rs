@@ -335,7 +335,9 @@ pub fn enroll(
             return Err(JourneyError::WrongStatus { flow: f.name, status: f.status, action: "enroll" });
         }
         let exists = Spi::get_one_with_args::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM journey.contacts WHERE id = $1)",
+            // KEY SHARE: the contact cannot be deleted before this transaction ends (enrollments
+            // have no foreign key; see sql/schema.sql)
+            "SELECT EXISTS (SELECT 1 FROM journey.contacts WHERE id = $1 FOR KEY SHARE)",
             &[contact.into()],
         )?;
         if exists != Some(true) {

@@ -138,18 +138,21 @@ pub fn run_batch(max: i32, at: TimestampWithTimeZone) -> Result<i32> {
     }
     let mut batch = Batch::default();
     for e in &due {
-        let def = cache::definition(e.flow_id, e.version)?;
         let mut at_node = e.node.clone();
         let mut at_seq = e.seq;
-        if let Err(err) = advance(
-            e,
-            &def,
-            &settings,
-            now,
-            &mut batch,
-            &mut at_node,
-            &mut at_seq,
-        ) {
+        // a version that cannot be loaded fails its enrollments, not the batch
+        let outcome = cache::definition(e.flow_id, e.version).and_then(|def| {
+            advance(
+                e,
+                &def,
+                &settings,
+                now,
+                &mut batch,
+                &mut at_node,
+                &mut at_seq,
+            )
+        });
+        if let Err(err) = outcome {
             let message = err.to_string();
             let transient = matches!(
                 err,
@@ -756,6 +759,16 @@ fn update_args(u: &[Update], with_tid: bool) -> Vec<pgrx::datum::DatumWithOid<'s
     args
 }
 
+const INSERT_OUTBOX: &str = "INSERT INTO journey.outbox (idempotency_key, channel, flow_id, enrollment_id, node, contact_id, \
+        recipient, sender, subject, body, sms_encoding, sms_segments, not_before, payload) \
+     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], \
+        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::jsonb[])";
+const INSERT_OUTBOX_IDEMPOTENT: &str = "INSERT INTO journey.outbox (idempotency_key, channel, flow_id, enrollment_id, node, contact_id, \
+        recipient, sender, subject, body, sms_encoding, sms_segments, not_before, payload) \
+     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], \
+        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::jsonb[]) \
+     ON CONFLICT DO NOTHING";
+
 fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
     Spi::connect_mut(|client| -> Result<()> {
         if !batch.messages.is_empty() {
@@ -764,30 +777,46 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
             let col = |f: &dyn for<'a> Fn(&'a Message) -> Option<&'a str>| {
                 m.iter().map(f).collect::<Vec<_>>()
             };
-            prepared::update(
-                client,
-                "INSERT INTO journey.outbox (idempotency_key, channel, flow_id, enrollment_id, node, contact_id, \
-                    recipient, sender, subject, body, sms_encoding, sms_segments, not_before, payload) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], \
-                    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::jsonb[]) \
-                 ON CONFLICT DO NOTHING",
-                &[
-                    col(&|x| Some(x.key.as_str())).into(),
-                    col(&|x| Some(x.channel)).into(),
-                    m.iter().map(|x| x.flow_id).collect::<Vec<_>>().into(),
-                    m.iter().map(|x| x.enrollment_id).collect::<Vec<_>>().into(),
-                    col(&|x| Some(x.node.as_str())).into(),
-                    m.iter().map(|x| x.contact_id).collect::<Vec<_>>().into(),
-                    col(&|x| x.recipient.as_deref()).into(),
-                    col(&|x| x.sender.as_deref()).into(),
-                    col(&|x| x.subject.as_deref()).into(),
-                    col(&|x| x.body.as_deref()).into(),
-                    col(&|x| x.sms_encoding).into(),
-                    m.iter().map(|x| x.sms_segments).collect::<Vec<_>>().into(),
-                    m.iter().map(|x| x.not_before.map(clock::to_pg)).collect::<Vec<_>>().into(),
-                    m.iter().map(|x| x.payload.clone().map(JsonB)).collect::<Vec<_>>().into(),
-                ],
-            )?;
+            let args: Vec<pgrx::datum::DatumWithOid> = vec![
+                col(&|x| Some(x.key.as_str())).into(),
+                col(&|x| Some(x.channel)).into(),
+                m.iter().map(|x| x.flow_id).collect::<Vec<_>>().into(),
+                m.iter().map(|x| x.enrollment_id).collect::<Vec<_>>().into(),
+                col(&|x| Some(x.node.as_str())).into(),
+                m.iter().map(|x| x.contact_id).collect::<Vec<_>>().into(),
+                col(&|x| x.recipient.as_deref()).into(),
+                col(&|x| x.sender.as_deref()).into(),
+                col(&|x| x.subject.as_deref()).into(),
+                col(&|x| x.body.as_deref()).into(),
+                col(&|x| x.sms_encoding).into(),
+                m.iter().map(|x| x.sms_segments).collect::<Vec<_>>().into(),
+                m.iter()
+                    .map(|x| x.not_before.map(clock::to_pg))
+                    .collect::<Vec<_>>()
+                    .into(),
+                m.iter()
+                    .map(|x| x.payload.clone().map(JsonB))
+                    .collect::<Vec<_>>()
+                    .into(),
+            ];
+            // A plain INSERT: the outbox rows commit with the enrollments' new seq, so a key can
+            // only repeat if something else wrote it. Should that ever happen, the statement is
+            // rolled back alone and repeated with ON CONFLICT DO NOTHING (the first row wins).
+            let plain = subxact::run(std::panic::AssertUnwindSafe(|| {
+                prepared::update(client, INSERT_OUTBOX, &args).map(|_| ())
+            }));
+            match plain {
+                Ok(done) => done?,
+                Err(c) if c.code == pgrx::PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION => {
+                    prepared::update(client, INSERT_OUTBOX_IDEMPOTENT, &args)?;
+                }
+                Err(c) => {
+                    return Err(JourneyError::Engine {
+                        flow: String::new(),
+                        message: c.message,
+                    })
+                }
+            }
         }
         if !batch.steps.is_empty() {
             let s = &batch.steps;
