@@ -27,11 +27,8 @@ CONTACTS=$(( CONTACTS > N ? CONTACTS : N ))
 CONTACTS=$(( CONTACTS > TRIGGER_ROWS ? CONTACTS : TRIGGER_ROWS ))
 CONTACTS=$(( CONTACTS > WAITING + (SCALE_REPS + 1) * DUE * 2 ? CONTACTS : WAITING + (SCALE_REPS + 1) * DUE * 2 ))
 
-bash scripts/setup.sh >/dev/null
 echo "== building and installing journey (release)"
-mkdir -p target
-cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >target/bench-install.log 2>&1 \
-  || { tail -30 target/bench-install.log; exit 1; }
+bash scripts/install.sh
 
 source tests/cluster.sh
 DIR=/tmp/journey-bench

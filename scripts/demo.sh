@@ -3,11 +3,8 @@
 # defines a welcome journey and lets the background worker run it. The cluster keeps running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
 echo "== building and installing journey (release)"
-mkdir -p target
-cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >target/demo-install.log 2>&1 \
-  || { tail -30 target/demo-install.log; exit 1; }
+bash scripts/install.sh
 
 source tests/cluster.sh
 DIR=/tmp/journey-demo

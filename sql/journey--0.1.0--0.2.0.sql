@@ -79,7 +79,7 @@ UPDATE journey.enrollments e SET occurrence = 'once'
 -- and the flow_id-leading index for stats and flow-wide updates.
 CREATE UNIQUE INDEX enrollments_flow_contact ON journey.enrollments (flow_id, contact_id, occurrence);
 COMMENT ON TABLE journey.enrollments IS
-  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for. At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence).';
+  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for. At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
 
 CREATE OR REPLACE FUNCTION journey._enroll(p_flows bigint[], p_contacts bigint[], p_data jsonb[])
 RETURNS SETOF bigint

@@ -163,7 +163,7 @@ CREATE UNIQUE INDEX enrollments_one_active ON journey.enrollments (flow_id, cont
 CREATE UNIQUE INDEX enrollments_flow_contact ON journey.enrollments (flow_id, contact_id, occurrence);
 CREATE INDEX enrollments_due ON journey.enrollments (due_at) WHERE status = 'active';
 COMMENT ON TABLE journey.enrollments IS
-  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for. At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence).';
+  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for. At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
 
 CREATE TABLE journey.steps (
     id            bigint GENERATED ALWAYS AS IDENTITY,

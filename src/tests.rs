@@ -464,16 +464,22 @@ mod tests {
         sql("SELECT journey.activate_flow('welcome')");
         let dana = contact("Dana");
         let ion = contact("Ion");
-        sql(&format!("SELECT journey.add_to_group(c, 'newsletter') FROM unnest(ARRAY[{dana}, {ion}]) c"));
+        sql(&format!(
+            "SELECT journey.add_to_group(c, 'newsletter') FROM unnest(ARRAY[{dana}, {ion}]) c"
+        ));
         sql("SELECT journey.run_due(100, now())");
         assert_eq!(count("SELECT count(*) FROM journey.steps"), 2);
         sql(&format!("DELETE FROM journey.contacts WHERE id = {dana}"));
         assert_eq!(
-            count(&format!("SELECT count(*) FROM journey.enrollments WHERE contact_id = {dana}")),
+            count(&format!(
+                "SELECT count(*) FROM journey.enrollments WHERE contact_id = {dana}"
+            )),
             0
         );
         assert_eq!(
-            count(&format!("SELECT count(*) FROM journey.steps WHERE contact_id = {dana}")),
+            count(&format!(
+                "SELECT count(*) FROM journey.steps WHERE contact_id = {dana}"
+            )),
             0
         );
         assert_eq!(count("SELECT count(*) FROM journey.enrollments"), 1);

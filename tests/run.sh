@@ -3,11 +3,7 @@
 # against clusters they start themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-log=target/install.log
-mkdir -p target
-if ! cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >"$log" 2>&1; then
-  tail -50 "$log"; echo "install failed"; exit 1
-fi
+bash scripts/install.sh
 failed=0
 for t in tests/*_test.sh; do
   echo "== $t"

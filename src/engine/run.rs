@@ -34,6 +34,8 @@ struct Due {
     flow_name: String,
     /// Liquid variables: `contact` (the row), `event` (data), `flow` (id, name, version).
     vars: liquid::Object,
+    /// false when the contact row is gone (enrollments have no foreign key)
+    contact_found: bool,
     zone: Tz,
     waiting: Option<Value>,
     /// Transient failures in a row at `node` (reset when the enrollment moves on).
@@ -141,17 +143,21 @@ pub fn run_batch(max: i32, at: TimestampWithTimeZone) -> Result<i32> {
         let mut at_node = e.node.clone();
         let mut at_seq = e.seq;
         // a version that cannot be loaded fails its enrollments, not the batch
-        let outcome = cache::definition(e.flow_id, e.version).and_then(|def| {
-            advance(
-                e,
-                &def,
-                &settings,
-                now,
-                &mut batch,
-                &mut at_node,
-                &mut at_seq,
-            )
-        });
+        let outcome = if e.contact_found {
+            cache::definition(e.flow_id, e.version).and_then(|def| {
+                advance(
+                    e,
+                    &def,
+                    &settings,
+                    now,
+                    &mut batch,
+                    &mut at_node,
+                    &mut at_seq,
+                )
+            })
+        } else {
+            Err(JourneyError::UnknownContact(e.contact_id))
+        };
         if let Err(err) = outcome {
             let message = err.to_string();
             let transient = matches!(
@@ -208,17 +214,23 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
         };
         let rows = prepared::update(
                 client,
-                "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
-                    row_to_json(c)::text, coalesce(c.time_zone, s.time_zone), e.waiting, e.ctid::text, e.attempts \
-             FROM journey.enrollments e \
-             JOIN journey.flows f ON f.id = e.flow_id AND f.status = 'active' \
-             JOIN journey.contacts c ON c.id = e.contact_id \
+                // Lock the due enrollments first (LIMIT inside), then fetch each one's contact by
+                // key: OFFSET 0 keeps the lateral subquery a per-row index probe, where a join
+                // would let the planner merge-join through the contacts table from its start.
+                "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, e.name, \
+                    c.contact, coalesce(c.time_zone, s.time_zone), e.waiting, e.tid::text, e.attempts \
+             FROM (SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
+                          e.waiting, e.ctid AS tid, e.attempts, e.due_at \
+                     FROM journey.enrollments e \
+                     JOIN journey.flows f ON f.id = e.flow_id AND f.status = 'active' \
+                    WHERE e.status = 'active' AND e.due_at <= $1 \
+                    ORDER BY e.due_at \
+                    LIMIT $2 \
+                    FOR UPDATE OF e SKIP LOCKED) e \
              CROSS JOIN journey.settings s \
-             WHERE e.status = 'active' AND e.due_at <= $1 \
-             ORDER BY e.due_at \
-             LIMIT $2 \
-             FOR UPDATE OF e SKIP LOCKED",
-
+             LEFT JOIN LATERAL (SELECT row_to_json(c)::text AS contact, c.time_zone \
+                                  FROM journey.contacts c WHERE c.id = e.contact_id OFFSET 0) c ON true \
+             ORDER BY e.due_at",
             &[at.into(), (max as i64).into()],
         )?;
         let mut due = Vec::with_capacity(rows.len());
@@ -232,8 +244,9 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
             // jsonb, sort its keys and print it again for pgrx to parse)
             let contact = row
                 .get::<String>(9)?
-                .and_then(|t| template::parse_object(&t))
-                .unwrap_or_default();
+                .and_then(|t| template::parse_object(&t));
+            let contact_found = contact.is_some();
+            let contact = contact.unwrap_or_default();
             let mut flow = liquid::Object::new();
             flow.insert("id".into(), liquid::model::Value::scalar(flow_id));
             flow.insert(
@@ -251,6 +264,7 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
                 version,
                 node: row.get(5)?.unwrap_or_default(),
                 vars: template::variables_with(contact, &data, flow),
+                contact_found,
                 data,
                 seq: row.get(7)?.unwrap_or_default(),
                 flow_name,
