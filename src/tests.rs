@@ -457,9 +457,8 @@ mod tests {
         );
     }
 
-    #[pg_test]
-    fn deleting_a_contact_or_a_flow_deletes_its_enrollments_and_steps() {
-        // enrollments and steps carry no foreign keys (speed); triggers do the cascading
+    /// The welcome flow active, Dana and Ion enrolled by joining its group.
+    fn welcome_dana_and_ion() -> (i64, i64) {
         setup();
         sql("SELECT journey.activate_flow('welcome')");
         let dana = contact("Dana");
@@ -467,6 +466,13 @@ mod tests {
         sql(&format!(
             "SELECT journey.add_to_group(c, 'newsletter') FROM unnest(ARRAY[{dana}, {ion}]) c"
         ));
+        (dana, ion)
+    }
+
+    #[pg_test]
+    fn deleting_a_contact_or_a_flow_deletes_its_enrollments_and_steps() {
+        // enrollments and steps carry no foreign keys (speed); triggers do the cascading
+        let (dana, ion) = welcome_dana_and_ion();
         sql("SELECT journey.run_due(100, now())");
         assert_eq!(count("SELECT count(*) FROM journey.steps"), 2);
         sql(&format!("DELETE FROM journey.contacts WHERE id = {dana}"));
@@ -493,13 +499,7 @@ mod tests {
         // The engine inserts outbox rows without ON CONFLICT (keys cannot repeat: they commit
         // with the enrollment's seq); should one exist anyway, the insert is repeated with ON
         // CONFLICT DO NOTHING in the same batch and the first row wins.
-        setup();
-        sql("SELECT journey.activate_flow('welcome')");
-        let dana = contact("Dana");
-        let ion = contact("Ion");
-        sql(&format!(
-            "SELECT journey.add_to_group(c, 'newsletter') FROM unnest(ARRAY[{dana}, {ion}]) c"
-        ));
+        let (dana, ion) = welcome_dana_and_ion();
         let e = count(&format!(
             "SELECT id FROM journey.enrollments WHERE contact_id = {dana}"
         ));

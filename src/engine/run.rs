@@ -773,15 +773,30 @@ fn update_args(u: &[Update], with_tid: bool) -> Vec<pgrx::datum::DatumWithOid<'s
     args
 }
 
-const INSERT_OUTBOX: &str = "INSERT INTO journey.outbox (idempotency_key, channel, flow_id, enrollment_id, node, contact_id, \
-        recipient, sender, subject, body, sms_encoding, sms_segments, not_before, payload) \
-     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], \
-        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::jsonb[])";
-const INSERT_OUTBOX_IDEMPOTENT: &str = "INSERT INTO journey.outbox (idempotency_key, channel, flow_id, enrollment_id, node, contact_id, \
-        recipient, sender, subject, body, sms_encoding, sms_segments, not_before, payload) \
-     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], \
-        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::jsonb[]) \
-     ON CONFLICT DO NOTHING";
+/// The outbox INSERT; `INSERT_OUTBOX_IDEMPOTENT` is the same with ON CONFLICT DO NOTHING.
+macro_rules! insert_outbox {
+    () => {
+        "INSERT INTO journey.outbox (idempotency_key, channel, flow_id, enrollment_id, node, contact_id, \
+            recipient, sender, subject, body, sms_encoding, sms_segments, not_before, payload) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], \
+            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::jsonb[])"
+    };
+}
+const INSERT_OUTBOX: &str = insert_outbox!();
+const INSERT_OUTBOX_IDEMPOTENT: &str = concat!(insert_outbox!(), " ON CONFLICT DO NOTHING");
+
+/// The enrollments UPDATE from a set of new values `u`: joined by ctid in the batch, by key in
+/// its fallback (arguments from `update_args`).
+macro_rules! update_enrollments {
+    ($from:literal, $join:literal) => {
+        concat!(
+            "UPDATE journey.enrollments e \
+                SET status = u.status, node = u.node, due_at = u.due_at, seq = u.seq, \
+                    last_error = u.last_error, waiting = u.waiting, attempts = u.attempts, updated_at = now() \
+               FROM ", $from, " WHERE ", $join
+        )
+    };
+}
 
 fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
     Spi::connect_mut(|client| -> Result<()> {
@@ -826,7 +841,7 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
                 }
                 Err(c) => {
                     return Err(JourneyError::Engine {
-                        flow: String::new(),
+                        flow: "(outbox write)".into(),
                         message: c.message,
                     })
                 }
@@ -855,15 +870,16 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
             let u = &batch.updates;
             let updated = prepared::update(
                 client,
-                "WITH done AS ( \
-                       UPDATE journey.enrollments e \
-                          SET status = u.status, node = u.node, due_at = u.due_at, seq = u.seq, \
-                              last_error = u.last_error, waiting = u.waiting, attempts = u.attempts, updated_at = now() \
-                         FROM unnest($10::tid[], $1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::int[], $7::text[], $8::jsonb[], $9::int[]) \
-                              AS u (tid, id, contact_id, status, node, due_at, seq, last_error, waiting, attempts) \
-                        WHERE e.ctid = u.tid AND e.id = u.id AND e.contact_id = u.contact_id \
-                        RETURNING 1) \
-                     SELECT count(*) FROM done",
+                concat!(
+                    "WITH done AS (",
+                    update_enrollments!(
+                        "unnest($10::tid[], $1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], \
+                            $6::int[], $7::text[], $8::jsonb[], $9::int[]) \
+                            AS u (tid, id, contact_id, status, node, due_at, seq, last_error, waiting, attempts)",
+                        "e.ctid = u.tid AND e.id = u.id AND e.contact_id = u.contact_id"
+                    ),
+                    " RETURNING 1) SELECT count(*) FROM done"
+                ),
                     &update_args(u, true),
                 )?
                 .first()
@@ -873,12 +889,12 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
                 // A row moved after the claim (this batch itself touched it): fall back to
                 // the key join for all of them; setting the same values twice is harmless.
                 client.update(
-                    "UPDATE journey.enrollments e \
-                        SET status = u.status, node = u.node, due_at = u.due_at, seq = u.seq, \
-                            last_error = u.last_error, waiting = u.waiting, attempts = u.attempts, updated_at = now() \
-                       FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::int[], $7::text[], $8::jsonb[], $9::int[]) \
-                            AS u (id, contact_id, status, node, due_at, seq, last_error, waiting, attempts) \
-                      WHERE e.id = u.id AND e.contact_id = u.contact_id",
+                    update_enrollments!(
+                        "unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], \
+                            $6::int[], $7::text[], $8::jsonb[], $9::int[]) \
+                            AS u (id, contact_id, status, node, due_at, seq, last_error, waiting, attempts)",
+                        "e.id = u.id AND e.contact_id = u.contact_id"
+                    ),
                     None,
                     &update_args(u, false),
                 )?;
