@@ -110,7 +110,7 @@ TP=$(median "${T_PLAIN[@]}"); TB=$(median "${T_NOFLOW[@]}"); TC=$(median "${T_FL
 q "TRUNCATE bench.group_members_plain, journey.group_members, journey.enrollments, journey.steps CASCADE"
 
 # ------------------------------------------------------------------ 1. baseline
-echo "== baseline: hand-written SQL moving $N due rows into an outbox-shaped table, median of $RUNS"
+echo "== baseline and engine: $N due rows, median of $RUNS alternating runs"
 psql_ -v n="$N" <<'SQL'
 CREATE TABLE bench.queue (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -161,21 +161,6 @@ BEGIN
 END $$;
 VACUUM ANALYZE bench.queue;
 SQL
-declare -a T_BASES T_WORKERS T_LOOPS
-# Each measured run starts after a checkpoint taken before its set-up: the set-up dirties the
-# pages the run changes, so no run pays full-page images that another does not.
-for r in $(seq $RUNS); do
-  q "CHECKPOINT"
-  if [ "$r" -gt 1 ]; then
-    q "TRUNCATE bench.queue, bench.outbox"
-    q "INSERT INTO bench.queue (contact_id) SELECT i FROM generate_series(1, $N) i"
-  fi
-  q "VACUUM ANALYZE bench.queue"; q "VACUUM ANALYZE bench.outbox"
-  T_BASES+=("$(ms "CALL bench.baseline()")")
-  [ "$(q "SELECT count(*) FROM bench.outbox")" = "$N" ] || { echo "baseline moved the wrong number of rows"; exit 1; }
-done
-T_BASE=$(median "${T_BASES[@]}")
-
 # ------------------------------------------------------------------ 2. engine
 enroll_bench() {
   worker off
@@ -189,7 +174,20 @@ check_engine() {
   [ "$(q "SELECT count(*) FROM journey.outbox")" = "$N" ] || { echo "engine wrote the wrong number of outbox rows"; exit 1; }
   [ "$(q "SELECT count(*) FROM journey.enrollments WHERE status <> 'completed'")" = 0 ] || { echo "engine left enrollments"; exit 1; }
 }
+# Baseline and engine runs alternate (this VM's disk speed drifts), and each measured run starts
+# after a checkpoint taken before its set-up: the set-up dirties the pages the run changes, so
+# no run pays full-page images that another does not.
+declare -a T_BASES T_WORKERS T_LOOPS
 for r in $(seq $RUNS); do
+  echo "== baseline (run $r of $RUNS)"
+  q "CHECKPOINT"
+  if [ "$r" -gt 1 ]; then
+    q "TRUNCATE bench.queue, bench.outbox"
+    q "INSERT INTO bench.queue (contact_id) SELECT i FROM generate_series(1, $N) i"
+  fi
+  q "VACUUM ANALYZE bench.queue"; q "VACUUM ANALYZE bench.outbox"
+  T_BASES+=("$(ms "CALL bench.baseline()")")
+  [ "$(q "SELECT count(*) FROM bench.outbox")" = "$N" ] || { echo "baseline moved the wrong number of rows"; exit 1; }
   echo "== engine (a): the worker alone, $N enrollments of a one-node send_sms flow (run $r of $RUNS)"
   enroll_bench
   # one session turns the worker on and polls (every 10 ms) until nothing is active
@@ -200,6 +198,7 @@ for r in $(seq $RUNS); do
   T_LOOPS+=("$(ms "CALL bench.run_due_loop()")")
   check_engine
 done
+T_BASE=$(median "${T_BASES[@]}")
 T_WORKER=$(median "${T_WORKERS[@]}"); T_LOOP=$(median "${T_LOOPS[@]}")
 q "CHECKPOINT"
 
