@@ -236,32 +236,35 @@ read -r P50 P99 < <(q "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY 
 echo "== scale: run_due($DUE) with $WAITING enrollments waiting far ahead vs 0 waiting, $CONTACTS contacts"
 worker off
 q "TRUNCATE journey.group_members, journey.enrollments, journey.steps, journey.outbox CASCADE"
-# Each run: 1000 enrollments made due now, VACUUM ANALYZE, then run_due timed inside the server;
-# all runs in one warm session, the first of each kind not counted.
-scale_runs() { # first-contact-ids... -> ms of each run_due
-  local sql="" first
-  for first in "$@"; do
-    sql+="INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at)
-          SELECT f.id, f.version, i, 'sms', now() - interval '1 second'
-          FROM journey.flows f, generate_series($first, $first + $DUE - 1) i WHERE f.name = 'bench';
-          VACUUM ANALYZE journey.enrollments;
-          SELECT bench.time_run_due($DUE);
-"
-  done
-  psql_ <<<"$sql" | tail -n +2
-}
-q "CREATE FUNCTION bench.time_run_due(n integer) RETURNS numeric LANGUAGE plpgsql AS \$\$
+# Runs alternate between 0 and $WAITING waiting enrollments (the disk's speed drifts): each
+# makes 1000 enrollments due now, VACUUM ANALYZE, then times run_due inside the server; all in
+# one warm session, after one uncounted warm-up run.
+q "CREATE FUNCTION bench.time_run_due(kind text, n integer) RETURNS text LANGUAGE plpgsql AS \$\$
    DECLARE t0 timestamptz := clock_timestamp();
-   BEGIN PERFORM journey.run_due(n); RETURN round(extract(epoch FROM clock_timestamp() - t0) * 1000, 1); END \$\$"
+   BEGIN PERFORM journey.run_due(n); RETURN kind || ' ' || round(extract(epoch FROM clock_timestamp() - t0) * 1000, 1); END \$\$"
+due_now() { # first contact id
+  echo "INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at)
+        SELECT f.id, f.version, i, 'sms', now() - interval '1 second'
+        FROM journey.flows f, generate_series($1, $1 + $DUE - 1) i WHERE f.name = 'bench';
+        VACUUM ANALYZE journey.enrollments;"
+}
+sql="$(due_now $((WAITING + 1))) SELECT bench.time_run_due('warm-up', $DUE);"
+for r in $(seq $SCALE_REPS); do
+  sql+="
+$(due_now $((WAITING + (2 * r - 1) * DUE + 1))) SELECT bench.time_run_due('zero', $DUE);
+INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at)
+  SELECT f.id, f.version, i, 'sms', now() + interval '365 days'
+  FROM journey.flows f, generate_series(1, $WAITING) i WHERE f.name = 'bench';
+$(due_now $((WAITING + 2 * r * DUE + 1))) SELECT bench.time_run_due('waiting', $DUE);
+DELETE FROM journey.enrollments WHERE due_at > now() + interval '300 days';"
+done
 q "CHECKPOINT"
-mapfile -t S_ZERO < <(scale_runs $(for r in $(seq 0 $SCALE_REPS); do echo $(( WAITING + r * DUE + 1 )); done))
-q "INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at)
-   SELECT f.id, f.version, i, 'sms', now() + interval '365 days'
-   FROM journey.flows f, generate_series(1, $WAITING) i WHERE f.name = 'bench'"
-q "VACUUM ANALYZE journey.enrollments"
-mapfile -t S_WAIT < <(scale_runs $(for r in $(seq 0 $SCALE_REPS); do echo $(( WAITING + (SCALE_REPS + 1 + r) * DUE + 1 )); done))
+SCALE_OUT=$(psql_ <<<"$sql")
+mapfile -t S_ZERO < <(awk '$1 == "zero" {print $2}' <<<"$SCALE_OUT")
+mapfile -t S_WAIT < <(awk '$1 == "waiting" {print $2}' <<<"$SCALE_OUT")
+[ "${#S_WAIT[@]}" = "$SCALE_REPS" ] || { echo "scale runs missing: $SCALE_OUT"; exit 1; }
 SZ=$(median "${S_ZERO[@]}"); SW=$(median "${S_WAIT[@]}")
-[ "$(q "SELECT count(*) FROM journey.enrollments WHERE status = 'active'")" = "$WAITING" ] || { echo "scale run left due rows"; exit 1; }
+[ "$(q "SELECT count(*) FROM journey.enrollments WHERE status = 'active'")" = 0 ] || { echo "scale run left due rows"; exit 1; }
 
 # ------------------------------------------------------------------ 6. memory
 [ "$(worker_pid)" = "$WPID" ] || { echo "the worker restarted during the run"; exit 1; }
