@@ -33,7 +33,11 @@ struct Due {
     seq: i32,
     flow_name: String,
     /// Liquid variables: `contact` (the row), `event` (data), `flow` (id, name, version).
-    vars: liquid::Object,
+    /// Liquid variables: the contact row and the event (data) of this enrollment, and the flow
+    /// (id, name, version) shared by the batch's enrollments of that version.
+    contact: liquid::model::Value,
+    event: liquid::model::Value,
+    flow: std::rc::Rc<liquid::model::Value>,
     /// false when the contact row is gone (enrollments have no foreign key)
     contact_found: bool,
     zone: Tz,
@@ -234,6 +238,7 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
             &[at.into(), (max as i64).into()],
         )?;
         let mut due = Vec::with_capacity(rows.len());
+        let mut flows = HashMap::new();
         for row in rows {
             let zone_name: String = row.get(10)?.unwrap_or_else(|| "UTC".into());
             let flow_id: i64 = row.get(3)?.unwrap_or_default();
@@ -247,23 +252,31 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
                 .and_then(|t| template::parse_object(&t));
             let contact_found = contact.is_some();
             let contact = contact.unwrap_or_default();
-            let mut flow = liquid::Object::new();
-            flow.insert("id".into(), liquid::model::Value::scalar(flow_id));
-            flow.insert(
-                "name".into(),
-                liquid::model::Value::scalar(flow_name.clone()),
-            );
-            flow.insert(
-                "version".into(),
-                liquid::model::Value::scalar(i64::from(version)),
-            );
+            let flow = flows
+                .entry((flow_id, version))
+                .or_insert_with(|| {
+                    let mut flow = liquid::Object::new();
+                    flow.insert("id".into(), liquid::model::Value::scalar(flow_id));
+                    flow.insert(
+                        "name".into(),
+                        liquid::model::Value::scalar(flow_name.clone()),
+                    );
+                    flow.insert(
+                        "version".into(),
+                        liquid::model::Value::scalar(i64::from(version)),
+                    );
+                    std::rc::Rc::new(liquid::model::Value::Object(flow))
+                })
+                .clone();
             due.push(Due {
                 id: row.get(1)?.unwrap_or_default(),
                 contact_id: row.get(2)?.unwrap_or_default(),
                 flow_id,
                 version,
                 node: row.get(5)?.unwrap_or_default(),
-                vars: template::variables_with(contact, &data, flow),
+                contact: liquid::model::Value::Object(contact),
+                event: template::liquid_value(&data),
+                flow,
                 contact_found,
                 data,
                 seq: row.get(7)?.unwrap_or_default(),
@@ -289,7 +302,11 @@ fn advance(
     at_node: &mut String,
     at_seq: &mut i32,
 ) -> Result<()> {
-    let vars = &e.vars;
+    let vars = template::Vars {
+        contact: &e.contact,
+        event: &e.event,
+        flow: &e.flow,
+    };
     let mut current = e.node.clone();
     let mut seq = e.seq;
     for _ in 0..MAX_NODES_PER_STEP {
@@ -303,7 +320,7 @@ fn advance(
         };
         seq += 1;
         let render = |field: &str, source: &str| {
-            template::render(source, vars).map_err(|message| JourneyError::Render {
+            template::render(source, &vars).map_err(|message| JourneyError::Render {
                 flow: e.flow_name.clone(),
                 node: current.clone(),
                 message: format!("{field}: {message}"),
@@ -697,8 +714,8 @@ impl Due {
     }
 
     fn contact_value(&self, column: &str) -> Option<&liquid::model::Value> {
-        match self.vars.get("contact") {
-            Some(liquid::model::Value::Object(c)) => c.get(column),
+        match &self.contact {
+            liquid::model::Value::Object(c) => c.get(column),
             _ => None,
         }
     }

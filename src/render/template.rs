@@ -1,6 +1,6 @@
 //! Liquid templates (the `liquid` crate). Parsed templates are cached per backend by source
 //! text, so a flow's templates are parsed once, not once per contact.
-use liquid::{Object, Parser, Template};
+use liquid::{Object, ObjectView, Parser, Template};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -34,11 +34,12 @@ pub fn compile(source: &str) -> Result<Rc<Template>, String> {
 }
 
 /// Renders a template with the given variables (`contact`, `event`, `flow`).
-pub fn render(source: &str, vars: &Object) -> Result<String, String> {
+pub fn render(source: &str, vars: &dyn liquid::ObjectView) -> Result<String, String> {
     let template = compile(source)?;
     template.render(vars).map_err(|e| one_line(&e.to_string()))
 }
 
+#[cfg(test)]
 /// Builds the variables object from JSON values.
 pub fn variables(
     contact: &serde_json::Value,
@@ -84,13 +85,18 @@ pub fn parse_object(text: &str) -> Option<Object> {
     }
 }
 
-/// The variables object from a contact already in Liquid form.
-pub fn variables_with(contact: Object, event: &serde_json::Value, flow: Object) -> Object {
-    let mut vars = Object::new();
-    vars.insert("contact".into(), liquid::model::Value::Object(contact));
-    vars.insert("event".into(), to_liquid(event));
-    vars.insert("flow".into(), liquid::model::Value::Object(flow));
-    vars
+/// The variables of one render, borrowed rather than copied into a new object: the engine
+/// keeps each enrollment's contact and event, and one `flow` value per flow version.
+#[derive(liquid::ObjectView, liquid::ValueView, Debug)]
+pub struct Vars<'a> {
+    pub contact: &'a liquid::model::Value,
+    pub event: &'a liquid::model::Value,
+    pub flow: &'a liquid::model::Value,
+}
+
+/// JSON to a Liquid value (the engine's event data).
+pub fn liquid_value(value: &serde_json::Value) -> liquid::model::Value {
+    to_liquid(value)
 }
 
 struct LiquidSeed;
@@ -207,7 +213,13 @@ mod unit {
     #[test]
     fn json_text_parses_to_the_same_variables() {
         let text = r#"{"n": 3, "x": 1.5, "ok": true, "tags": ["a", "b"], "none": null, "o": {"k": "v\u00e9"}}"#;
-        let direct = variables_with(parse_object(text).unwrap(), &json!({}), Object::new());
+        let contact = liquid::model::Value::Object(parse_object(text).unwrap());
+        let (event, flow) = (liquid_value(&json!({})), liquid_value(&json!({})));
+        let direct = Vars {
+            contact: &contact,
+            event: &event,
+            flow: &flow,
+        };
         let via_serde = variables(&serde_json::from_str(text).unwrap(), &json!({}), &json!({}));
         let t = "{{ contact.n | plus: 1 }} {{ contact.x }} {{ contact.ok }} {{ contact.tags | join: '+' }} [{{ contact.none }}] {{ contact.o.k }}";
         assert_eq!(render(t, &direct).unwrap(), render(t, &via_serde).unwrap());
