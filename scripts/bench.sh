@@ -48,7 +48,6 @@ ms() {
   out=$(psql -X -q -v ON_ERROR_STOP=1 -c '\timing on' "${@/#/-c}" | grep '^Time:' | awk '{s += $2} END {printf "%.1f", s}')
   echo "$out"
 }
-now_ms() { date +%s%3N; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 worker() { q "ALTER SYSTEM SET journey.worker_enabled = $1" && q "SELECT pg_reload_conf()" >/dev/null; }
 worker_pid() { q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'journey worker'"; }

@@ -11,7 +11,7 @@ ALTER TABLE journey.steps DROP CONSTRAINT steps_enrollment_id_contact_id_fkey;
 DROP INDEX journey.steps_enrollment;
 ALTER TABLE journey.steps DROP CONSTRAINT steps_pkey, ADD PRIMARY KEY (contact_id, id);
 COMMENT ON TABLE journey.steps IS
-  'Append-only history: one row per node an enrollment entered (outcome: done, sent, suppressed:<reason>, goal, exited, failed:<error>). Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
+  'Append-only history: one row per node an enrollment entered (outcome: done, sent, suppressed:<reason>, goal, exited, failed:<error>, retry:<error> for a transient failure retried later). Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
 CREATE FUNCTION journey._delete_steps() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -79,7 +79,7 @@ UPDATE journey.enrollments e SET occurrence = 'once'
 -- and the flow_id-leading index for stats and flow-wide updates.
 CREATE UNIQUE INDEX enrollments_flow_contact ON journey.enrollments (flow_id, contact_id, occurrence);
 COMMENT ON TABLE journey.enrollments IS
-  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for. At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
+  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for; attempts counts transient failures in a row (retried with backoff up to settings.max_attempts). At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
 
 CREATE OR REPLACE FUNCTION journey._enroll(p_flows bigint[], p_contacts bigint[], p_data jsonb[])
 RETURNS SETOF bigint
@@ -133,6 +133,10 @@ ALTER FUNCTION journey._on_form_submitted() SECURITY DEFINER;
 ALTER FUNCTION journey._on_event() SECURITY DEFINER;
 ALTER FUNCTION journey._on_event_inserted() SECURITY DEFINER;
 ALTER FUNCTION journey._event_arrived(bigint[], text[]) SECURITY DEFINER;
+
+-- settings: max_attempts now also bounds the engine's retries of transient step failures.
+COMMENT ON TABLE journey.settings IS
+  'Account settings, exactly one row: default time zone, SMS quiet hours (contact''s zone, may span midnight), unsubscribe text, admin e-mail, quotas (NULL = unlimited) and max_attempts for retries (failed sends reported by relays, transient step failures in the engine).';
 
 -- ---------------------------------------------------------------- dump and restore
 -- settings has exactly one row, inserted above. A restore (pg_dump / pg_restore) re-inserts the

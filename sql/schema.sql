@@ -16,7 +16,7 @@ CREATE TABLE journey.settings (
 );
 INSERT INTO journey.settings DEFAULT VALUES;
 COMMENT ON TABLE journey.settings IS
-  'Account settings, exactly one row: default time zone, SMS quiet hours (contact''s zone, may span midnight), unsubscribe text, admin e-mail, quotas (NULL = unlimited) and max_attempts for relay retries.';
+  'Account settings, exactly one row: default time zone, SMS quiet hours (contact''s zone, may span midnight), unsubscribe text, admin e-mail, quotas (NULL = unlimited) and max_attempts for retries (failed sends reported by relays, transient step failures in the engine).';
 
 -- ---------------------------------------------------------------- contacts
 CREATE TABLE journey.contacts (
@@ -163,7 +163,7 @@ CREATE UNIQUE INDEX enrollments_one_active ON journey.enrollments (flow_id, cont
 CREATE UNIQUE INDEX enrollments_flow_contact ON journey.enrollments (flow_id, contact_id, occurrence);
 CREATE INDEX enrollments_due ON journey.enrollments (due_at) WHERE status = 'active';
 COMMENT ON TABLE journey.enrollments IS
-  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for. At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
+  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for; attempts counts transient failures in a row (retried with backoff up to settings.max_attempts). At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
 
 CREATE TABLE journey.steps (
     id            bigint GENERATED ALWAYS AS IDENTITY,
@@ -177,7 +177,7 @@ CREATE TABLE journey.steps (
 );
 CREATE INDEX steps_flow_node ON journey.steps (flow_id, node);
 COMMENT ON TABLE journey.steps IS
-  'Append-only history: one row per node an enrollment entered (outcome: done, sent, suppressed:<reason>, goal, exited, failed:<error>). Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
+  'Append-only history: one row per node an enrollment entered (outcome: done, sent, suppressed:<reason>, goal, exited, failed:<error>, retry:<error> for a transient failure retried later). Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
 
 -- enrollments has no foreign keys: they would double the cost of enrolling (two checks per
 -- row, in the app's INSERT). Its rows are written only by journey._enroll, from flows that exist

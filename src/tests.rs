@@ -472,7 +472,7 @@ mod tests {
     #[pg_test]
     fn deleting_a_contact_or_a_flow_deletes_its_enrollments_and_steps() {
         // enrollments and steps carry no foreign keys (speed); triggers do the cascading
-        let (dana, ion) = welcome_dana_and_ion();
+        let (dana, _) = welcome_dana_and_ion();
         sql("SELECT journey.run_due(100, now())");
         assert_eq!(count("SELECT count(*) FROM journey.steps"), 2);
         sql(&format!("DELETE FROM journey.contacts WHERE id = {dana}"));
@@ -492,6 +492,62 @@ mod tests {
         sql("DELETE FROM journey.flows WHERE name = 'welcome'");
         assert_eq!(count("SELECT count(*) FROM journey.enrollments"), 0);
         assert_eq!(count("SELECT count(*) FROM journey.steps"), 0);
+    }
+
+    #[pg_test]
+    fn an_enrollment_without_its_contact_or_version_fails_alone() {
+        // without foreign keys such rows can only be written by hand; the batch goes on
+        let (dana, _) = welcome_dana_and_ion();
+        let noa = contact("Noa");
+        sql(&format!(
+            "INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at)
+             SELECT id, 1, 999999, 'sms', now() FROM journey.flows WHERE name = 'welcome'
+             UNION ALL SELECT id, 7, {noa}, 'sms', now() FROM journey.flows WHERE name = 'welcome'"
+        ));
+        assert_eq!(one::<i32>("SELECT journey.run_due(100, now())"), Some(4));
+        assert_eq!(
+            text("SELECT last_error FROM journey.enrollments WHERE contact_id = 999999"),
+            "contact 999999 does not exist"
+        );
+        assert!(text(&format!(
+            "SELECT last_error FROM journey.enrollments WHERE contact_id = {noa}"
+        ))
+        .contains("version 7 does not exist"));
+        assert_eq!(
+            text(&format!(
+                "SELECT body FROM journey.outbox WHERE contact_id = {dana}"
+            )),
+            "Hi Dana"
+        );
+    }
+
+    #[pg_test]
+    fn an_enrollment_changed_by_its_own_batch_is_still_written_back() {
+        // A trigger of the site's own touches the enrollment while update_contact runs: its row
+        // moves, the write-back by ctid misses it and falls back to the key join.
+        setup();
+        sql(
+            r#"SELECT journey.create_flow('touch', '{"triggers": [{"type": "manual"}], "start": "u",
+               "nodes": {"u": {"type": "update_contact", "set": {"attributes.seen": true}, "next": "s"},
+                         "s": {"type": "send_sms", "text": "seen"}}}')"#,
+        );
+        sql("SELECT journey.activate_flow('touch')");
+        sql(
+            r#"CREATE FUNCTION public.touch_enrollments() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN UPDATE journey.enrollments SET data = data || '{"touched": true}' WHERE contact_id = NEW.id; RETURN NEW; END $$"#,
+        );
+        sql("CREATE TRIGGER touch AFTER UPDATE ON journey.contacts FOR EACH ROW EXECUTE FUNCTION public.touch_enrollments()");
+        let dana = contact("Dana");
+        sql(&format!("SELECT journey.enroll('touch', {dana})"));
+        assert_eq!(one::<i32>("SELECT journey.run_due(100, now())"), Some(1));
+        assert_eq!(
+            text("SELECT status || '|' || node || '|' || seq || '|' || (data->>'touched') FROM journey.enrollments"),
+            "completed|s|2|true"
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM journey.outbox WHERE body = 'seen'"),
+            1
+        );
     }
 
     #[pg_test]
@@ -560,7 +616,7 @@ mod tests {
         sql(&format!("SELECT journey.add_to_group({ok}, 'newsletter')"));
         sql("SELECT journey.run_due(10, now() + interval '2 hours')");
         sql("SELECT journey.run_due(10, now() + interval '4 hours')");
-        let err = text(&format!("SELECT last_error FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'welcome'"));
+        let err = text("SELECT last_error FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'welcome'");
         assert!(
             err.contains("template \"welcome_email\" does not exist"),
             "{err}"

@@ -54,6 +54,17 @@ q "SELECT journey.run_due(100, now() + interval '10 seconds')" >/dev/null
 assert_eq "completed|0" "$(q "SELECT e.status || '|' || attempts FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'upd' AND contact_id = 2")" "the retry completes"
 assert_eq 1 "$(q "SELECT count(*) FROM journey.outbox WHERE contact_id = 2 AND body = 'updated C2'")" "its SMS is written once"
 
+echo "retry: after settings.max_attempts transient failures in a row the enrollment fails"
+q "UPDATE journey.settings SET max_attempts = 1"
+q "SELECT journey.enroll('upd', 4)" >/dev/null
+psql -X -qAt -v ON_ERROR_STOP=1 -c "BEGIN" -c "SELECT 1 FROM journey.contacts WHERE id = 4 FOR UPDATE" -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null &
+holder=$!
+sleep 0.5
+q "SELECT journey.run_due(100)" >/dev/null
+assert_eq "failed|1|true" "$(q "SELECT e.status || '|' || e.attempts || '|' || (e.last_error LIKE '%lock%') FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'upd' AND contact_id = 4")" "no more retries: failed, the error kept"
+wait $holder
+q "UPDATE journey.settings SET max_attempts = 5"
+
 echo "poison: a step violating a constraint fails only its enrollment"
 q "SELECT journey.create_flow('bad', '{\"triggers\": [{\"type\": \"manual\"}], \"start\": \"u\",
    \"nodes\": {\"u\": {\"type\": \"update_contact\", \"set\": {\"birthday\": \"not a date\"}}}}')" >/dev/null

@@ -20,7 +20,12 @@ pub fn definition(flow_id: i64, version: i32) -> Result<Rc<FlowDef>> {
     let json = Spi::get_one_with_args::<pgrx::JsonB>(
         "SELECT definition FROM journey.flow_versions WHERE flow_id = $1 AND version = $2",
         &[flow_id.into(), version.into()],
-    )?
+    )
+    .or_else(|e| match e {
+        // no row: the version does not exist (reported below, naming it)
+        pgrx::spi::Error::InvalidPosition => Ok(None),
+        other => Err(other),
+    })?
     .ok_or_else(|| JourneyError::Engine {
         flow: flow_id.to_string(),
         message: format!("version {version} does not exist"),

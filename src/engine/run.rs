@@ -15,7 +15,7 @@ use pgrx::JsonB;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-/// Longest wait for a row lock while a node writes (update_contact); see `update_contact`.
+/// Longest wait for a row lock during a batch (update_contact); see `run_batch`.
 const LOCK_TIMEOUT: &str = "100ms";
 
 /// Most nodes one enrollment runs in one go (validation forbids cycles without a delay).
@@ -32,7 +32,6 @@ struct Due {
     data: Value,
     seq: i32,
     flow_name: String,
-    /// Liquid variables: `contact` (the row), `event` (data), `flow` (id, name, version).
     /// Liquid variables: the contact row and the event (data) of this enrollment, and the flow
     /// (id, name, version) shared by the batch's enrollments of that version.
     contact: liquid::model::Value,
@@ -86,20 +85,32 @@ struct Update {
 }
 
 impl Update {
-    /// The enrollment leaves the flow (completed, exited) after `node`.
-    fn ended(e: &Due, status: &'static str, node: String, seq: i32) -> Update {
+    /// The enrollment's new state: `status` at `node` (due at `due_at`), no error, nothing
+    /// awaited, no failed attempts; the other fields are set with `..` where they differ.
+    fn of(
+        e: &Due,
+        status: &'static str,
+        node: String,
+        due_at: Option<DateTime<Utc>>,
+        seq: i32,
+    ) -> Update {
         Update {
             id: e.id,
             tid: e.tid.clone(),
             contact_id: e.contact_id,
             status,
             node,
-            due_at: None,
+            due_at,
             seq,
             last_error: None,
             waiting: None,
             attempts: 0,
         }
+    }
+
+    /// The enrollment leaves the flow (completed, exited) after `node`.
+    fn ended(e: &Due, status: &'static str, node: String, seq: i32) -> Update {
+        Update::of(e, status, node, None, seq)
     }
 }
 
@@ -142,11 +153,21 @@ pub fn run_batch(max: i32, at: TimestampWithTimeZone) -> Result<i32> {
     if due.is_empty() {
         return Ok(0);
     }
+    // Any row lock a node needs (update_contact) is waited for at most LOCK_TIMEOUT during the
+    // batch: a client holding the contact gets it back quickly and never deadlocks with the
+    // batch; the enrollment is retried with backoff. Set once per batch, restored before the
+    // write-back.
+    // (the target list is evaluated in order: the old value is read before it is set)
+    let (previous_lock_timeout, _) = Spi::get_two_with_args::<String, String>(
+        "SELECT current_setting('lock_timeout'), set_config('lock_timeout', $1, true)",
+        &[LOCK_TIMEOUT.into()],
+    )?;
     let mut batch = Batch::default();
     for e in &due {
         let mut at_node = e.node.clone();
         let mut at_seq = e.seq;
-        // a version that cannot be loaded fails its enrollments, not the batch
+        // a contact that is gone or a version that cannot be loaded fails its enrollment, not
+        // the batch
         let outcome = if e.contact_found {
             cache::definition(e.flow_id, e.version).and_then(|def| {
                 advance(
@@ -179,20 +200,21 @@ pub fn run_batch(max: i32, at: TimestampWithTimeZone) -> Result<i32> {
                 at_node.clone(),
                 format!("{}: {message}", if retry { "retry" } else { "failed" }),
             ));
+            let (status, due_at) = match retry {
+                true => ("active", Some(now + retry_backoff(e.attempts))),
+                false => ("failed", None),
+            };
             batch.updates.push(Update {
-                id: e.id,
-                tid: e.tid.clone(),
-                contact_id: e.contact_id,
-                status: if retry { "active" } else { "failed" },
-                node: at_node,
-                due_at: retry.then(|| now + retry_backoff(e.attempts)),
-                seq: at_seq,
                 last_error: Some(message),
-                waiting: None,
                 attempts: e.attempts + i32::from(transient),
+                ..Update::of(e, status, at_node, due_at, at_seq)
             });
         }
     }
+    Spi::run_with_args(
+        "SELECT set_config('lock_timeout', $1, true)",
+        &[previous_lock_timeout.unwrap_or_else(|| "0".into()).into()],
+    )?;
     write_back(&batch, at)?;
     Ok(due.len() as i32)
 }
@@ -275,7 +297,7 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
                 version,
                 node: row.get(5)?.unwrap_or_default(),
                 contact: liquid::model::Value::Object(contact),
-                event: template::liquid_value(&data),
+                event: template::to_liquid(&data),
                 flow,
                 contact_found,
                 data,
@@ -656,16 +678,8 @@ fn advance(
             .push((e.id, e.contact_id, e.flow_id, current.clone(), outcome));
         if let Some((until, waiting)) = park {
             batch.updates.push(Update {
-                id: e.id,
-                tid: e.tid.clone(),
-                contact_id: e.contact_id,
-                status: "active",
-                node: current,
-                due_at: Some(until),
-                seq,
-                last_error: None,
                 waiting: Some(waiting),
-                attempts: 0,
+                ..Update::of(e, "active", current, Some(until), seq)
             });
             return Ok(());
         }
@@ -681,18 +695,9 @@ fn advance(
             continue;
         }
         let due = edge_due(edge, from, e.zone);
-        batch.updates.push(Update {
-            id: e.id,
-            tid: e.tid.clone(),
-            contact_id: e.contact_id,
-            status: "active",
-            node: edge.to.clone(),
-            due_at: Some(due),
-            seq,
-            last_error: None,
-            waiting: None,
-            attempts: 0,
-        });
+        batch
+            .updates
+            .push(Update::of(e, "active", edge.to.clone(), Some(due), seq));
         return Ok(());
     }
     Err(JourneyError::Engine {
@@ -985,17 +990,6 @@ fn update_contact(
     set: &serde_json::Map<String, Value>,
 ) -> Result<()> {
     Spi::connect_mut(|client| -> Result<()> {
-        // Wait at most LOCK_TIMEOUT for a row lock: a client holding the contact gets it back
-        // quickly and never deadlocks with a batch; the enrollment is retried with backoff.
-        let previous = client
-            .update(
-                "SELECT current_setting('lock_timeout'), set_config('lock_timeout', $1, true)",
-                None,
-                &[LOCK_TIMEOUT.into()],
-            )?
-            .first()
-            .get::<String>(1)?
-            .unwrap_or_else(|| "0".into());
         if !add.is_empty() {
             client.update(
                 "INSERT INTO journey.group_members (group_id, contact_id) \
@@ -1028,11 +1022,6 @@ fn update_contact(
                 &[contact.into(), JsonB(Value::Object(fields)).into()],
             )?;
         }
-        client.update(
-            "SELECT set_config('lock_timeout', $1, true)",
-            None,
-            &[previous.into()],
-        )?;
         Ok(())
     })
 }

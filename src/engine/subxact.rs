@@ -11,6 +11,19 @@ pub struct Caught {
     pub message: String,
 }
 
+impl From<pg_sys::panic::CaughtError> for Caught {
+    fn from(e: pg_sys::panic::CaughtError) -> Caught {
+        match e {
+            pg_sys::panic::CaughtError::PostgresError(r)
+            | pg_sys::panic::CaughtError::ErrorReport(r)
+            | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => Caught {
+                code: r.sql_error_code(),
+                message: r.message().to_string(),
+            },
+        }
+    }
+}
+
 impl Caught {
     /// Errors that go away when tried again later: lock waits, deadlocks, serialization
     /// failures, cancelled statements (timeouts), lack of resources.
@@ -40,16 +53,7 @@ pub fn run<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Ca
         (context, owner)
     };
     let result = PgTryBuilder::new(|| Ok(body()))
-        .catch_others(|e| {
-            Err(match e {
-                pg_sys::panic::CaughtError::PostgresError(r)
-                | pg_sys::panic::CaughtError::ErrorReport(r)
-                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => Caught {
-                    code: r.sql_error_code(),
-                    message: r.message().to_string(),
-                },
-            })
-        })
+        .catch_others(|e| Err(Caught::from(e)))
         .execute();
     unsafe {
         if result.is_ok() {

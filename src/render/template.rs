@@ -39,22 +39,9 @@ pub fn render(source: &str, vars: &dyn liquid::ObjectView) -> Result<String, Str
     template.render(vars).map_err(|e| one_line(&e.to_string()))
 }
 
-#[cfg(test)]
-/// Builds the variables object from JSON values.
-pub fn variables(
-    contact: &serde_json::Value,
-    event: &serde_json::Value,
-    flow: &serde_json::Value,
-) -> Object {
-    let mut vars = Object::new();
-    for (name, value) in [("contact", contact), ("event", event), ("flow", flow)] {
-        vars.insert(name.into(), to_liquid(value));
-    }
-    vars
-}
-
-/// JSON to a Liquid value, walked directly (serde's generic path costs more per contact).
-fn to_liquid(value: &serde_json::Value) -> liquid::model::Value {
+/// JSON to a Liquid value, walked directly (serde's generic path costs more per contact): the
+/// engine's event data.
+pub fn to_liquid(value: &serde_json::Value) -> liquid::model::Value {
     use liquid::model::Value as L;
     use serde_json::Value as J;
     match value {
@@ -92,11 +79,6 @@ pub struct Vars<'a> {
     pub contact: &'a liquid::model::Value,
     pub event: &'a liquid::model::Value,
     pub flow: &'a liquid::model::Value,
-}
-
-/// JSON to a Liquid value (the engine's event data).
-pub fn liquid_value(value: &serde_json::Value) -> liquid::model::Value {
-    to_liquid(value)
 }
 
 struct LiquidSeed;
@@ -168,6 +150,19 @@ mod unit {
     use super::*;
     use serde_json::json;
 
+    /// Builds the variables object from JSON values.
+    fn variables(
+        contact: &serde_json::Value,
+        event: &serde_json::Value,
+        flow: &serde_json::Value,
+    ) -> Object {
+        let mut vars = Object::new();
+        for (name, value) in [("contact", contact), ("event", event), ("flow", flow)] {
+            vars.insert(name.into(), to_liquid(value));
+        }
+        vars
+    }
+
     #[test]
     fn renders_contact_and_event() {
         let vars = variables(
@@ -214,7 +209,7 @@ mod unit {
     fn json_text_parses_to_the_same_variables() {
         let text = r#"{"n": 3, "x": 1.5, "ok": true, "tags": ["a", "b"], "none": null, "o": {"k": "v\u00e9"}}"#;
         let contact = liquid::model::Value::Object(parse_object(text).unwrap());
-        let (event, flow) = (liquid_value(&json!({})), liquid_value(&json!({})));
+        let (event, flow) = (to_liquid(&json!({})), to_liquid(&json!({})));
         let direct = Vars {
             contact: &contact,
             event: &event,
