@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod clock;
 pub mod prepared;
+pub mod rows;
 pub mod run;
 pub mod schedule;
 pub mod subxact;

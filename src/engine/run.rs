@@ -2,13 +2,14 @@
 //! back set-based: one INSERT into the outbox, one INSERT into steps and one UPDATE of the
 //! enrollments per batch. A failing enrollment (render error, missing template) is marked
 //! failed with its error; the rest of the batch goes on.
-use super::{cache, clock, prepared, schedule, subxact};
+use super::{cache, clock, prepared, rows, schedule, subxact};
 use crate::error::{JourneyError, OrReport, Result};
 use crate::model::{predicate, Edge, FlowDef, NodeKind};
+use crate::render::contact::{Contact, Stamp};
+use crate::render::event::Event;
 use crate::render::{sms, template};
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
-use liquid::model::ValueView;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -24,18 +25,17 @@ const MAX_NODES_PER_STEP: usize = 100;
 struct Due {
     id: i64,
     /// The row's ctid: the claim locked it, so it cannot move before write-back.
-    tid: String,
+    tid: pg_sys::ItemPointerData,
     contact_id: i64,
     flow_id: i64,
     version: i32,
     node: String,
-    data: Value,
     seq: i32,
     flow_name: String,
     /// Liquid variables: the contact row and the event (data) of this enrollment, and the flow
     /// (id, name, version) shared by the batch's enrollments of that version.
-    contact: liquid::model::Value,
-    event: liquid::model::Value,
+    contact: Contact,
+    event: Event,
     flow: std::rc::Rc<liquid::model::Value>,
     /// false when the contact row is gone (enrollments have no foreign key)
     contact_found: bool,
@@ -73,7 +73,7 @@ struct Message {
 
 struct Update {
     id: i64,
-    tid: String,
+    tid: pg_sys::ItemPointerData,
     contact_id: i64,
     status: &'static str,
     node: String,
@@ -96,7 +96,7 @@ impl Update {
     ) -> Update {
         Update {
             id: e.id,
-            tid: e.tid.clone(),
+            tid: e.tid,
             contact_id: e.contact_id,
             status,
             node,
@@ -238,13 +238,17 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
             admin_email: s.get::<String>(4)?,
             max_attempts: s.get::<i32>(5)?.unwrap_or(5),
         };
-        let rows = prepared::update(
+        let table = prepared::update(
                 client,
                 // Lock the due enrollments first (LIMIT inside), then fetch each one's contact by
                 // key: OFFSET 0 keeps the lateral subquery a per-row index probe, where a join
                 // would let the planner merge-join through the contacts table from its start.
-                "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, e.name, \
-                    c.contact, coalesce(c.time_zone, s.time_zone), e.waiting, e.tid::text, e.attempts \
+                // The contact's columns come typed (no row_to_json: building and parsing JSON
+                // text cost more than the rest of the claim); empty jsonb comes as NULL.
+                "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, nullif(e.data, '{}')::text, e.seq, e.name, \
+                    c.found, coalesce(c.time_zone, s.time_zone), e.waiting, e.tid, e.attempts, \
+                    c.external_id, c.email, c.phone, c.first_name, c.last_name, c.birthday, c.attributes, \
+                    c.email_opt_out, c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
              FROM (SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
                           e.waiting, e.ctid AS tid, e.attempts, e.due_at \
                      FROM journey.enrollments e \
@@ -254,26 +258,45 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
                     LIMIT $2 \
                     FOR UPDATE OF e SKIP LOCKED) e \
              CROSS JOIN journey.settings s \
-             LEFT JOIN LATERAL (SELECT row_to_json(c)::text AS contact, c.time_zone \
+             LEFT JOIN LATERAL (SELECT true AS found, c.external_id, c.email, c.phone, c.first_name, c.last_name, \
+                                       to_char(c.birthday, 'YYYY-MM-DD') AS birthday, \
+                                       nullif(c.attributes, '{}')::text AS attributes, c.email_opt_out, \
+                                       c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
                                   FROM journey.contacts c WHERE c.id = e.contact_id OFFSET 0) c ON true \
              ORDER BY e.due_at",
             &[at.into(), (max as i64).into()],
         )?;
-        let mut due = Vec::with_capacity(rows.len());
+        let mut due = Vec::with_capacity(table.len());
         let mut flows = HashMap::new();
-        for row in rows {
-            let zone_name: String = row.get(10)?.unwrap_or_else(|| "UTC".into());
-            let flow_id: i64 = row.get(3)?.unwrap_or_default();
-            let version: i32 = row.get(4)?.unwrap_or_default();
-            let flow_name: String = row.get(8)?.unwrap_or_default();
-            let data = row.get::<JsonB>(6)?.map(|j| j.0).unwrap_or(Value::Null);
-            // json text parsed once, straight into Liquid values (to_jsonb would build binary
-            // jsonb, sort its keys and print it again for pgrx to parse)
-            let contact = row
-                .get::<String>(9)?
-                .and_then(|t| template::parse_object(&t));
-            let contact_found = contact.is_some();
-            let contact = contact.unwrap_or_default();
+        let mut row = rows::Rows::of(&table);
+        while row.advance() {
+            let zone_name: String = row.get(10).unwrap_or_else(|| "UTC".into());
+            let flow_id: i64 = row.get(3).unwrap_or_default();
+            let version: i32 = row.get(4).unwrap_or_default();
+            let flow_name: String = row.get(8).unwrap_or_default();
+            let data: Option<String> = row.get(6);
+            let contact_found = row.get::<bool>(9).unwrap_or(false);
+            let stamp = |i| Stamp::new(row.get::<TimestampWithTimeZone>(i).map(clock::to_chrono));
+            let contact = Contact {
+                id: row.get(2).unwrap_or_default(),
+                external_id: row.get(14),
+                email: row.get(15),
+                phone: row.get(16),
+                first_name: row.get(17),
+                last_name: row.get(18),
+                birthday: row.get(19),
+                // attributes text parsed straight into Liquid values
+                attributes: liquid::model::Value::Object(
+                    row.get::<String>(20)
+                        .and_then(|t| template::parse_object(&t))
+                        .unwrap_or_default(),
+                ),
+                email_opt_out: row.get(21).unwrap_or(false),
+                sms_opt_out: row.get(22).unwrap_or(false),
+                created_at: stamp(23),
+                updated_at: stamp(24),
+                time_zone: row.get(25),
+            };
             let flow = flows
                 .entry((flow_id, version))
                 .or_insert_with(|| {
@@ -291,22 +314,21 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
                 })
                 .clone();
             due.push(Due {
-                id: row.get(1)?.unwrap_or_default(),
-                contact_id: row.get(2)?.unwrap_or_default(),
+                id: row.get(1).unwrap_or_default(),
+                contact_id: row.get(2).unwrap_or_default(),
                 flow_id,
                 version,
-                node: row.get(5)?.unwrap_or_default(),
-                contact: liquid::model::Value::Object(contact),
-                event: template::to_liquid(&data),
+                node: row.get(5).unwrap_or_default(),
+                contact,
+                event: Event::new(data),
                 flow,
                 contact_found,
-                data,
-                seq: row.get(7)?.unwrap_or_default(),
+                seq: row.get(7).unwrap_or_default(),
                 flow_name,
                 zone: zone_name.parse().unwrap_or(Tz::UTC),
-                waiting: row.get::<JsonB>(11)?.map(|j| j.0),
-                tid: row.get(12)?.unwrap_or_default(),
-                attempts: row.get(13)?.unwrap_or_default(),
+                waiting: row.get::<JsonB>(11).map(|j| j.0),
+                tid: row.get(12).unwrap_or_default(),
+                attempts: row.get(13).unwrap_or_default(),
             });
         }
         Ok((due, settings))
@@ -377,12 +399,12 @@ fn advance(
                     body.push('\n');
                     body.push_str(&settings.unsubscribe_text);
                 }
-                match suppression(e, "sms_opt_out", "phone") {
+                match suppression(e, Reach::Phone) {
                     Some(reason) => reason,
                     None => {
                         let (encoding, segments) = sms::segments(&body);
                         message.channel = "sms";
-                        message.recipient = e.contact_str("phone");
+                        message.recipient = e.contact.phone.clone();
                         message.sender =
                             sender.as_deref().map(|s| render("sender", s)).transpose()?;
                         message.body = Some(body);
@@ -429,9 +451,9 @@ fn advance(
                 let rendered_body = render("body", &body_src)?;
                 let recipient = match to {
                     Some(to) => Some(render("to", to)?),
-                    None => e.contact_str("email"),
+                    None => e.contact.email.clone(),
                 };
-                match suppression(e, "email_opt_out", "email").filter(|_| to.is_none()) {
+                match suppression(e, Reach::Email).filter(|_| to.is_none()) {
                     Some(reason) => reason,
                     None => {
                         let from_addr = from.as_deref().map(|s| render("from", s)).transpose()?;
@@ -470,11 +492,11 @@ fn advance(
             }
             NodeKind::SendWhatsapp { text } => {
                 let body = render("text", text)?;
-                match suppression(e, "sms_opt_out", "phone") {
+                match suppression(e, Reach::Phone) {
                     Some(reason) => reason,
                     None => {
                         message.channel = "whatsapp";
-                        message.recipient = e.contact_str("phone");
+                        message.recipient = e.contact.phone.clone();
                         message.body = Some(body);
                         batch.messages.push(message);
                         "sent".into()
@@ -580,7 +602,7 @@ fn advance(
                 };
                 let subject = predicate::Subject {
                     contact: &contact,
-                    event: &e.data,
+                    event: e.event.json(),
                     groups: &groups,
                 };
                 if predicate::eval(predicate, &subject) {
@@ -710,34 +732,27 @@ fn edge_due(edge: &Edge, from: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
     schedule::due(from, edge.delay, edge.at, edge.days.as_deref(), zone)
 }
 
-impl Due {
-    /// A contact column as text (None when NULL or missing).
-    fn contact_str(&self, column: &str) -> Option<String> {
-        self.contact_value(column)
-            .filter(|v| !v.is_nil())
-            .map(|v| v.to_kstr().to_string())
-    }
-
-    fn contact_value(&self, column: &str) -> Option<&liquid::model::Value> {
-        match &self.contact {
-            liquid::model::Value::Object(c) => c.get(column),
-            _ => None,
-        }
-    }
+/// The contact's opt-out flag and address for a channel: `sms_opt_out` and `phone` (SMS and
+/// WhatsApp), `email_opt_out` and `email`.
+#[derive(Clone, Copy)]
+enum Reach {
+    Phone,
+    Email,
 }
 
 /// Why a message is not sent to this contact (opted out, no address), if it is not.
-fn suppression(e: &Due, opt_out: &str, address: &str) -> Option<String> {
-    if e.contact_value(opt_out)
-        .and_then(|v| v.as_scalar())
-        .and_then(|s| s.to_bool())
-        == Some(true)
-    {
+fn suppression(e: &Due, reach: Reach) -> Option<String> {
+    let c = &e.contact;
+    let (opted_out, opt_out, address, name) = match reach {
+        Reach::Phone => (c.sms_opt_out, "sms_opt_out", &c.phone, "phone"),
+        Reach::Email => (c.email_opt_out, "email_opt_out", &c.email, "email"),
+    };
+    if opted_out {
         return Some(format!("suppressed: {opt_out}"));
     }
-    match e.contact_str(address).as_deref() {
+    match address.as_deref() {
         Some(a) if !a.trim().is_empty() => None,
-        _ => Some(format!("suppressed: no {address}")),
+        _ => Some(format!("suppressed: no {name}")),
     }
 }
 
@@ -790,7 +805,7 @@ fn update_args(u: &[Update], with_tid: bool) -> Vec<pgrx::datum::DatumWithOid<'s
         u.iter().map(|x| x.attempts).collect::<Vec<_>>().into(),
     ];
     if with_tid {
-        args.push(u.iter().map(|x| x.tid.clone()).collect::<Vec<_>>().into());
+        args.push(u.iter().map(|x| x.tid).collect::<Vec<_>>().into());
     }
     args
 }

@@ -20,12 +20,42 @@ impl Encoding {
     }
 }
 
+/// Septets per ASCII character: 1 in the basic alphabet, 2 in the extension table, 0 outside
+/// GSM-7 (the backtick and most control characters). Built from the two tables above.
+const ASCII_SEPTETS: [u8; 128] = {
+    let mut table = [0u8; 128];
+    let (basic, extended) = (GSM_BASIC.as_bytes(), GSM_EXTENDED.as_bytes());
+    let mut i = 0;
+    while i < basic.len() {
+        if basic[i] < 128 {
+            table[basic[i] as usize] = 1;
+        }
+        i += 1;
+    }
+    i = 0;
+    while i < extended.len() {
+        if extended[i] < 128 {
+            table[extended[i] as usize] = 2;
+        }
+        i += 1;
+    }
+    table
+};
+
 /// The encoding and number of segments of a text.
 pub fn segments(text: &str) -> (Encoding, i32) {
     let mut septets = 0usize;
     let mut gsm = true;
     for c in text.chars() {
-        if GSM_BASIC.contains(c) {
+        if c.is_ascii() {
+            match ASCII_SEPTETS[c as usize] {
+                0 => {
+                    gsm = false;
+                    break;
+                }
+                n => septets += n as usize,
+            }
+        } else if GSM_BASIC.contains(c) {
             septets += 1;
         } else if GSM_EXTENDED.contains(c) {
             septets += 2;
@@ -68,5 +98,11 @@ mod unit {
         assert_eq!(segments(&"ש".repeat(71)), (Encoding::Ucs2, 2));
         assert_eq!(segments(&"😀".repeat(35)), (Encoding::Ucs2, 1));
         assert_eq!(segments(&"😀".repeat(36)), (Encoding::Ucs2, 2));
+        // ASCII: extension characters count twice; the backtick is not in GSM-7
+        assert_eq!(segments(&"[".repeat(80)), (Encoding::Gsm7, 1));
+        assert_eq!(segments(&"{".repeat(81)), (Encoding::Gsm7, 2));
+        assert_eq!(segments("a`b"), (Encoding::Ucs2, 1));
+        assert_eq!(segments("a\tb").0, Encoding::Ucs2);
+        assert_eq!(segments("a\nb\r@$_"), (Encoding::Gsm7, 1));
     }
 }

@@ -61,8 +61,8 @@ pub fn to_liquid(value: &serde_json::Value) -> liquid::model::Value {
     }
 }
 
-/// Parses a JSON object's text straight into a Liquid object (the engine reads contacts as
-/// `row_to_json` text): one pass, no `serde_json::Value` in between.
+/// Parses a JSON object's text straight into a Liquid object (the engine reads contacts'
+/// attributes as text): one pass, no `serde_json::Value` in between.
 pub fn parse_object(text: &str) -> Option<Object> {
     use serde::de::DeserializeSeed;
     let mut de = serde_json::Deserializer::from_str(text);
@@ -76,8 +76,8 @@ pub fn parse_object(text: &str) -> Option<Object> {
 /// keeps each enrollment's contact and event, and one `flow` value per flow version.
 #[derive(liquid::ObjectView, liquid::ValueView, Debug)]
 pub struct Vars<'a> {
-    pub contact: &'a liquid::model::Value,
-    pub event: &'a liquid::model::Value,
+    pub contact: &'a super::contact::Contact,
+    pub event: &'a super::event::Event,
     pub flow: &'a liquid::model::Value,
 }
 
@@ -208,13 +208,11 @@ mod unit {
     #[test]
     fn json_text_parses_to_the_same_variables() {
         let text = r#"{"n": 3, "x": 1.5, "ok": true, "tags": ["a", "b"], "none": null, "o": {"k": "v\u00e9"}}"#;
-        let contact = liquid::model::Value::Object(parse_object(text).unwrap());
-        let (event, flow) = (to_liquid(&json!({})), to_liquid(&json!({})));
-        let direct = Vars {
-            contact: &contact,
-            event: &event,
-            flow: &flow,
-        };
+        let mut direct = Object::new();
+        direct.insert(
+            "contact".into(),
+            liquid::model::Value::Object(parse_object(text).unwrap()),
+        );
         let via_serde = variables(&serde_json::from_str(text).unwrap(), &json!({}), &json!({}));
         let t = "{{ contact.n | plus: 1 }} {{ contact.x }} {{ contact.ok }} {{ contact.tags | join: '+' }} [{{ contact.none }}] {{ contact.o.k }}";
         assert_eq!(render(t, &direct).unwrap(), render(t, &via_serde).unwrap());

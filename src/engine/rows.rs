@@ -1,0 +1,81 @@
+//! Reading a wide SPI result fast: each row is deformed once (`heap_deform_tuple`), and columns
+//! are taken from that by ordinal. (pgrx's row reader fetches every column with its own
+//! `heap_getattr`, which walks the tuple from its start for each column after the first text
+//! or NULL one: quadratic in the number of columns.)
+use pgrx::datum::{FromDatum, IntoDatum};
+use pgrx::pg_sys;
+use pgrx::spi::SpiTupleTable;
+use std::marker::PhantomData;
+
+/// The rows of the SPI result `table`, one at a time.
+pub struct Rows<'t> {
+    table: *mut pg_sys::SPITupleTable,
+    len: usize,
+    next: usize,
+    values: Vec<pg_sys::Datum>,
+    nulls: Vec<bool>,
+    types: Vec<pg_sys::Oid>,
+    _table: PhantomData<&'t ()>,
+}
+
+impl<'t> Rows<'t> {
+    /// The rows of `table`, which must be the result of the last statement run through SPI
+    /// (`SPI_tuptable`); borrowing it keeps its memory alive while the rows are read.
+    pub fn of(table: &'t SpiTupleTable<'_>) -> Rows<'t> {
+        // SAFETY: SPI_tuptable is the result of the last SPI statement, which `table` wraps and
+        // keeps alive; its tuple descriptor describes every row.
+        unsafe {
+            let raw = pg_sys::SPI_tuptable;
+            let len = if raw.is_null() { 0 } else { table.len() };
+            let natts = if raw.is_null() {
+                0
+            } else {
+                (*(*raw).tupdesc).natts as usize
+            };
+            let types = (1..=natts as i32)
+                .map(|i| pg_sys::SPI_gettypeid((*raw).tupdesc, i))
+                .collect();
+            Rows {
+                table: raw,
+                len,
+                next: 0,
+                values: vec![pg_sys::Datum::from(0usize); natts],
+                nulls: vec![true; natts],
+                types,
+                _table: PhantomData,
+            }
+        }
+    }
+
+    /// Moves to the next row; false when there is none.
+    pub fn advance(&mut self) -> bool {
+        if self.next >= self.len {
+            return false;
+        }
+        // SAFETY: `next` < the number of rows; values/nulls have one slot per column.
+        unsafe {
+            let tuple = *(*self.table).vals.add(self.next);
+            pg_sys::heap_deform_tuple(
+                tuple,
+                (*self.table).tupdesc,
+                self.values.as_mut_ptr(),
+                self.nulls.as_mut_ptr(),
+            );
+        }
+        self.next += 1;
+        true
+    }
+
+    /// Column `ordinal` (1-based) of the current row, converted to `T` (None when NULL).
+    pub fn get<T: FromDatum + IntoDatum>(&self, ordinal: usize) -> Option<T> {
+        let i = ordinal - 1;
+        debug_assert!(
+            T::is_compatible_with(self.types[i]),
+            "column {ordinal} has type {:?}",
+            self.types[i]
+        );
+        // SAFETY: the datum was deformed from the current row with this column's type, and
+        // the table it points into outlives `self`.
+        unsafe { T::from_polymorphic_datum(self.values[i], self.nulls[i], self.types[i]) }
+    }
+}

@@ -1,0 +1,140 @@
+//! A contact as Liquid templates see it (`contact.<column>`, `contact.attributes.<key>`), built
+//! from the engine's typed columns: no JSON text in between, field lookup by name is a `match`,
+//! and the two timestamps are formatted only when a template reads them.
+use chrono::{DateTime, SecondsFormat, Utc};
+use liquid::model::{
+    ArrayView, DisplayCow, KStringCow, ObjectView, ScalarCow, State, Value, ValueView,
+};
+use std::cell::OnceCell;
+use std::fmt;
+
+/// One `journey.contacts` row. `attributes` is a Liquid object (empty when the column is `{}`).
+#[derive(liquid::ObjectView, liquid::ValueView, Debug, Default)]
+pub struct Contact {
+    pub id: i64,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// `YYYY-MM-DD`
+    pub birthday: Option<String>,
+    pub time_zone: Option<String>,
+    pub attributes: Value,
+    pub email_opt_out: bool,
+    pub sms_opt_out: bool,
+    pub created_at: Stamp,
+    pub updated_at: Stamp,
+}
+
+/// A timestamp that renders as ISO 8601 in UTC (`2026-11-26T17:40:00.123456+00:00`, as
+/// PostgreSQL's JSON prints it), formatted on first use.
+#[derive(Default)]
+pub struct Stamp {
+    at: Option<DateTime<Utc>>,
+    text: OnceCell<Option<String>>,
+}
+
+impl Stamp {
+    pub fn new(at: Option<DateTime<Utc>>) -> Stamp {
+        Stamp {
+            at,
+            text: OnceCell::new(),
+        }
+    }
+
+    fn text(&self) -> &Option<String> {
+        self.text.get_or_init(|| {
+            self.at
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, false))
+        })
+    }
+}
+
+impl fmt::Debug for Stamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.at.fmt(f)
+    }
+}
+
+impl ValueView for Stamp {
+    fn as_debug(&self) -> &dyn fmt::Debug {
+        self
+    }
+    fn render(&self) -> DisplayCow<'_> {
+        self.text().render()
+    }
+    fn source(&self) -> DisplayCow<'_> {
+        self.text().source()
+    }
+    fn type_name(&self) -> &'static str {
+        self.text().type_name()
+    }
+    fn query_state(&self, state: State) -> bool {
+        self.text().query_state(state)
+    }
+    fn to_kstr(&self) -> KStringCow<'_> {
+        self.text().to_kstr()
+    }
+    fn to_value(&self) -> Value {
+        self.text().to_value()
+    }
+    fn as_scalar(&self) -> Option<ScalarCow<'_>> {
+        self.text().as_scalar()
+    }
+    fn as_array(&self) -> Option<&dyn ArrayView> {
+        None
+    }
+    fn as_object(&self) -> Option<&dyn ObjectView> {
+        None
+    }
+    fn is_nil(&self) -> bool {
+        self.at.is_none()
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use crate::render::template::{self, Vars};
+    use chrono::TimeZone;
+
+    fn dana() -> Contact {
+        Contact {
+            id: 7,
+            first_name: Some("Dana".into()),
+            email: Some("dana@example.com".into()),
+            attributes: Value::Object(
+                template::parse_object(r#"{"plan": "pro", "n": 3}"#).unwrap(),
+            ),
+            created_at: Stamp::new(Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap())),
+            birthday: Some("1990-05-06".into()),
+            ..Contact::default()
+        }
+    }
+
+    #[test]
+    fn columns_attributes_and_nil_fields_render() {
+        let (contact, event) = (dana(), crate::render::event::Event::new(None));
+        let empty = Value::Object(Default::default());
+        let vars = Vars {
+            contact: &contact,
+            event: &event,
+            flow: &empty,
+        };
+        let out = template::render(
+            "{{ contact.id }} {{ contact.first_name }} {{ contact.attributes.plan }} {{ contact.attributes.n | plus: 1 }} [{{ contact.last_name }}] {{ contact.last_name | default: 'x' }} {{ contact.sms_opt_out }} {{ contact.birthday }} {{ contact.created_at }} [{{ contact.updated_at }}]",
+            &vars,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "7 Dana pro 4 [] x false 1990-05-06 2026-01-02T03:04:05+00:00 []"
+        );
+        assert!(template::render("{{ contact.no_such_column }}", &vars).is_err());
+        assert_eq!(
+            template::render("{% if contact.updated_at %}y{% else %}n{% endif %}", &vars).unwrap(),
+            "n"
+        );
+    }
+}
