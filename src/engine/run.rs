@@ -120,6 +120,26 @@ struct Batch {
     messages: Vec<Message>,
     updates: Vec<Update>,
     templates: HashMap<String, Option<(Option<String>, String)>>,
+    /// The session's lock_timeout, saved when the batch first shortened it.
+    lock_timeout: Option<String>,
+}
+
+impl Batch {
+    /// Any row lock a node needs (update_contact) is waited for at most LOCK_TIMEOUT for the
+    /// rest of the batch: a client holding the contact gets it back quickly and never
+    /// deadlocks with the batch; the enrollment is retried with backoff. Set at the first such
+    /// node (a batch of sends pays nothing), restored before the write-back.
+    fn hold_locks_briefly(&mut self) -> Result<()> {
+        if self.lock_timeout.is_none() {
+            // (the target list is evaluated in order: the old value is read before it is set)
+            let (previous, _) = Spi::get_two_with_args::<String, String>(
+                "SELECT current_setting('lock_timeout'), set_config('lock_timeout', $1, true)",
+                &[LOCK_TIMEOUT.into()],
+            )?;
+            self.lock_timeout = Some(previous.unwrap_or_else(|| "0".into()));
+        }
+        Ok(())
+    }
 }
 
 /// `journey.run_due(max_steps, at)`: runs up to `max_steps` due enrollments as of `at`.
@@ -153,15 +173,6 @@ pub fn run_batch(max: i32, at: TimestampWithTimeZone) -> Result<i32> {
     if due.is_empty() {
         return Ok(0);
     }
-    // Any row lock a node needs (update_contact) is waited for at most LOCK_TIMEOUT during the
-    // batch: a client holding the contact gets it back quickly and never deadlocks with the
-    // batch; the enrollment is retried with backoff. Set once per batch, restored before the
-    // write-back.
-    // (the target list is evaluated in order: the old value is read before it is set)
-    let (previous_lock_timeout, _) = Spi::get_two_with_args::<String, String>(
-        "SELECT current_setting('lock_timeout'), set_config('lock_timeout', $1, true)",
-        &[LOCK_TIMEOUT.into()],
-    )?;
     let mut batch = Batch::default();
     for e in &due {
         let mut at_node = e.node.clone();
@@ -211,10 +222,12 @@ pub fn run_batch(max: i32, at: TimestampWithTimeZone) -> Result<i32> {
             });
         }
     }
-    Spi::run_with_args(
-        "SELECT set_config('lock_timeout', $1, true)",
-        &[previous_lock_timeout.unwrap_or_else(|| "0".into()).into()],
-    )?;
+    if let Some(previous) = batch.lock_timeout.take() {
+        Spi::run_with_args(
+            "SELECT set_config('lock_timeout', $1, true)",
+            &[previous.into()],
+        )?;
+    }
     write_back(&batch, at)?;
     Ok(due.len() as i32)
 }
@@ -575,6 +588,7 @@ fn advance(
             } => {
                 // In a subtransaction: a lock timeout or a violated constraint fails this
                 // enrollment (or retries it), not the batch.
+                batch.hold_locks_briefly()?;
                 match subxact::run(std::panic::AssertUnwindSafe(|| {
                     update_contact(e.contact_id, add_groups, remove_groups, set)
                 })) {
@@ -815,8 +829,9 @@ macro_rules! insert_outbox {
     () => {
         "INSERT INTO journey.outbox (idempotency_key, channel, flow_id, enrollment_id, node, contact_id, \
             recipient, sender, subject, body, sms_encoding, sms_segments, not_before, payload) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], \
-            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::jsonb[])"
+         SELECT unnest($1::text[]), unnest($2::text[]), unnest($3::bigint[]), unnest($4::bigint[]), \
+            unnest($5::text[]), unnest($6::bigint[]), unnest($7::text[]), unnest($8::text[]), unnest($9::text[]), \
+            unnest($10::text[]), unnest($11::text[]), unnest($12::int[]), unnest($13::timestamptz[]), unnest($14::jsonb[])"
     };
 }
 const INSERT_OUTBOX: &str = insert_outbox!();
@@ -835,6 +850,9 @@ macro_rules! update_enrollments {
     };
 }
 
+/// Writes the batch back: each statement takes one array per column and unnests them in its
+/// select list (set-returning functions there run in lockstep, row by row; `unnest` in FROM
+/// would first copy all rows into a tuplestore).
 fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
     Spi::connect_mut(|client| -> Result<()> {
         if !batch.messages.is_empty() {
@@ -889,8 +907,8 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
             prepared::update(
                 client,
                 "INSERT INTO journey.steps (enrollment_id, contact_id, flow_id, node, at, outcome) \
-                 SELECT u.e, u.c, u.f, u.n, $6, u.o FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[]) \
-                    AS u (e, c, f, n, o)",
+                 SELECT unnest($1::bigint[]), unnest($2::bigint[]), unnest($3::bigint[]), unnest($4::text[]), $6, \
+                    unnest($5::text[])",
                 &[
                     s.iter().map(|x| x.0).collect::<Vec<_>>().into(),
                     s.iter().map(|x| x.1).collect::<Vec<_>>().into(),
@@ -907,29 +925,25 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
             let u = &batch.updates;
             let updated = prepared::update(
                 client,
-                concat!(
-                    "WITH done AS (",
-                    update_enrollments!(
-                        "unnest($10::tid[], $1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], \
-                            $6::int[], $7::text[], $8::jsonb[], $9::int[]) \
-                            AS u (tid, id, contact_id, status, node, due_at, seq, last_error, waiting, attempts)",
-                        "e.ctid = u.tid AND e.id = u.id AND e.contact_id = u.contact_id"
-                    ),
-                    " RETURNING 1) SELECT count(*) FROM done"
+                update_enrollments!(
+                    "(SELECT unnest($10::tid[]) AS tid, unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS contact_id, \
+                        unnest($3::text[]) AS status, unnest($4::text[]) AS node, unnest($5::timestamptz[]) AS due_at, \
+                        unnest($6::int[]) AS seq, unnest($7::text[]) AS last_error, unnest($8::jsonb[]) AS waiting, \
+                        unnest($9::int[]) AS attempts) u",
+                    "e.ctid = u.tid AND e.id = u.id AND e.contact_id = u.contact_id"
                 ),
-                    &update_args(u, true),
-                )?
-                .first()
-                .get::<i64>(1)?
-                .unwrap_or(0);
-            if updated != u.len() as i64 {
+                &update_args(u, true),
+            )?
+            .len();
+            if updated != u.len() {
                 // A row moved after the claim (this batch itself touched it): fall back to
                 // the key join for all of them; setting the same values twice is harmless.
                 client.update(
                     update_enrollments!(
-                        "unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[], \
-                            $6::int[], $7::text[], $8::jsonb[], $9::int[]) \
-                            AS u (id, contact_id, status, node, due_at, seq, last_error, waiting, attempts)",
+                        "(SELECT unnest($1::bigint[]) AS id, unnest($2::bigint[]) AS contact_id, \
+                            unnest($3::text[]) AS status, unnest($4::text[]) AS node, unnest($5::timestamptz[]) AS due_at, \
+                            unnest($6::int[]) AS seq, unnest($7::text[]) AS last_error, unnest($8::jsonb[]) AS waiting, \
+                            unnest($9::int[]) AS attempts) u",
                         "e.id = u.id AND e.contact_id = u.contact_id"
                     ),
                     None,
