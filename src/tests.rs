@@ -581,6 +581,33 @@ mod tests {
         );
     }
 
+    /// The engine reads the contact's columns one by one (no JSON row): each column, the
+    /// attributes, the event data and the flow reach the template under their own names.
+    #[pg_test]
+    fn every_contact_column_event_key_and_flow_field_renders() {
+        setup();
+        sql(
+            r#"SELECT journey.create_flow('all', '{"triggers": [{"type": "manual"}], "start": "s",
+               "nodes": {"s": {"type": "send_sms", "unsubscribe": false, "text": "{{ contact.id }}|{{ contact.external_id }}|{{ contact.email }}|{{ contact.phone }}|{{ contact.first_name }}|{{ contact.last_name }}|{{ contact.birthday }}|{{ contact.time_zone }}|{{ contact.attributes.plan }}|{{ contact.attributes.n | plus: 1 }}|{{ contact.email_opt_out }}|{{ contact.sms_opt_out }}|{{ contact.created_at }}|{{ contact.updated_at }}|{{ event.amount }}|{{ event.order.id }}|{{ flow.name }} v{{ flow.version }}"}}}')"#,
+        );
+        sql("SELECT journey.activate_flow('all')");
+        let id = count(
+            r#"SELECT journey.upsert_contact('{"external_id": "x-1", "email": "dana@example.com", "phone": "+15550001",
+                 "first_name": "Dana", "last_name": "Levi", "birthday": "1990-05-06", "time_zone": "Asia/Jerusalem",
+                 "attributes": {"plan": "pro", "n": 3}}')"#,
+        );
+        sql(&format!("UPDATE journey.contacts SET created_at = '2026-01-02 03:04:05+00', updated_at = '2026-01-02 03:04:05.25+00' WHERE id = {id}"));
+        sql(&format!(
+            r#"SELECT journey.enroll('all', {id}, '{{"amount": 12, "order": {{"id": 7}}}}')"#
+        ));
+        assert_eq!(one::<i32>("SELECT journey.run_due(10, now())"), Some(1));
+        assert_eq!(
+            text("SELECT body FROM journey.outbox"),
+            format!("{id}|x-1|dana@example.com|+15550001|Dana|Levi|1990-05-06|Asia/Jerusalem|pro|4|false|false|2026-01-02T03:04:05+00:00|2026-01-02T03:04:05.250+00:00|12|7|all v1")
+        );
+        assert_eq!(text("SELECT recipient FROM journey.outbox"), "+15550001");
+    }
+
     #[pg_test]
     fn render_error_fails_only_that_enrollment() {
         setup();

@@ -257,13 +257,14 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
                 // key: OFFSET 0 keeps the lateral subquery a per-row index probe, where a join
                 // would let the planner merge-join through the contacts table from its start.
                 // The contact's columns come typed (no row_to_json: building and parsing JSON
-                // text cost more than the rest of the claim); empty jsonb comes as NULL.
+                // text cost more than the rest of the claim); empty jsonb comes as NULL. No
+                // outer ORDER BY: the batch's enrollments are all due, in any order.
                 "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, nullif(e.data, '{}')::text, e.seq, e.name, \
                     c.found, coalesce(c.time_zone, s.time_zone), e.waiting, e.tid, e.attempts, \
                     c.external_id, c.email, c.phone, c.first_name, c.last_name, c.birthday, c.attributes, \
                     c.email_opt_out, c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
              FROM (SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
-                          e.waiting, e.ctid AS tid, e.attempts, e.due_at \
+                          e.waiting, e.ctid AS tid, e.attempts \
                      FROM journey.enrollments e \
                      JOIN journey.flows f ON f.id = e.flow_id AND f.status = 'active' \
                     WHERE e.status = 'active' AND e.due_at <= $1 \
@@ -275,8 +276,7 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
                                        to_char(c.birthday, 'YYYY-MM-DD') AS birthday, \
                                        nullif(c.attributes, '{}')::text AS attributes, c.email_opt_out, \
                                        c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
-                                  FROM journey.contacts c WHERE c.id = e.contact_id OFFSET 0) c ON true \
-             ORDER BY e.due_at",
+                                  FROM journey.contacts c WHERE c.id = e.contact_id OFFSET 0) c ON true",
             &[at.into(), (max as i64).into()],
         )?;
         let mut due = Vec::with_capacity(table.len());
