@@ -794,22 +794,20 @@ fn lookup_template(name: &str, batch: &mut Batch) -> Result<Option<(Option<Strin
 }
 
 /// The UPDATE's arguments: one array per column, and the ctids when `with_tid`.
-fn update_args(u: &[Update], with_tid: bool) -> Vec<pgrx::datum::DatumWithOid<'static>> {
-    let mut args: Vec<pgrx::datum::DatumWithOid<'static>> = vec![
+fn update_args(u: &[Update], with_tid: bool) -> Vec<pgrx::datum::DatumWithOid<'_>> {
+    // borrowed: the strings are copied once, into the arrays
+    let mut args: Vec<pgrx::datum::DatumWithOid> = vec![
         u.iter().map(|x| x.id).collect::<Vec<_>>().into(),
         u.iter().map(|x| x.contact_id).collect::<Vec<_>>().into(),
-        u.iter()
-            .map(|x| x.status.to_string())
-            .collect::<Vec<_>>()
-            .into(),
-        u.iter().map(|x| x.node.clone()).collect::<Vec<_>>().into(),
+        u.iter().map(|x| x.status).collect::<Vec<_>>().into(),
+        u.iter().map(|x| x.node.as_str()).collect::<Vec<_>>().into(),
         u.iter()
             .map(|x| x.due_at.map(clock::to_pg))
             .collect::<Vec<_>>()
             .into(),
         u.iter().map(|x| x.seq).collect::<Vec<_>>().into(),
         u.iter()
-            .map(|x| x.last_error.clone())
+            .map(|x| x.last_error.as_deref())
             .collect::<Vec<_>>()
             .into(),
         u.iter()
@@ -913,8 +911,8 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
                     s.iter().map(|x| x.0).collect::<Vec<_>>().into(),
                     s.iter().map(|x| x.1).collect::<Vec<_>>().into(),
                     s.iter().map(|x| x.2).collect::<Vec<_>>().into(),
-                    s.iter().map(|x| x.3.clone()).collect::<Vec<_>>().into(),
-                    s.iter().map(|x| x.4.clone()).collect::<Vec<_>>().into(),
+                    s.iter().map(|x| x.3.as_str()).collect::<Vec<_>>().into(),
+                    s.iter().map(|x| x.4.as_str()).collect::<Vec<_>>().into(),
                     at.into(),
                 ],
             )?;
