@@ -39,28 +39,6 @@ pub fn render(source: &str, vars: &dyn liquid::ObjectView) -> Result<String, Str
     template.render(vars).map_err(|e| one_line(&e.to_string()))
 }
 
-/// JSON to a Liquid value, walked directly (serde's generic path costs more per contact): the
-/// engine's event data.
-pub fn to_liquid(value: &serde_json::Value) -> liquid::model::Value {
-    use liquid::model::Value as L;
-    use serde_json::Value as J;
-    match value {
-        J::Null => L::Nil,
-        J::Bool(b) => L::scalar(*b),
-        J::Number(n) => match n.as_i64() {
-            Some(i) => L::scalar(i),
-            None => L::scalar(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        J::String(s) => L::scalar(s.clone()),
-        J::Array(items) => L::Array(items.iter().map(to_liquid).collect()),
-        J::Object(map) => L::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone().into(), to_liquid(v)))
-                .collect(),
-        ),
-    }
-}
-
 /// Parses a JSON object's text straight into a Liquid object (the engine reads contacts'
 /// attributes as text): one pass, no `serde_json::Value` in between.
 pub fn parse_object(text: &str) -> Option<Object> {
@@ -149,6 +127,27 @@ fn one_line(text: &str) -> String {
 mod unit {
     use super::*;
     use serde_json::json;
+
+    /// JSON to a Liquid value, walked directly.
+    fn to_liquid(value: &serde_json::Value) -> liquid::model::Value {
+        use liquid::model::Value as L;
+        use serde_json::Value as J;
+        match value {
+            J::Null => L::Nil,
+            J::Bool(b) => L::scalar(*b),
+            J::Number(n) => match n.as_i64() {
+                Some(i) => L::scalar(i),
+                None => L::scalar(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            J::String(s) => L::scalar(s.clone()),
+            J::Array(items) => L::Array(items.iter().map(to_liquid).collect()),
+            J::Object(map) => L::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone().into(), to_liquid(v)))
+                    .collect(),
+            ),
+        }
+    }
 
     /// Builds the variables object from JSON values.
     fn variables(
