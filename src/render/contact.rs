@@ -2,11 +2,8 @@
 //! from the engine's typed columns: no JSON text in between, field lookup by name is a `match`,
 //! and the two timestamps are formatted only when a template reads them.
 use chrono::{DateTime, SecondsFormat, Utc};
-use liquid::model::{
-    ArrayView, DisplayCow, KStringCow, ObjectView, ScalarCow, State, Value, ValueView,
-};
+use liquid::model::{ObjectView, Value};
 use std::cell::OnceCell;
-use std::fmt;
 
 /// One `journey.contacts` row. `attributes` is a Liquid object (empty when the column is `{}`).
 #[derive(liquid::ObjectView, liquid::ValueView, Debug, Default)]
@@ -51,47 +48,7 @@ impl Stamp {
     }
 }
 
-impl fmt::Debug for Stamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.at.fmt(f)
-    }
-}
-
-impl ValueView for Stamp {
-    fn as_debug(&self) -> &dyn fmt::Debug {
-        self
-    }
-    fn render(&self) -> DisplayCow<'_> {
-        self.text().render()
-    }
-    fn source(&self) -> DisplayCow<'_> {
-        self.text().source()
-    }
-    fn type_name(&self) -> &'static str {
-        self.text().type_name()
-    }
-    fn query_state(&self, state: State) -> bool {
-        self.text().query_state(state)
-    }
-    fn to_kstr(&self) -> KStringCow<'_> {
-        self.text().to_kstr()
-    }
-    fn to_value(&self) -> Value {
-        self.text().to_value()
-    }
-    fn as_scalar(&self) -> Option<ScalarCow<'_>> {
-        self.text().as_scalar()
-    }
-    fn as_array(&self) -> Option<&dyn ArrayView> {
-        None
-    }
-    fn as_object(&self) -> Option<&dyn ObjectView> {
-        None
-    }
-    fn is_nil(&self) -> bool {
-        self.at.is_none()
-    }
-}
+value_view_via!(Stamp, text, at);
 
 #[cfg(test)]
 mod unit {

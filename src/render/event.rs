@@ -1,11 +1,8 @@
 //! An enrollment's event data (the trigger payload, `event.<key>` in templates and conditions),
 //! kept as the JSON text the claim read and parsed only when a node reads it: into Liquid
 //! values for templates, into `serde_json` for conditions.
-use liquid::model::{
-    ArrayView, DisplayCow, KStringCow, ObjectView, ScalarCow, State, Value, ValueView,
-};
+use liquid::model::Value;
 use std::cell::OnceCell;
-use std::fmt;
 
 #[derive(Default)]
 pub struct Event {
@@ -45,51 +42,12 @@ impl Event {
     }
 }
 
-impl fmt::Debug for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.text.fmt(f)
-    }
-}
-
-impl ValueView for Event {
-    fn as_debug(&self) -> &dyn fmt::Debug {
-        self
-    }
-    fn render(&self) -> DisplayCow<'_> {
-        self.liquid().render()
-    }
-    fn source(&self) -> DisplayCow<'_> {
-        self.liquid().source()
-    }
-    fn type_name(&self) -> &'static str {
-        self.liquid().type_name()
-    }
-    fn query_state(&self, state: State) -> bool {
-        self.liquid().query_state(state)
-    }
-    fn to_kstr(&self) -> KStringCow<'_> {
-        self.liquid().to_kstr()
-    }
-    fn to_value(&self) -> Value {
-        self.liquid().to_value()
-    }
-    fn as_scalar(&self) -> Option<ScalarCow<'_>> {
-        self.liquid().as_scalar()
-    }
-    fn as_array(&self) -> Option<&dyn ArrayView> {
-        self.liquid().as_array()
-    }
-    fn as_object(&self) -> Option<&dyn ObjectView> {
-        self.liquid().as_object()
-    }
-    fn is_nil(&self) -> bool {
-        self.liquid().is_nil()
-    }
-}
+value_view_via!(Event, liquid, text);
 
 #[cfg(test)]
 mod unit {
     use super::*;
+    use liquid::model::ValueView;
 
     #[test]
     fn parsed_on_demand_for_templates_and_conditions() {
