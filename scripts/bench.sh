@@ -53,8 +53,7 @@ worker() { q "ALTER SYSTEM SET journey.worker_enabled = $1" && q "SELECT pg_relo
 worker_pid() { q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'journey worker'"; }
 rss_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 
-q "CREATE EXTENSION journey"
-q "UPDATE journey.settings SET quiet_hours_start = '00:00', quiet_hours_end = '00:00'"
+create_journey
 sleep 1.5  # the worker notices the extension on its next poll
 WPID=$(worker_pid)
 RSS0=$(rss_kb "$WPID" VmRSS); ANON0=$(rss_kb "$WPID" RssAnon)

@@ -14,8 +14,7 @@ OPS=1000       # statements per session, each its own transaction
 CONTACTS=1000  # the sessions pick contacts among these, all from the same sliding window
 start=$SECONDS
 
-q "CREATE EXTENSION journey"
-q "UPDATE journey.settings SET quiet_hours_start = '00:00', quiet_hours_end = '00:00'"
+create_journey
 q "INSERT INTO journey.groups (name) VALUES ('g1'), ('g2'), ('g3'), ('due')"
 q "INSERT INTO journey.forms (name, field_map, match_on) VALUES ('signup', '{\"email\": \"email\", \"name\": \"first_name\", \"city\": \"attributes.city\"}', 'email')"
 q "SELECT journey.define_event('purchase', '[{\"name\": \"amount\", \"type\": \"number\", \"required\": true}, {\"name\": \"city\", \"type\": \"string\", \"contact_field\": \"attributes.city\"}]')" >/dev/null

@@ -20,8 +20,7 @@ worker_pid() { q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'journey
 sent() { q "SELECT count(*) FROM journey.outbox" 2>/dev/null || echo "?"; }
 active() { q "SELECT count(*) FROM journey.enrollments WHERE status = 'active'" 2>/dev/null || echo "?"; }
 
-q "CREATE EXTENSION journey"
-q "UPDATE journey.settings SET quiet_hours_start = '00:00', quiet_hours_end = '00:00'"
+create_journey
 q "INSERT INTO journey.groups (name) VALUES ('crash')"
 q "SELECT journey.create_flow('two_sms', '{\"triggers\": [{\"type\": \"group_joined\", \"group\": \"crash\"}], \"start\": \"a\",
    \"nodes\": {\"a\": {\"type\": \"send_sms\", \"text\": \"a {{ contact.first_name }}\", \"ignore_quiet_hours\": true, \"next\": {\"to\": \"b\", \"delay\": \"1 second\"}},

@@ -13,8 +13,8 @@ export PGOPTIONS="-c client_min_messages=warning"
 q "CREATE DATABASE src"
 q "CREATE DATABASE dst"
 export PGDATABASE=src
-q "CREATE EXTENSION journey"
-q "UPDATE journey.settings SET quiet_hours_start = '00:00', quiet_hours_end = '00:00', admin_email = 'ops@example.com'"
+create_journey
+q "UPDATE journey.settings SET admin_email = 'ops@example.com'"
 q "INSERT INTO journey.groups (name) VALUES ('newsletter')"
 q "INSERT INTO journey.templates (name, channel, subject, body) VALUES ('mail', 'email', 'Hi', 'Hello {{ contact.first_name }}')"
 q "SELECT journey.create_flow('welcome', '{\"triggers\": [{\"type\": \"group_joined\", \"group\": \"newsletter\"}], \"start\": \"sms\",

@@ -10,8 +10,7 @@ trap cluster_cleanup EXIT
 cluster_start /tmp/journey-race-test 5476 "journey.worker_enabled = off"
 export PGOPTIONS="-c client_min_messages=warning"
 
-q "CREATE EXTENSION journey"
-q "UPDATE journey.settings SET quiet_hours_start = '00:00', quiet_hours_end = '00:00'"
+create_journey
 q "INSERT INTO journey.groups (name) VALUES ('g1'), ('g2')"
 q "SELECT journey.create_flow('fast', '{\"triggers\": [{\"type\": \"group_joined\", \"group\": \"g1\"}, {\"type\": \"group_joined\", \"group\": \"g2\"}],
    \"start\": \"s\", \"nodes\": {\"s\": {\"type\": \"send_sms\", \"text\": \"fast\", \"ignore_quiet_hours\": true}}}')" >/dev/null

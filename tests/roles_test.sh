@@ -8,8 +8,7 @@ trap cluster_cleanup EXIT
 cluster_start /tmp/journey-roles-test 5477 "journey.worker_enabled = off"
 export PGOPTIONS="-c client_min_messages=warning"
 
-q "CREATE EXTENSION journey"
-q "UPDATE journey.settings SET quiet_hours_start = '00:00', quiet_hours_end = '00:00'"
+create_journey
 q "CREATE ROLE jadmin LOGIN; CREATE ROLE japp LOGIN; CREATE ROLE jrelay LOGIN; CREATE ROLE nobody LOGIN"
 q "SELECT journey.grant_role('jadmin', 'admin')"
 q "SELECT journey.grant_role('japp', 'app')"

@@ -7,8 +7,7 @@ source tests/cluster.sh
 trap cluster_cleanup EXIT
 cluster_start /tmp/journey-worker-test 5471
 
-q "CREATE EXTENSION journey"
-q "UPDATE journey.settings SET quiet_hours_start = '00:00', quiet_hours_end = '00:00'"
+create_journey
 q "INSERT INTO journey.groups (name) VALUES ('newsletter')"
 q "INSERT INTO journey.templates (name, channel, subject, body) VALUES ('welcome_email', 'email', 'Welcome {{ contact.first_name }}', 'Hello {{ contact.first_name }}')"
 q "SELECT journey.create_flow('welcome', '{\"triggers\": [{\"type\": \"group_joined\", \"group\": \"newsletter\"}], \"start\": \"sms\",
