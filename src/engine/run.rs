@@ -10,7 +10,7 @@ use crate::render::event::Event;
 use crate::render::{sms, template};
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
-use pgrx::datum::TimestampWithTimeZone;
+use pgrx::datum::{DatumWithOid, IntoDatum, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
@@ -793,31 +793,31 @@ fn lookup_template(name: &str, batch: &mut Batch) -> Result<Option<(Option<Strin
     Ok(found)
 }
 
+/// One statement argument: the array of `f` over the batch's `rows` (a column). Strings are
+/// borrowed and copied once, into the array.
+fn column<'a, T, U>(rows: &'a [T], f: impl Fn(&'a T) -> U) -> DatumWithOid<'a>
+where
+    U: IntoDatum + 'a,
+    Vec<U>: IntoDatum,
+{
+    rows.iter().map(f).collect::<Vec<_>>().into()
+}
+
 /// The UPDATE's arguments: one array per column, and the ctids when `with_tid`.
-fn update_args(u: &[Update], with_tid: bool) -> Vec<pgrx::datum::DatumWithOid<'_>> {
-    // borrowed: the strings are copied once, into the arrays
-    let mut args: Vec<pgrx::datum::DatumWithOid> = vec![
-        u.iter().map(|x| x.id).collect::<Vec<_>>().into(),
-        u.iter().map(|x| x.contact_id).collect::<Vec<_>>().into(),
-        u.iter().map(|x| x.status).collect::<Vec<_>>().into(),
-        u.iter().map(|x| x.node.as_str()).collect::<Vec<_>>().into(),
-        u.iter()
-            .map(|x| x.due_at.map(clock::to_pg))
-            .collect::<Vec<_>>()
-            .into(),
-        u.iter().map(|x| x.seq).collect::<Vec<_>>().into(),
-        u.iter()
-            .map(|x| x.last_error.as_deref())
-            .collect::<Vec<_>>()
-            .into(),
-        u.iter()
-            .map(|x| x.waiting.clone().map(JsonB))
-            .collect::<Vec<_>>()
-            .into(),
-        u.iter().map(|x| x.attempts).collect::<Vec<_>>().into(),
+fn update_args(u: &[Update], with_tid: bool) -> Vec<DatumWithOid<'_>> {
+    let mut args = vec![
+        column(u, |x| x.id),
+        column(u, |x| x.contact_id),
+        column(u, |x| x.status),
+        column(u, |x| x.node.as_str()),
+        column(u, |x| x.due_at.map(clock::to_pg)),
+        column(u, |x| x.seq),
+        column(u, |x| x.last_error.as_deref()),
+        column(u, |x| x.waiting.clone().map(JsonB)),
+        column(u, |x| x.attempts),
     ];
     if with_tid {
-        args.push(u.iter().map(|x| x.tid).collect::<Vec<_>>().into());
+        args.push(column(u, |x| x.tid));
     }
     args
 }
@@ -855,31 +855,21 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
     Spi::connect_mut(|client| -> Result<()> {
         if !batch.messages.is_empty() {
             let m = &batch.messages;
-            // borrowed: the strings are copied once, into the arrays
-            let col = |f: &dyn for<'a> Fn(&'a Message) -> Option<&'a str>| {
-                m.iter().map(f).collect::<Vec<_>>()
-            };
-            let args: Vec<pgrx::datum::DatumWithOid> = vec![
-                col(&|x| Some(x.key.as_str())).into(),
-                col(&|x| Some(x.channel)).into(),
-                m.iter().map(|x| x.flow_id).collect::<Vec<_>>().into(),
-                m.iter().map(|x| x.enrollment_id).collect::<Vec<_>>().into(),
-                col(&|x| Some(x.node.as_str())).into(),
-                m.iter().map(|x| x.contact_id).collect::<Vec<_>>().into(),
-                col(&|x| x.recipient.as_deref()).into(),
-                col(&|x| x.sender.as_deref()).into(),
-                col(&|x| x.subject.as_deref()).into(),
-                col(&|x| x.body.as_deref()).into(),
-                col(&|x| x.sms_encoding).into(),
-                m.iter().map(|x| x.sms_segments).collect::<Vec<_>>().into(),
-                m.iter()
-                    .map(|x| x.not_before.map(clock::to_pg))
-                    .collect::<Vec<_>>()
-                    .into(),
-                m.iter()
-                    .map(|x| x.payload.clone().map(JsonB))
-                    .collect::<Vec<_>>()
-                    .into(),
+            let args = [
+                column(m, |x| x.key.as_str()),
+                column(m, |x| x.channel),
+                column(m, |x| x.flow_id),
+                column(m, |x| x.enrollment_id),
+                column(m, |x| x.node.as_str()),
+                column(m, |x| x.contact_id),
+                column(m, |x| x.recipient.as_deref()),
+                column(m, |x| x.sender.as_deref()),
+                column(m, |x| x.subject.as_deref()),
+                column(m, |x| x.body.as_deref()),
+                column(m, |x| x.sms_encoding),
+                column(m, |x| x.sms_segments),
+                column(m, |x| x.not_before.map(clock::to_pg)),
+                column(m, |x| x.payload.clone().map(JsonB)),
             ];
             // A plain INSERT: the outbox rows commit with the enrollments' new seq, so a key can
             // only repeat if something else wrote it. Should that ever happen, the statement is
@@ -908,11 +898,11 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
                  SELECT unnest($1::bigint[]), unnest($2::bigint[]), unnest($3::bigint[]), unnest($4::text[]), $6, \
                     unnest($5::text[])",
                 &[
-                    s.iter().map(|x| x.0).collect::<Vec<_>>().into(),
-                    s.iter().map(|x| x.1).collect::<Vec<_>>().into(),
-                    s.iter().map(|x| x.2).collect::<Vec<_>>().into(),
-                    s.iter().map(|x| x.3.as_str()).collect::<Vec<_>>().into(),
-                    s.iter().map(|x| x.4.as_str()).collect::<Vec<_>>().into(),
+                    column(s, |x| x.0),
+                    column(s, |x| x.1),
+                    column(s, |x| x.2),
+                    column(s, |x| x.3.as_str()),
+                    column(s, |x| x.4.as_str()),
                     at.into(),
                 ],
             )?;
