@@ -111,15 +111,13 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
         }
         let batch = guc::BATCH_SIZE.get();
         let mut ran = false;
+        // the extension is looked up in the first batch's transaction after each wake-up, not
+        // before every batch (one dropped in between fails that batch, which is logged)
+        let mut first = true;
         loop {
+            let check = std::mem::replace(&mut first, false);
             match in_transaction(|| {
-                let installed = Spi::get_one::<bool>(
-                    "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'journey')",
-                )
-                .ok()
-                .flatten()
-                .unwrap_or(false);
-                if !installed {
+                if check && !extension_installed() {
                     return None;
                 }
                 let now = crate::engine::clock::to_pg(chrono::Utc::now());
@@ -156,6 +154,14 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
     // so pg_terminate_backend() on the worker pauses it for a second instead of for good. At
     // shutdown the postmaster restarts nothing.
     unsafe { pg_sys::proc_exit(1) };
+}
+
+/// Whether `CREATE EXTENSION journey` has run in the worker's database.
+fn extension_installed() -> bool {
+    Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'journey')")
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// Hands memory freed after a busy spell back to the OS, so the idle worker's footprint stays
