@@ -1039,7 +1039,10 @@ mod tests {
         sql("SELECT journey.activate_flow('welcome')");
         let c = contact("T");
         sql(&format!("SELECT journey.enroll('tagger', {c})"));
+        sql("SET LOCAL lock_timeout = '7s'");
         sql("SELECT journey.run_due(10, now())");
+        // the batch's short lock wait for update_contact ends with the batch
+        assert_eq!(text("SELECT current_setting('lock_timeout')"), "7s");
         assert_eq!(text(&format!("SELECT first_name || ':' || (attributes->>'tier') FROM journey.contacts WHERE id = {c}")), "Renamed:gold");
         assert_eq!(count("SELECT count(*) FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'welcome'"), 1);
         sql("SELECT journey.run_due(10, now())");
