@@ -2,7 +2,7 @@
 
 CREATE FUNCTION journey.upsert_contact(data jsonb) RETURNS bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     cid bigint;
@@ -32,7 +32,7 @@ COMMENT ON FUNCTION journey.upsert_contact(jsonb) IS
 
 CREATE FUNCTION journey._group_id(p_group text) RETURNS bigint
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     gid bigint;
@@ -52,7 +52,7 @@ COMMENT ON FUNCTION journey._group_id(text) IS 'Internal: the id of a group by n
 
 CREATE FUNCTION journey._check_contact(p_contact bigint) RETURNS void
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     IF p_contact IS NULL THEN
@@ -68,7 +68,7 @@ COMMENT ON FUNCTION journey._check_contact(bigint) IS 'Internal: raises when a c
 
 CREATE FUNCTION journey.add_to_group(contact bigint, group_name text) RETURNS boolean
 LANGUAGE plpgsql
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     gid bigint := journey._group_id(group_name);
@@ -83,7 +83,7 @@ COMMENT ON FUNCTION journey.add_to_group(bigint, text) IS
 
 CREATE FUNCTION journey.remove_from_group(contact bigint, group_name text) RETURNS boolean
 LANGUAGE plpgsql
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     gid bigint := journey._group_id(group_name);
@@ -97,7 +97,7 @@ COMMENT ON FUNCTION journey.remove_from_group(bigint, text) IS 'Removes a contac
 
 CREATE FUNCTION journey.submit_form(form text, data jsonb) RETURNS bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     fid bigint;
@@ -120,7 +120,7 @@ COMMENT ON FUNCTION journey.submit_form(text, jsonb) IS
 
 CREATE FUNCTION journey.define_event(name text, params jsonb DEFAULT '[]') RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     p jsonb;
@@ -168,7 +168,7 @@ COMMENT ON FUNCTION journey.define_event(text, jsonb) IS
 
 CREATE FUNCTION journey.emit(event text, contact bigint, payload jsonb DEFAULT '{}') RETURNS bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     eid bigint;

@@ -4,7 +4,7 @@ CREATE FUNCTION journey.claim(channels text[] DEFAULT NULL, max integer DEFAULT 
 RETURNS SETOF journey.outbox
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     IF max IS NULL OR max < 1 OR max > 10000 THEN
@@ -40,7 +40,7 @@ COMMENT ON FUNCTION journey.claim(text[], integer, interval) IS
 
 CREATE FUNCTION journey._outbox_row(p_id bigint) RETURNS journey.outbox
 LANGUAGE plpgsql
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     r journey.outbox;
@@ -61,7 +61,7 @@ COMMENT ON FUNCTION journey._outbox_row(bigint) IS 'Internal: locks and returns 
 CREATE FUNCTION journey.mark_sent(id bigint, provider_message_id text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     r journey.outbox := journey._outbox_row(id);
@@ -82,7 +82,7 @@ COMMENT ON FUNCTION journey.mark_sent(bigint, text) IS
 CREATE FUNCTION journey.mark_failed(id bigint, error text, retry boolean DEFAULT true) RETURNS text
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     r journey.outbox := journey._outbox_row(id);
@@ -111,6 +111,7 @@ COMMENT ON FUNCTION journey.mark_failed(bigint, text, boolean) IS
 
 CREATE FUNCTION journey._status_rank(p_status text) RETURNS integer
 LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
     SELECT CASE p_status WHEN 'pending' THEN 0 WHEN 'leased' THEN 1 WHEN 'sent' THEN 2
                          WHEN 'delivered' THEN 3 WHEN 'opened' THEN 4 WHEN 'clicked' THEN 5
@@ -122,7 +123,7 @@ CREATE FUNCTION journey.report(provider_message_id text, status text, provider_e
 RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     r journey.outbox;

@@ -12,7 +12,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA journey FROM PUBLIC;
 
 CREATE FUNCTION journey.grant_role(role name, kind text) RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     IF role IS NULL OR kind IS NULL THEN

@@ -186,7 +186,7 @@ COMMENT ON TABLE journey.steps IS
 CREATE FUNCTION journey._delete_contact_enrollments() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     DELETE FROM journey.enrollments e USING old_rows o WHERE e.contact_id = o.id;
@@ -200,7 +200,7 @@ CREATE TRIGGER contacts_delete_enrollments AFTER DELETE ON journey.contacts
 CREATE FUNCTION journey._delete_version_enrollments() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     DELETE FROM journey.enrollments e USING old_rows o WHERE e.flow_id = o.flow_id AND e.version = o.version;
@@ -216,7 +216,7 @@ CREATE TRIGGER flow_versions_delete_enrollments AFTER DELETE ON journey.flow_ver
 CREATE FUNCTION journey._delete_steps() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     DELETE FROM journey.steps s USING old_rows o
@@ -284,7 +284,7 @@ COMMENT ON TABLE journey.delivery_reports IS 'Delivery events reported by relays
 -- session_replication_role = replica too.
 CREATE FUNCTION journey._settings_replace() RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM journey.settings) THEN

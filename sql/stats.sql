@@ -2,7 +2,7 @@
 
 CREATE FUNCTION journey._flow_id(p_flow text) RETURNS bigint
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     fid bigint;
@@ -23,7 +23,7 @@ COMMENT ON FUNCTION journey._flow_id(text) IS 'Internal: the id of a flow by nam
 CREATE FUNCTION journey.flow_stats(name text)
 RETURNS TABLE (node text, type text, reached bigint, reached_pct numeric, waiting bigint)
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
     WITH f AS (
         SELECT fl.id, v.definition FROM journey.flows fl
@@ -51,7 +51,7 @@ COMMENT ON FUNCTION journey.flow_stats(text) IS
 CREATE FUNCTION journey.goal_stats(name text)
 RETURNS TABLE (goal text, reached bigint, reached_pct numeric)
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
     WITH f AS (
         SELECT fl.id, v.definition FROM journey.flows fl
@@ -87,7 +87,7 @@ COMMENT ON VIEW journey.flow_overview IS 'One row per flow: status, current vers
 CREATE FUNCTION journey.timeline(contact bigint)
 RETURNS TABLE (at timestamptz, kind text, flow text, node text, detail text)
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     PERFORM journey._check_contact(contact);

@@ -5,7 +5,7 @@ CREATE FUNCTION journey._enroll(p_flows bigint[], p_contacts bigint[], p_data js
 RETURNS SETOF bigint
 LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     ids bigint[];
@@ -42,7 +42,7 @@ COMMENT ON FUNCTION journey._enroll(bigint[], bigint[], jsonb[]) IS
 CREATE FUNCTION journey._on_group_joined() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
@@ -61,7 +61,7 @@ CREATE TRIGGER group_joined AFTER INSERT ON journey.group_members
 -- Applies contact fields {email, phone, ..., attributes: {...}} to a contact.
 CREATE FUNCTION journey._apply_contact_fields(p_contact bigint, p_fields jsonb) RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     bad text;
@@ -99,6 +99,7 @@ COMMENT ON FUNCTION journey._apply_contact_fields(bigint, jsonb) IS 'Internal: s
 -- Maps {form field: value} through a field_map to {contact field: value, attributes: {...}}.
 CREATE FUNCTION journey._map_fields(p_data jsonb, p_field_map jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
     SELECT coalesce(jsonb_object_agg(m.value #>> '{}', p_data->m.key)
                       FILTER (WHERE m.value #>> '{}' NOT LIKE 'attributes.%'), '{}')
@@ -113,7 +114,7 @@ COMMENT ON FUNCTION journey._map_fields(jsonb, jsonb) IS 'Internal: applies a fi
 CREATE FUNCTION journey._on_form_submission() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     f journey.forms;
@@ -157,7 +158,7 @@ CREATE TRIGGER form_contact BEFORE INSERT ON journey.form_submissions
 CREATE FUNCTION journey._on_form_submitted() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
@@ -177,7 +178,7 @@ CREATE TRIGGER form_submitted AFTER INSERT ON journey.form_submissions
 CREATE FUNCTION journey._on_event() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     et journey.event_types;
@@ -232,7 +233,7 @@ CREATE TRIGGER event_check BEFORE INSERT ON journey.events
 CREATE FUNCTION journey._on_event_inserted() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
@@ -253,7 +254,7 @@ CREATE TRIGGER event_enroll AFTER INSERT ON journey.events
 CREATE FUNCTION journey._event_arrived(p_contacts bigint[], p_names text[]) RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     UPDATE journey.enrollments e SET due_at = now(), updated_at = now()
