@@ -12,11 +12,13 @@ CREATE TABLE journey.settings (
     sms_quota            integer CHECK (sms_quota >= 0),
     email_quota          integer CHECK (email_quota >= 0),
     max_attempts         integer NOT NULL DEFAULT 5 CHECK (max_attempts BETWEEN 1 AND 100),
+    max_message_bytes    integer NOT NULL DEFAULT 262144 CHECK (max_message_bytes BETWEEN 1024 AND 10485760),
+    max_sms_segments     integer NOT NULL DEFAULT 10 CHECK (max_sms_segments BETWEEN 1 AND 100),
     CONSTRAINT settings_time_zone_valid CHECK (journey._is_time_zone(time_zone))
 );
 INSERT INTO journey.settings DEFAULT VALUES;
 COMMENT ON TABLE journey.settings IS
-  'Account settings, exactly one row: default time zone, SMS quiet hours (contact''s zone, may span midnight), unsubscribe text, admin e-mail, quotas (NULL = unlimited) and max_attempts for retries (failed sends reported by relays, transient step failures in the engine).';
+  'Account settings, exactly one row: default time zone, SMS quiet hours (contact''s zone, may span midnight), unsubscribe text, admin e-mail, quotas (NULL = unlimited), max_attempts for retries (failed sends reported by relays, transient step failures in the engine), and the limits of a rendered message: max_message_bytes for a body (e-mail, WhatsApp, admin e-mail, webhook, SMS text) and max_sms_segments for an SMS; a message past them fails its enrollment.';
 
 -- ---------------------------------------------------------------- contacts
 CREATE TABLE journey.contacts (
@@ -254,6 +256,8 @@ CREATE TABLE journey.outbox (
     delivered_at        timestamptz,
     opened_at           timestamptz,
     clicked_at          timestamptz,
+    -- last: 0.3.0 added it (ALTER TABLE ADD COLUMN), a fresh install has the same column order
+    lease_token         uuid,
     PRIMARY KEY (id, contact_id),
     CONSTRAINT outbox_idempotency_key UNIQUE (idempotency_key, contact_id)
 );
@@ -261,7 +265,7 @@ CREATE INDEX outbox_claimable ON journey.outbox (id) WHERE status IN ('pending',
 CREATE INDEX outbox_provider_message ON journey.outbox (provider_message_id) WHERE provider_message_id IS NOT NULL;
 CREATE INDEX outbox_contact ON journey.outbox (contact_id, enrollment_id);
 COMMENT ON TABLE journey.outbox IS
-  'Every outbound message, written once (idempotency_key = enrollment:node:seq). Relays claim, mark_sent/mark_failed and report on it. status: pending -> leased -> sent -> delivered -> opened -> clicked; failed, undelivered, bounced are terminal.';
+  'Every outbound message, written once (idempotency_key = enrollment:node:seq). Relays claim, mark_sent/mark_failed and report on it. status: pending -> leased -> sent -> delivered -> opened -> clicked; failed, undelivered, bounced are terminal. lease_token is set by each claim (a fresh uuid) and cleared when the lease ends; mark_sent and mark_failed count only with the current one.';
 
 CREATE TABLE journey.delivery_reports (
     id                bigint GENERATED ALWAYS AS IDENTITY,
@@ -292,7 +296,8 @@ BEGIN
             time_zone = NEW.time_zone, quiet_hours_start = NEW.quiet_hours_start,
             quiet_hours_end = NEW.quiet_hours_end, sms_unsubscribe_text = NEW.sms_unsubscribe_text,
             admin_email = NEW.admin_email, sms_quota = NEW.sms_quota, email_quota = NEW.email_quota,
-            max_attempts = NEW.max_attempts;
+            max_attempts = NEW.max_attempts, max_message_bytes = NEW.max_message_bytes,
+            max_sms_segments = NEW.max_sms_segments;
         RETURN NULL;
     END IF;
     RETURN NEW;

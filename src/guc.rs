@@ -5,6 +5,8 @@ use std::ffi::CString;
 /// Database the background worker connects to (postmaster).
 pub static DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
+/// Role the worker runs as (postmaster); none = the bootstrap superuser.
+pub static WORKER_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// Whether the worker advances due steps (sighup).
 pub static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Due enrollments the worker takes per transaction.
@@ -18,6 +20,14 @@ pub fn init() {
         c"Database the journey background worker runs in.",
         c"The worker waits quietly until CREATE EXTENSION journey has run there.",
         &DATABASE,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"journey.worker_role",
+        c"Database role the journey background worker runs as.",
+        c"Empty: the bootstrap superuser. Name the extension's owner or a role granted journey.grant_role(role, 'admin') to run the worker without superuser rights.",
+        &WORKER_ROLE,
         GucContext::Postmaster,
         GucFlags::default(),
     );
@@ -49,6 +59,14 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::UNIT_MS,
     );
+}
+
+/// The role the worker connects as, if one is set.
+pub fn worker_role() -> Option<String> {
+    WORKER_ROLE
+        .get()
+        .and_then(|c| c.into_string().ok())
+        .filter(|r| !r.trim().is_empty())
 }
 
 /// The database name the worker connects to.

@@ -10,6 +10,7 @@ pub mod api;
 pub mod engine;
 pub mod error;
 pub mod guc;
+pub mod memory;
 pub mod model;
 pub mod render;
 pub mod triggers;

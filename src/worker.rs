@@ -16,6 +16,9 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The worker session's search_path.
+const SEARCH_PATH: &std::ffi::CStr = c"pg_catalog, journey, pg_temp";
+
 static WORKER_LATCH: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"journey_worker_latch") };
 
 thread_local! {
@@ -88,14 +91,28 @@ extension_sql!(
 pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let database = guc::database();
-    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    let role = guc::worker_role();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), role.as_deref());
+    // Every name the engine's SQL uses resolves in pg_catalog or journey, never in a schema
+    // another role can create objects in (pg_temp last).
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"search_path".as_ptr(),
+            SEARCH_PATH.as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        );
+    }
     SHMEM_READY.with(|r| r.set(true));
     unsafe {
         WORKER_LATCH
             .get()
             .store(pg_sys::MyLatch as u64, Ordering::Release);
     }
-    log!("journey worker started in database \"{database}\"");
+    log!(
+        "journey worker started in database \"{database}\" as role \"{}\"",
+        role.as_deref().unwrap_or("(bootstrap superuser)")
+    );
     let mut installed_logged = false;
     loop {
         if !BackgroundWorker::wait_latch(Some(Duration::from_millis(

@@ -7,7 +7,7 @@ use pgrx::prelude::*;
 /// from start, then any unreachable ones), with their type and goal name.
 #[pg_extern(name = "_node_order", immutable, parallel_safe)]
 pub fn node_order(
-    definition: pgrx::JsonB,
+    definition: super::jsonb::JsonbText,
 ) -> TableIterator<
     'static,
     (
@@ -17,7 +17,8 @@ pub fn node_order(
         name!(goal, Option<String>),
     ),
 > {
-    let (def, _) = FlowDef::parse(&definition.0);
+    use crate::error::OrReport;
+    let (def, _) = FlowDef::parse(&definition.parse("definition").or_report());
     let mut ids: Vec<String> = def.order().into_iter().map(str::to_string).collect();
     for id in def.nodes.keys() {
         if !ids.contains(id) {
@@ -54,6 +55,7 @@ extension_sql_file!(
 /// `journey.flow_diagram(name) → text`: a mermaid flowchart of the current version, each node
 /// with its id, type and live counts, edges labelled with branch, delay and window.
 #[pg_extern]
+#[search_path(pg_catalog, journey, pg_temp)]
 pub fn flow_diagram(name: Option<&str>) -> String {
     use crate::error::{required, OrReport};
     let name = required(
@@ -62,14 +64,21 @@ pub fn flow_diagram(name: Option<&str>) -> String {
         "Pass the flow's name (journey.flows.name).",
     )
     .or_report();
-    let definition = Spi::get_one_with_args::<pgrx::JsonB>(
-        "SELECT v.definition FROM journey.flows f JOIN journey.flow_versions v \
+    let definition = Spi::get_one_with_args::<String>(
+        "SELECT v.definition::text FROM journey.flows f JOIN journey.flow_versions v \
          ON v.flow_id = f.id AND v.version = f.version WHERE f.id = journey._flow_id($1)",
         &[name.into()],
     )
     .ok()
     .flatten()
-    .map(|j| j.0)
+    .map(|text| {
+        crate::model::json::parse(&text, "the flow's definition")
+            .map_err(|message| crate::error::JourneyError::Engine {
+                flow: name.to_string(),
+                message,
+            })
+            .or_report()
+    })
     .unwrap_or_default();
     let mut counts = std::collections::HashMap::new();
     Spi::connect(|client| -> pgrx::spi::Result<()> {
@@ -95,11 +104,20 @@ pub fn flow_diagram(name: Option<&str>) -> String {
 
 /// Mermaid text for a definition and (reached, waiting) per node.
 pub fn diagram(def: &FlowDef, counts: &std::collections::HashMap<String, (i64, i64)>) -> String {
-    let id = |node: &str| {
-        format!(
-            "n_{}",
+    // mermaid ids by position, so ids that differ only in punctuation (`a-b`, `a_b`) stay two
+    // nodes; the node's own id is in its label
+    let index: std::collections::HashMap<&str, usize> = def
+        .nodes
+        .keys()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i + 1))
+        .collect();
+    let id = |node: &str| match index.get(node) {
+        Some(i) => format!("n{i}"),
+        None => format!(
+            "missing_{}",
             node.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-        )
+        ),
     };
     let quote = |text: &str| text.replace('"', "#quot;");
     let mut out = String::from("flowchart TD\n");

@@ -17,8 +17,8 @@ pub fn definition(flow_id: i64, version: i32) -> Result<Rc<FlowDef>> {
     if let Some(def) = DEFINITIONS.with(|c| c.borrow().get(&(flow_id, version)).cloned()) {
         return Ok(def);
     }
-    let json = Spi::get_one_with_args::<pgrx::JsonB>(
-        "SELECT definition FROM journey.flow_versions WHERE flow_id = $1 AND version = $2",
+    let text = Spi::get_one_with_args::<String>(
+        "SELECT definition::text FROM journey.flow_versions WHERE flow_id = $1 AND version = $2",
         &[flow_id.into(), version.into()],
     )
     .or_else(|e| match e {
@@ -30,7 +30,12 @@ pub fn definition(flow_id: i64, version: i32) -> Result<Rc<FlowDef>> {
         flow: flow_id.to_string(),
         message: format!("version {version} does not exist"),
     })?;
-    let def = Rc::new(FlowDef::parse(&json.0).0);
+    let json = crate::model::json::parse(&text, &format!("version {version} of the flow"))
+        .map_err(|message| JourneyError::Engine {
+            flow: flow_id.to_string(),
+            message,
+        })?;
+    let def = Rc::new(FlowDef::parse(&json).0);
     DEFINITIONS.with(|c| {
         let mut c = c.borrow_mut();
         if c.len() > 1024 {

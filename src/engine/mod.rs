@@ -6,4 +6,5 @@ pub mod prepared;
 pub mod rows;
 pub mod run;
 pub mod schedule;
+pub mod store;
 pub mod subxact;

@@ -1,10 +1,14 @@
 //! `journey.run_due`: claims due enrollments, runs their nodes in Rust, and writes the results
 //! back set-based: one INSERT into the outbox, one INSERT into steps and one UPDATE of the
 //! enrollments per batch. A failing enrollment (render error, missing template) is marked
-//! failed with its error; the rest of the batch goes on.
+//! failed with its error; the rest of the batch goes on. The batch runs in a subtransaction:
+//! should anything in it raise (a Postgres error outside a node's own subtransaction, a Rust
+//! panic), it is rolled back and run again one enrollment at a time, each in a subtransaction
+//! of its own, so a poisoned enrollment fails alone and never holds up the others.
 use super::{cache, clock, prepared, rows, schedule, subxact};
 use crate::error::{JourneyError, OrReport, Result};
 use crate::model::{predicate, Edge, FlowDef, NodeKind};
+use crate::render::budget::Limits;
 use crate::render::contact::{Contact, Stamp};
 use crate::render::event::Event;
 use crate::render::{sms, template};
@@ -21,6 +25,9 @@ const LOCK_TIMEOUT: &str = "100ms";
 
 /// Most nodes one enrollment runs in one go (validation forbids cycles without a delay).
 const MAX_NODES_PER_STEP: usize = 100;
+
+/// Most bytes a short rendered field (subject, sender, recipient, URL, title) may have.
+const SHORT_FIELD_BYTES: usize = 8192;
 
 struct Due {
     id: i64,
@@ -43,6 +50,9 @@ struct Due {
     waiting: Option<Value>,
     /// Transient failures in a row at `node` (reset when the enrollment moves on).
     attempts: i32,
+    /// Why this enrollment's data (contact attributes, waiting state) cannot be read, if so:
+    /// it fails alone.
+    unreadable: Option<String>,
 }
 
 struct Settings {
@@ -51,6 +61,10 @@ struct Settings {
     unsubscribe_text: String,
     admin_email: Option<String>,
     max_attempts: i32,
+    /// Longest rendered body (email, WhatsApp, admin e-mail, webhook, SMS text), in bytes.
+    max_message_bytes: usize,
+    /// Most segments one SMS may take.
+    max_sms_segments: i32,
 }
 
 #[derive(Default)]
@@ -140,10 +154,59 @@ impl Batch {
         }
         Ok(())
     }
+
+    /// Restores the session's lock_timeout if a node shortened it.
+    fn restore_lock_timeout(&mut self) -> Result<()> {
+        if let Some(previous) = self.lock_timeout.take() {
+            Spi::run_with_args(
+                "SELECT set_config('lock_timeout', $1, true)",
+                &[previous.into()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Records that `e` failed at `node` (entered as the `seq`th node) with `err`; a transient
+    /// error is retried with backoff until settings.max_attempts.
+    fn fail(
+        &mut self,
+        e: &Due,
+        (node, seq): (String, i32),
+        err: &JourneyError,
+        now: DateTime<Utc>,
+        settings: &Settings,
+    ) {
+        let message = err.to_string().replace('\0', "");
+        let transient = matches!(
+            err,
+            JourneyError::Step {
+                transient: true,
+                ..
+            }
+        );
+        let retry = transient && e.attempts + 1 < settings.max_attempts;
+        self.steps.push((
+            e.id,
+            e.contact_id,
+            e.flow_id,
+            node.clone(),
+            format!("{}: {message}", if retry { "retry" } else { "failed" }),
+        ));
+        let (status, due_at) = match retry {
+            true => ("active", Some(now + retry_backoff(e.attempts))),
+            false => ("failed", None),
+        };
+        self.updates.push(Update {
+            last_error: Some(message),
+            attempts: e.attempts + i32::from(transient),
+            ..Update::of(e, status, node, due_at, seq)
+        });
+    }
 }
 
 /// `journey.run_due(max_steps, at)`: runs up to `max_steps` due enrollments as of `at`.
 #[pg_extern]
+#[search_path(pg_catalog, journey, pg_temp)]
 pub fn run_due(
     max_steps: default!(Option<i32>, 1000),
     at: default!(Option<TimestampWithTimeZone>, "now()"),
@@ -163,80 +226,102 @@ pub fn run_due(
         }
         .report()
     }
+    if clock::to_chrono(at).is_none() {
+        JourneyError::InvalidArgument {
+            argument: "at".into(),
+            reason: "it is infinite or out of range".into(),
+            hint: "Pass a finite time, e.g. now() + interval '3 days'.".into(),
+        }
+        .report()
+    }
     run_batch(max, at).or_report()
 }
 
-/// Runs one batch; returns the number of enrollments advanced.
+/// Runs one batch; returns the number of enrollments advanced. See the module comment for
+/// what happens when the batch raises.
 pub fn run_batch(max: i32, at: TimestampWithTimeZone) -> Result<i32> {
-    let now = clock::to_chrono(at);
-    let (due, settings) = claim(max, at)?;
-    if due.is_empty() {
-        return Ok(0);
-    }
-    let mut batch = Batch::default();
-    for e in &due {
-        let mut at_node = e.node.clone();
-        let mut at_seq = e.seq;
-        // a contact that is gone or a version that cannot be loaded fails its enrollment, not
-        // the batch
-        let outcome = if e.contact_found {
-            cache::definition(e.flow_id, e.version).and_then(|def| {
-                advance(
-                    e,
-                    &def,
-                    &settings,
-                    now,
-                    &mut batch,
-                    &mut at_node,
-                    &mut at_seq,
-                )
-            })
-        } else {
-            Err(JourneyError::UnknownContact(e.contact_id))
-        };
-        if let Err(err) = outcome {
-            let message = err.to_string();
-            let transient = matches!(
-                err,
-                JourneyError::Step {
-                    transient: true,
-                    ..
-                }
+    let now = clock::to_chrono(at).ok_or_else(|| JourneyError::Engine {
+        flow: "(run)".into(),
+        message: "the time to run at is infinite or out of range".into(),
+    })?;
+    match subxact::attempt(|| run_claimed(max, at, now, false)) {
+        Ok(n) => Ok(n),
+        Err(caught) => {
+            pgrx::log!(
+                "journey: a batch raised \"{}\"; running its enrollments one at a time",
+                caught.message
             );
-            let retry = transient && e.attempts + 1 < settings.max_attempts;
-            batch.steps.push((
-                e.id,
-                e.contact_id,
-                e.flow_id,
-                at_node.clone(),
-                format!("{}: {message}", if retry { "retry" } else { "failed" }),
-            ));
-            let (status, due_at) = match retry {
-                true => ("active", Some(now + retry_backoff(e.attempts))),
-                false => ("failed", None),
-            };
-            batch.updates.push(Update {
-                last_error: Some(message),
-                attempts: e.attempts + i32::from(transient),
-                ..Update::of(e, status, at_node, due_at, at_seq)
-            });
+            run_claimed(max, at, now, true)
         }
     }
-    if let Some(previous) = batch.lock_timeout.take() {
-        Spi::run_with_args(
-            "SELECT set_config('lock_timeout', $1, true)",
-            &[previous.into()],
-        )?;
+}
+
+/// Claims up to `max` due enrollments and runs them: as one batch, or `one_by_one`, each in
+/// its own subtransaction (an enrollment that raises is rolled back and marked failed).
+fn run_claimed(
+    max: i32,
+    at: TimestampWithTimeZone,
+    now: DateTime<Utc>,
+    one_by_one: bool,
+) -> Result<i32> {
+    let (due, settings) = claim(max, at)?;
+    if !one_by_one {
+        let mut batch = Batch::default();
+        for e in &due {
+            step(e, &settings, now, &mut batch);
+        }
+        batch.restore_lock_timeout()?;
+        write_back(&batch, at)?;
+        return Ok(due.len() as i32);
     }
-    write_back(&batch, at)?;
+    for e in &due {
+        let ran = subxact::attempt(std::panic::AssertUnwindSafe(|| {
+            let mut batch = Batch::default();
+            step(e, &settings, now, &mut batch);
+            batch.restore_lock_timeout()?;
+            write_back(&batch, at)
+        }));
+        if let Err(caught) = ran {
+            let mut batch = Batch::default();
+            let err = JourneyError::Engine {
+                flow: e.flow_name.clone(),
+                message: caught.message,
+            };
+            batch.fail(e, (e.node.clone(), e.seq), &err, now, &settings);
+            write_back(&batch, at)?;
+        }
+    }
     Ok(due.len() as i32)
+}
+
+/// Runs one enrollment into the batch: its nodes, or its failure.
+fn step(e: &Due, settings: &Settings, now: DateTime<Utc>, batch: &mut Batch) {
+    let mut at_node = e.node.clone();
+    let mut at_seq = e.seq;
+    // a contact that is gone, data that cannot be read or a version that cannot be loaded
+    // fails its enrollment, not the batch
+    let outcome = if let Some(why) = &e.unreadable {
+        Err(JourneyError::Engine {
+            flow: e.flow_name.clone(),
+            message: why.clone(),
+        })
+    } else if !e.contact_found {
+        Err(JourneyError::UnknownContact(e.contact_id))
+    } else {
+        cache::definition(e.flow_id, e.version)
+            .and_then(|def| advance(e, &def, settings, now, batch, &mut at_node, &mut at_seq))
+    };
+    if let Err(err) = outcome {
+        batch.fail(e, (at_node, at_seq), &err, now, settings);
+    }
 }
 
 fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
     Spi::connect_mut(|client| {
         let s = prepared::update(
                 client,
-                "SELECT quiet_hours_start::text, quiet_hours_end::text, sms_unsubscribe_text, admin_email, max_attempts FROM journey.settings",
+                "SELECT quiet_hours_start::text, quiet_hours_end::text, sms_unsubscribe_text, admin_email, max_attempts, \
+                        max_message_bytes, max_sms_segments FROM journey.settings",
                 &[],
             )?
             .first();
@@ -250,6 +335,8 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
             unsubscribe_text: s.get::<String>(3)?.unwrap_or_default(),
             admin_email: s.get::<String>(4)?,
             max_attempts: s.get::<i32>(5)?.unwrap_or(5),
+            max_message_bytes: s.get::<i32>(6)?.unwrap_or(262_144).max(0) as usize,
+            max_sms_segments: s.get::<i32>(7)?.unwrap_or(10),
         };
         let table = prepared::update(
                 client,
@@ -260,7 +347,7 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
                 // text cost more than the rest of the claim); empty jsonb comes as NULL. No
                 // outer ORDER BY: the batch's enrollments are all due, in any order.
                 "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, nullif(e.data, '{}')::text, e.seq, e.name, \
-                    c.found, coalesce(c.time_zone, s.time_zone), e.waiting, e.tid, e.attempts, \
+                    c.found, coalesce(c.time_zone, s.time_zone), e.waiting::text, e.tid, e.attempts, \
                     c.external_id, c.email, c.phone, c.first_name, c.last_name, c.birthday, c.attributes, \
                     c.email_opt_out, c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
              FROM (SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
@@ -273,7 +360,7 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
                     FOR UPDATE OF e SKIP LOCKED) e \
              CROSS JOIN journey.settings s \
              LEFT JOIN LATERAL (SELECT true AS found, c.external_id, c.email, c.phone, c.first_name, c.last_name, \
-                                       to_char(c.birthday, 'YYYY-MM-DD') AS birthday, \
+                                       to_char(c.birthday::timestamp, 'YYYY-MM-DD') AS birthday, \
                                        nullif(c.attributes, '{}')::text AS attributes, c.email_opt_out, \
                                        c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
                                   FROM journey.contacts c WHERE c.id = e.contact_id OFFSET 0) c ON true",
@@ -289,21 +376,46 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
             let flow_name: String = row.get(8).unwrap_or_default();
             let data: Option<String> = row.get(6);
             let contact_found = row.get::<bool>(9).unwrap_or(false);
-            let stamp = |i| Stamp::new(row.get::<TimestampWithTimeZone>(i).map(clock::to_chrono));
+            let stamp = |i| {
+                Stamp::new(
+                    row.get::<TimestampWithTimeZone>(i)
+                        .and_then(clock::to_chrono),
+                )
+            };
+            let contact_id: i64 = row.get(2).unwrap_or_default();
+            let mut unreadable = None;
+            // attributes text parsed straight into Liquid values; one that cannot be read
+            // (a number beyond f64, nesting past serde's limit) fails only this enrollment
+            let attributes = match row.get::<String>(20) {
+                None => liquid::Object::new(),
+                Some(t) => template::parse_object(&t).unwrap_or_else(|| {
+                    unreadable = Some(
+                        crate::model::json::parse(
+                            &t,
+                            &format!("contact {contact_id}'s attributes"),
+                        )
+                        .err()
+                        .unwrap_or_else(|| {
+                            format!("contact {contact_id}'s attributes cannot be read")
+                        }),
+                    );
+                    liquid::Object::new()
+                }),
+            };
+            let waiting = row.get::<String>(11).and_then(|t| {
+                crate::model::json::parse(&t, "the enrollment's waiting state")
+                    .map_err(|why| unreadable = Some(why))
+                    .ok()
+            });
             let contact = Contact {
-                id: row.get(2).unwrap_or_default(),
+                id: contact_id,
                 external_id: row.get(14),
                 email: row.get(15),
                 phone: row.get(16),
                 first_name: row.get(17),
                 last_name: row.get(18),
                 birthday: row.get(19),
-                // attributes text parsed straight into Liquid values
-                attributes: liquid::model::Value::Object(
-                    row.get::<String>(20)
-                        .and_then(|t| template::parse_object(&t))
-                        .unwrap_or_default(),
-                ),
+                attributes: liquid::model::Value::Object(attributes),
                 email_opt_out: row.get(21).unwrap_or(false),
                 sms_opt_out: row.get(22).unwrap_or(false),
                 created_at: stamp(23),
@@ -339,9 +451,10 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
                 seq: row.get(7).unwrap_or_default(),
                 flow_name,
                 zone: zone_name.parse().unwrap_or(Tz::UTC),
-                waiting: row.get::<JsonB>(11).map(|j| j.0),
+                waiting,
                 tid: row.get(12).unwrap_or_default(),
                 attempts: row.get(13).unwrap_or_default(),
+                unreadable,
             });
         }
         Ok((due, settings))
@@ -376,12 +489,27 @@ fn advance(
             });
         };
         seq += 1;
+        let render_error = |field: &str, message: String| JourneyError::Render {
+            flow: e.flow_name.clone(),
+            node: current.clone(),
+            message: format!("{field}: {message}"),
+        };
+        // bodies may be as long as settings.max_message_bytes, other fields SHORT_FIELD_BYTES
         let render = |field: &str, source: &str| {
-            template::render(source, &vars).map_err(|message| JourneyError::Render {
-                flow: e.flow_name.clone(),
-                node: current.clone(),
-                message: format!("{field}: {message}"),
-            })
+            let limit = match field {
+                "text" | "body" => settings.max_message_bytes,
+                _ => SHORT_FIELD_BYTES,
+            };
+            let out = template::render(source, &vars, Limits::output(limit))
+                .map_err(|message| render_error(field, message))?;
+            match e.event.error() {
+                Some(why) => Err(render_error(field, why)),
+                None => Ok(out),
+            }
+        };
+        let out_of_range = || JourneyError::Engine {
+            flow: e.flow_name.clone(),
+            message: format!("node \"{current}\": the time it schedules is out of range"),
         };
         let mut message = Message {
             key: format!("{}:{}:{}", e.id, current, seq),
@@ -412,10 +540,19 @@ fn advance(
                     body.push('\n');
                     body.push_str(&settings.unsubscribe_text);
                 }
+                let (encoding, segments) = sms::segments(&body);
+                if segments > settings.max_sms_segments {
+                    return Err(render_error(
+                        "text",
+                        format!(
+                            "the message takes {segments} SMS segments, more than settings.max_sms_segments ({})",
+                            settings.max_sms_segments
+                        ),
+                    ));
+                }
                 match suppression(e, Reach::Phone) {
                     Some(reason) => reason,
                     None => {
-                        let (encoding, segments) = sms::segments(&body);
                         message.channel = "sms";
                         message.recipient = e.contact.phone.clone();
                         message.sender =
@@ -488,7 +625,10 @@ fn advance(
                 }
             }
             NodeKind::Wait { delay, at, days } => {
-                wait = Some(schedule::due(now, *delay, *at, days.as_deref(), e.zone));
+                wait = Some(
+                    schedule::due(now, *delay, *at, days.as_deref(), e.zone)
+                        .ok_or_else(out_of_range)?,
+                );
                 "waited".into()
             }
             NodeKind::Goal { .. } => "goal".into(),
@@ -547,7 +687,9 @@ fn advance(
                     .as_deref()
                     .map(|a| render("assignee", a))
                     .transpose()?;
-                let due_at = due.map(|d| schedule::add_interval(now, d, e.zone));
+                let due_at = due
+                    .map(|d| schedule::add_interval(now, d, e.zone).ok_or_else(out_of_range))
+                    .transpose()?;
                 message.channel = "task";
                 message.recipient = assignee.clone();
                 message.subject = Some(title.clone());
@@ -609,14 +751,18 @@ fn advance(
                 then,
                 otherwise,
             } => {
+                let unreadable = |message: String| JourneyError::Engine {
+                    flow: e.flow_name.clone(),
+                    message: format!("node \"{current}\": {message}"),
+                };
                 let (contact, groups) = if predicate::needs_contact(predicate) {
-                    predicate::load_contact(e.contact_id)
+                    crate::engine::store::contact(e.contact_id).map_err(unreadable)?
                 } else {
                     (Value::Null, Vec::new())
                 };
                 let subject = predicate::Subject {
                     contact: &contact,
-                    event: e.event.json(),
+                    event: e.event.json().map_err(unreadable)?,
                     groups: &groups,
                 };
                 if predicate::eval(predicate, &subject) {
@@ -658,7 +804,8 @@ fn advance(
                     .map(Ok)
                     .unwrap_or_else(|| message_status(e.id, e.contact_id, sent_node))?;
                 let until = waiting_until(resumed, e, "until")
-                    .unwrap_or_else(|| schedule::add_interval(now, *wait, e.zone));
+                    .map_or_else(|| schedule::add_interval(now, *wait, e.zone), Some)
+                    .ok_or_else(out_of_range)?;
                 match status.as_deref() {
                     None => {
                         chosen = Some(no.as_ref());
@@ -693,7 +840,8 @@ fn advance(
             } => {
                 let since = waiting_until(resumed, e, "since").unwrap_or(now);
                 let until = waiting_until(resumed, e, "until")
-                    .unwrap_or_else(|| schedule::add_interval(now, *timeout, e.zone));
+                    .map_or_else(|| schedule::add_interval(now, *timeout, e.zone), Some)
+                    .ok_or_else(out_of_range)?;
                 if event_since(e.contact_id, event, since)? {
                     chosen = Some(yes.as_ref());
                     "yes".into()
@@ -730,7 +878,7 @@ fn advance(
             current = edge.to.clone();
             continue;
         }
-        let due = edge_due(edge, from, e.zone);
+        let due = edge_due(edge, from, e.zone).ok_or_else(out_of_range)?;
         batch
             .updates
             .push(Update::of(e, "active", edge.to.clone(), Some(due), seq));
@@ -742,7 +890,7 @@ fn advance(
     })
 }
 
-fn edge_due(edge: &Edge, from: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
+fn edge_due(edge: &Edge, from: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
     schedule::due(from, edge.delay, edge.at, edge.days.as_deref(), zone)
 }
 

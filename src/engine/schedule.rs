@@ -15,28 +15,41 @@ pub fn resolve(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
         match tz.from_local_datetime(&probe) {
             LocalResult::Single(t) => return t.with_timezone(&Utc),
             LocalResult::Ambiguous(first, _) => return first.with_timezone(&Utc),
-            LocalResult::None => probe += Duration::minutes(1),
+            LocalResult::None => match probe.checked_add_signed(Duration::minutes(1)) {
+                Some(next) => probe = next,
+                None => break,
+            },
         }
     }
     Utc.from_utc_datetime(&local)
 }
 
+/// Resolves a local wall-clock time to its first occurrence at or after `after` (in a fold,
+/// the second occurrence when the first is already past), else as [`resolve`].
+fn resolve_after(tz: Tz, local: NaiveDateTime, after: DateTime<Utc>) -> DateTime<Utc> {
+    match tz.from_local_datetime(&local) {
+        LocalResult::Ambiguous(first, second) if first.with_timezone(&Utc) < after => {
+            second.with_timezone(&Utc)
+        }
+        _ => resolve(tz, local),
+    }
+}
+
 /// Adds an interval: months and days on the local calendar (keeping the wall-clock time),
-/// then the clock part as elapsed time, like PostgreSQL's timestamptz + interval.
-pub fn add_interval(from: DateTime<Utc>, iv: Interval, tz: Tz) -> DateTime<Utc> {
+/// then the clock part as elapsed time, like PostgreSQL's timestamptz + interval. None when
+/// the result is out of range (validation keeps intervals far from that).
+pub fn add_interval(from: DateTime<Utc>, iv: Interval, tz: Tz) -> Option<DateTime<Utc>> {
     let mut t = from;
     if iv.months != 0 || iv.days != 0 {
         let local = from.with_timezone(&tz).naive_local();
         let mut date = local.date();
         if iv.months > 0 {
-            date = date
-                .checked_add_months(Months::new(iv.months as u32))
-                .unwrap_or(date);
+            date = date.checked_add_months(Months::new(u32::try_from(iv.months).ok()?))?;
         }
-        date += Duration::days(iv.days as i64);
+        date = date.checked_add_signed(Duration::try_days(i64::from(iv.days))?)?;
         t = resolve(tz, date.and_time(local.time()));
     }
-    t + Duration::microseconds(iv.micros)
+    t.checked_add_signed(Duration::microseconds(iv.micros))
 }
 
 /// The first instant at or after `t` that is on an allowed day and (when given) at `at`.
@@ -51,7 +64,7 @@ pub fn window(
     let mut date = local.date();
     for _ in 0..15 {
         let candidate = match at {
-            Some(time) => resolve(tz, date.and_time(time)),
+            Some(time) => resolve_after(tz, date.and_time(time), t),
             None if date == local.date() => t,
             None => resolve(tz, date.and_time(NaiveTime::MIN)),
         };
@@ -63,24 +76,29 @@ pub fn window(
     t
 }
 
-/// Due time after following an edge (or a wait): `from` + delay, then the window.
+/// Due time after following an edge (or a wait): `from` + delay, then the window. None when
+/// out of range.
 pub fn due(
     from: DateTime<Utc>,
     delay: Option<Interval>,
     at: Option<NaiveTime>,
     days: Option<&[Weekday]>,
     tz: Tz,
-) -> DateTime<Utc> {
-    let t = delay.map_or(from, |d| add_interval(from, d, tz));
-    if at.is_none() && days.is_none() {
+) -> Option<DateTime<Utc>> {
+    let t = match delay {
+        Some(d) => add_interval(from, d, tz)?,
+        None => from,
+    };
+    Some(if at.is_none() && days.is_none() {
         t
     } else {
         window(t, at, days, tz)
-    }
+    })
 }
 
 /// If `t` falls in the quiet hours [start, end) (local, may span midnight), the end of that
-/// quiet period; otherwise None.
+/// quiet period: the first instant after `t` whose local time is `end` (on the night clocks go
+/// back, the repeated hour's second `end` when `t` is already past the first); otherwise None.
 pub fn quiet_until(
     t: DateTime<Utc>,
     start: NaiveTime,
@@ -105,7 +123,7 @@ pub fn quiet_until(
     } else {
         local.date().succ_opt()?
     };
-    Some(resolve(tz, end_date.and_time(end)))
+    Some(resolve_after(tz, end_date.and_time(end), t))
 }
 
 #[cfg(test)]
@@ -148,7 +166,8 @@ mod unit {
                 Some(hm(10, 0)),
                 Some(&weekdays),
                 tz,
-            );
+            )
+            .unwrap();
             assert_eq!(got, utc(monday_ten), "{zone}");
         }
     }
@@ -171,7 +190,7 @@ mod unit {
         let before = utc("2026-03-28T08:00:00Z"); // 10:00 EET
         assert_eq!(
             add_interval(before, Interval::parse("1 day").unwrap(), bucharest),
-            utc("2026-03-29T07:00:00Z")
+            Some(utc("2026-03-29T07:00:00Z"))
         ); // 10:00 EEST
     }
 
@@ -335,12 +354,51 @@ mod unit {
                 at.map(|(h, m)| hm(h, m)),
                 *days,
                 tz,
-            );
+            )
+            .unwrap();
             assert_eq!(
                 got,
                 utc(expected),
                 "{zone} from {from} delay {delay:?} at {at:?} days {days:?}"
             );
         }
+    }
+
+    /// New York falls back 2026-11-01 02:00 EDT -> 01:00 EST. Quiet 01:00-01:30: at 01:10 in
+    /// the repeated hour (EST, 06:10 UTC) the quiet period ends at 01:30 EST (06:30 UTC), not at
+    /// the first 01:30 (EDT, 05:30 UTC), which is already past.
+    #[test]
+    fn quiet_hours_end_after_the_instant_on_the_night_clocks_go_back() {
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let second_pass = utc("2026-11-01T06:10:00Z");
+        let end = quiet_until(second_pass, hm(1, 0), hm(1, 30), ny).unwrap();
+        assert_eq!(end, utc("2026-11-01T06:30:00Z"));
+        assert!(end > second_pass);
+        // in the first pass through the hour, the first 01:30 is still ahead
+        assert_eq!(
+            quiet_until(utc("2026-11-01T05:10:00Z"), hm(1, 0), hm(1, 30), ny),
+            Some(utc("2026-11-01T05:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn out_of_range_dates_are_none_not_a_panic() {
+        let far = DateTime::<Utc>::MAX_UTC - Duration::days(1);
+        let years = Interval {
+            months: 1200,
+            days: 0,
+            micros: 0,
+        };
+        assert_eq!(add_interval(far, years, Tz::UTC), None);
+        assert_eq!(due(far, Some(years), Some(hm(9, 0)), None, Tz::UTC), None);
+        let days = Interval {
+            months: 0,
+            days: i32::MAX,
+            micros: 0,
+        };
+        assert_eq!(
+            add_interval(utc("2026-01-01T00:00:00Z"), days, Tz::UTC),
+            None
+        );
     }
 }

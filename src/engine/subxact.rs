@@ -25,6 +25,23 @@ impl From<pg_sys::panic::CaughtError> for Caught {
 }
 
 impl Caught {
+    /// A cancel (statement_timeout, pg_cancel_backend) or shutdown: never swallowed by a
+    /// subtransaction, it ends the statement or the worker's batch.
+    pub fn is_interrupt(&self) -> bool {
+        use PgSqlErrorCode::*;
+        matches!(
+            self.code,
+            ERRCODE_QUERY_CANCELED | ERRCODE_ADMIN_SHUTDOWN | ERRCODE_CRASH_SHUTDOWN
+        )
+    }
+
+    /// Raises the error again.
+    pub fn raise(self) -> ! {
+        pgrx::pg_sys::panic::ErrorReport::new(self.code, self.message, "journey")
+            .report(PgLogLevel::ERROR);
+        unreachable!("ERROR does not return")
+    }
+
     /// Errors that go away when tried again later: lock waits, deadlocks, serialization
     /// failures, cancelled statements (timeouts), lack of resources.
     pub fn is_transient(&self) -> bool {
@@ -41,7 +58,27 @@ impl Caught {
     }
 }
 
-/// Runs `body` in a subtransaction: released when it returns, rolled back when it raises.
+/// Runs `body` in a subtransaction: released when it returns Ok, rolled back when it returns
+/// an error or raises (the error is returned either way).
+pub fn attempt<R>(
+    body: impl FnOnce() -> crate::error::Result<R> + std::panic::UnwindSafe,
+) -> Result<R, Caught> {
+    run(|| {
+        body().unwrap_or_else(|e| {
+            // an error result rolls back like an ERROR: raise it inside the subtransaction
+            let mut report =
+                pgrx::pg_sys::panic::ErrorReport::new(e.sqlstate(), e.to_string(), "journey");
+            if let Some(detail) = e.detail() {
+                report = report.set_detail(detail);
+            }
+            report.report(PgLogLevel::ERROR);
+            unreachable!("ERROR does not return")
+        })
+    })
+}
+
+/// Runs `body` in a subtransaction: released when it returns, rolled back when it raises. An
+/// interrupt (cancel, shutdown) is raised again after the rollback, never returned.
 pub fn run<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Caught> {
     // SAFETY: the sequence of PL/Python's subtransactions: remember the memory context and
     // resource owner, begin, and restore both after release or rollback.
@@ -65,5 +102,8 @@ pub fn run<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Ca
         pg_sys::MemoryContextSwitchTo(context);
         pg_sys::CurrentResourceOwner = owner;
     }
-    result
+    match result {
+        Err(caught) if caught.is_interrupt() => caught.raise(),
+        other => other,
+    }
 }

@@ -184,12 +184,20 @@ impl Node {
         self.labelled_edges().into_iter().map(|(_, e)| e).collect()
     }
 
-    /// Whether the node itself makes the enrollment wait before its edges are followed.
-    pub fn waits(&self) -> bool {
+    /// The edges an enrollment may follow without any time passing: none after a wait with a
+    /// positive delay; every edge without a positive delay of its own, except a wait_event's
+    /// `no` (taken only once its positive timeout has passed). A check's `yes` and `no` can
+    /// both be instant (the message may already be delivered, or was never sent).
+    pub fn instant_edges(&self) -> Vec<&Edge> {
         match &self.kind {
-            NodeKind::Wait { delay: Some(d), .. } => !d.is_zero(),
-            NodeKind::Check { .. } | NodeKind::WaitEvent { .. } => true,
-            _ => false,
+            NodeKind::Wait { delay: Some(d), .. } if !d.is_zero() => Vec::new(),
+            NodeKind::WaitEvent { .. } => self
+                .labelled_edges()
+                .into_iter()
+                .filter(|(label, e)| label != "no" && !e.waits())
+                .map(|(_, e)| e)
+                .collect(),
+            _ => self.edges().into_iter().filter(|e| !e.waits()).collect(),
         }
     }
 
@@ -302,11 +310,38 @@ pub const CONTACT_FIELDS: &[&str] = &[
     "sms_opt_out",
 ];
 
-/// Errors that make a definition unusable even as a draft (the wrong shape).
+/// Most nodes a definition may have.
+pub const MAX_NODES: usize = 1000;
+/// Most triggers a definition may have.
+pub const MAX_TRIGGERS: usize = 100;
+/// Deepest nesting of JSON arrays and objects in a definition.
+pub const MAX_DEPTH: usize = 32;
+
+/// Errors that make a definition unusable even as a draft (the wrong shape, or too large to
+/// check and run safely).
 pub fn check_shape(def: &Value) -> Result<(), String> {
     let obj = def
         .as_object()
         .ok_or("the definition must be a JSON object")?;
+    let depth = super::json::depth(def);
+    if depth > MAX_DEPTH {
+        return Err(format!(
+            "it is nested {depth} levels deep, more than {MAX_DEPTH}"
+        ));
+    }
+    if let Some(n) = obj.get("nodes").and_then(Value::as_object) {
+        if n.len() > MAX_NODES {
+            return Err(format!("it has {} nodes, more than {MAX_NODES}", n.len()));
+        }
+    }
+    if let Some(t) = obj.get("triggers").and_then(Value::as_array) {
+        if t.len() > MAX_TRIGGERS {
+            return Err(format!(
+                "it has {} triggers, more than {MAX_TRIGGERS}",
+                t.len()
+            ));
+        }
+    }
     if let Some(t) = obj.get("triggers") {
         if !t.is_array() {
             return Err("\"triggers\" must be an array".into());
@@ -396,6 +431,18 @@ impl Ctx {
         }
     }
 
+    /// An interval that must be longer than zero (a wait, a check's wait, a timeout): a zero
+    /// one would let an enrollment loop or re-send without time passing.
+    fn positive_interval(&mut self, obj: &Map<String, Value>, field: &str) -> Option<Interval> {
+        let iv = self.interval(obj, field)?;
+        if iv.is_zero() {
+            self.problem(format!(
+                "field \"{field}\" must be longer than zero (e.g. \"1 hour\")"
+            ));
+        }
+        Some(iv)
+    }
+
     fn time(&mut self, obj: &Map<String, Value>, field: &str) -> Option<NaiveTime> {
         let text = self.string(obj, field, false)?;
         match parse_time(&text) {
@@ -471,16 +518,16 @@ pub fn parse_days(v: &Value) -> Result<Vec<Weekday>, String> {
             .iter()
             .map(|d| {
                 let name = d.as_str().unwrap_or("").to_ascii_lowercase();
-                match name.get(..3) {
-                    Some("mon") => Ok(Mon),
-                    Some("tue") => Ok(Tue),
-                    Some("wed") => Ok(Wed),
-                    Some("thu") => Ok(Thu),
-                    Some("fri") => Ok(Fri),
-                    Some("sat") => Ok(Sat),
-                    Some("sun") => Ok(Sun),
+                match name.as_str() {
+                    "mon" | "monday" => Ok(Mon),
+                    "tue" | "tues" | "tuesday" => Ok(Tue),
+                    "wed" | "wednesday" => Ok(Wed),
+                    "thu" | "thur" | "thurs" | "thursday" => Ok(Thu),
+                    "fri" | "friday" => Ok(Fri),
+                    "sat" | "saturday" => Ok(Sat),
+                    "sun" | "sunday" => Ok(Sun),
                     _ => Err(format!(
-                        "{d} is not a day name (mon, tue, wed, thu, fri, sat, sun)"
+                        "{d} is not a day name (mon, tue, wed, thu, fri, sat, sun, or in full)"
                     )),
                 }
             })
@@ -591,42 +638,62 @@ impl FlowDef {
                 }
             }
         }
-        // cycles made of edges that take no time: DFS over immediate edges
-        let mut state: HashMap<&str, u8> = HashMap::new();
-        for id in self.nodes.keys() {
-            self.find_cycle(id, &mut state, &mut problems);
+        problems.extend(self.instant_cycles());
+        problems
+    }
+
+    /// Nodes on a cycle an enrollment could go round without any time passing (every path
+    /// round it lacks a positive delay): such a flow would send or loop on every run. An
+    /// iterative depth-first search over the instant edges (no recursion: a definition may
+    /// hold many nodes); one problem per cycle, on the node that closes it.
+    fn instant_cycles(&self) -> Vec<Problem> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            OnPath,
+            Done,
+        }
+        let mut problems = Vec::new();
+        let mut mark: HashMap<&str, Mark> = HashMap::new();
+        for root in self.nodes.keys() {
+            if mark.contains_key(root.as_str()) {
+                continue;
+            }
+            // (node, its instant edges, the next edge to follow)
+            let mut stack: Vec<(&str, Vec<&Edge>, usize)> = Vec::new();
+            mark.insert(root, Mark::OnPath);
+            stack.push((root, self.instant_edges_of(root), 0));
+            while let Some(top) = stack.last_mut() {
+                let (id, edge) = (top.0, top.1.get(top.2).copied());
+                top.2 += 1;
+                let Some(edge) = edge else {
+                    mark.insert(id, Mark::Done);
+                    stack.pop();
+                    continue;
+                };
+                let to = edge.to.as_str();
+                match mark.get(to) {
+                    Some(Mark::OnPath) => problems.push(Problem {
+                        node: to.to_string(),
+                        problem: "is on a cycle with no delay (add a positive \"delay\" to an edge or a wait on the cycle)".into(),
+                    }),
+                    Some(Mark::Done) => {}
+                    None if self.nodes.contains_key(to) => {
+                        mark.insert(to, Mark::OnPath);
+                        let out = self.instant_edges_of(to);
+                        stack.push((to, out, 0));
+                    }
+                    None => {}
+                }
+            }
         }
         problems
     }
 
-    fn find_cycle<'a>(
-        &'a self,
-        id: &'a str,
-        state: &mut HashMap<&'a str, u8>,
-        problems: &mut Vec<Problem>,
-    ) {
-        match state.get(id) {
-            Some(1) => {
-                problems.push(Problem {
-                    node: id.to_string(),
-                    problem: "is on a cycle with no delay".into(),
-                });
-                return;
-            }
-            Some(_) => return,
-            None => {}
-        }
-        state.insert(id, 1);
-        if let Some(node) = self.nodes.get(id) {
-            if !node.waits() {
-                for e in node.edges() {
-                    if !e.waits() {
-                        self.find_cycle(&e.to, state, problems);
-                    }
-                }
-            }
-        }
-        state.insert(id, 2);
+    fn instant_edges_of(&self, id: &str) -> Vec<&Edge> {
+        self.nodes
+            .get(id)
+            .map(|n| n.instant_edges())
+            .unwrap_or_default()
     }
 
     /// Node ids in breadth-first order from start (flow order for stats and diagrams).
@@ -741,7 +808,7 @@ fn parse_node(id: &str, o: &Map<String, Value>, cx: &mut Ctx) -> Option<Node> {
             }
         }
         "wait" => {
-            let delay = cx.interval(o, "delay");
+            let delay = cx.positive_interval(o, "delay");
             let at = cx.time(o, "at");
             let days = cx.days(o, "days");
             if delay.is_none() && at.is_none() && days.is_none() && !o.contains_key("delay") {
@@ -930,7 +997,7 @@ fn parse_node(id: &str, o: &Map<String, Value>, cx: &mut Ctx) -> Option<Node> {
             };
             let default_wait = if channel == "sms" { "2 hours" } else { "1 day" };
             let wait = cx
-                .interval(o, "wait")
+                .positive_interval(o, "wait")
                 .unwrap_or_else(|| Interval::parse(default_wait).unwrap_or_default());
             let yes = cx.edge(o.get("yes"), "yes");
             let no = cx.edge(o.get("no"), "no");
@@ -951,7 +1018,7 @@ fn parse_node(id: &str, o: &Map<String, Value>, cx: &mut Ctx) -> Option<Node> {
             if !event.is_empty() {
                 cx.reference("event type", &event);
             }
-            let timeout = cx.interval(o, "timeout");
+            let timeout = cx.positive_interval(o, "timeout");
             if timeout.is_none() && !o.contains_key("timeout") {
                 cx.problem("missing required field \"timeout\"");
             }

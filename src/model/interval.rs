@@ -12,6 +12,11 @@ pub struct Interval {
 }
 
 const SECOND: i64 = 1_000_000;
+const DAY: i64 = 86_400 * SECOND;
+
+/// Longest interval a flow may use (delays, waits, timeouts, re-entry), in days counting a
+/// month as 31: 100 years. Longer ones would only overflow the date arithmetic.
+pub const MAX_DAYS: i64 = 1200 * 31;
 
 impl Interval {
     pub fn is_zero(&self) -> bool {
@@ -32,7 +37,7 @@ impl Interval {
                 "\"{text}\" is not an interval (write a number and a unit, e.g. \"2 days\")"
             ));
         }
-        let mut iv = Interval::default();
+        let (mut months, mut days, mut micros) = (0i64, 0i64, 0i64);
         for pair in words.chunks(2) {
             let n: i64 = pair[0]
                 .parse()
@@ -41,21 +46,38 @@ impl Interval {
                 return Err(format!("{n} in \"{text}\" is out of range (0 to 100000)"));
             }
             match pair[1].to_ascii_lowercase().trim_end_matches(',') {
-                "second" | "seconds" | "sec" | "secs" | "s" => iv.micros += n * SECOND,
-                "minute" | "minutes" | "min" | "mins" | "m" => iv.micros += n * 60 * SECOND,
-                "hour" | "hours" | "h" => iv.micros += n * 3600 * SECOND,
-                "day" | "days" | "d" => iv.days += n as i32,
-                "week" | "weeks" | "w" => iv.days += 7 * n as i32,
-                "month" | "months" | "mon" | "mons" => iv.months += n as i32,
-                "year" | "years" | "y" => iv.months += 12 * n as i32,
+                "second" | "seconds" | "sec" | "secs" | "s" => micros += n * SECOND,
+                "minute" | "minutes" | "min" | "mins" | "m" => micros += n * 60 * SECOND,
+                "hour" | "hours" | "h" => micros += n * 3600 * SECOND,
+                "day" | "days" | "d" => days += n,
+                "week" | "weeks" | "w" => days += 7 * n,
+                "month" | "months" | "mon" | "mons" => months += n,
+                "year" | "years" | "y" => months += 12 * n,
                 other => {
                     return Err(format!(
                         "unknown unit \"{other}\" in \"{text}\" (use seconds, minutes, hours, days, weeks, months or years)"
                     ))
                 }
             }
+            // (each pair adds at most 100000 years: the sums cannot overflow before this check)
+            Self::check_length(text, months, days, micros)?;
         }
-        Ok(iv)
+        Ok(Interval {
+            months: months as i32,
+            days: days as i32,
+            micros,
+        })
+    }
+
+    /// Refuses intervals longer than [`MAX_DAYS`].
+    fn check_length(text: &str, months: i64, days: i64, micros: i64) -> Result<(), String> {
+        let total = months * 31 + days + micros / DAY;
+        if total > MAX_DAYS {
+            return Err(format!(
+                "\"{text}\" is longer than 100 years (the longest interval a flow may use)"
+            ));
+        }
+        Ok(())
     }
 
     fn parse_clock(text: &str) -> Result<Interval, String> {
@@ -70,6 +92,11 @@ impl Interval {
             .collect::<Result<_, _>>()?;
         if nums.iter().any(|n| *n < 0) || nums[1] > 59 || nums.get(2).is_some_and(|s| *s > 59) {
             return Err(bad());
+        }
+        if nums[0] > 24 * MAX_DAYS {
+            return Err(format!(
+                "\"{text}\" is longer than 100 years (the longest interval a flow may use)"
+            ));
         }
         Ok(Interval {
             months: 0,
@@ -127,6 +154,8 @@ mod unit {
         assert_eq!(Interval::parse("02:30").unwrap().micros, 9000 * SECOND);
         assert_eq!(Interval::parse("1 month").unwrap().months, 1);
         assert_eq!(Interval::parse("2 weeks").unwrap().days, 14);
+        assert_eq!(Interval::parse("100 years").unwrap().months, 1200);
+        assert_eq!(Interval::parse("36525 days").unwrap().days, 36525);
     }
 
     #[test]
@@ -139,6 +168,10 @@ mod unit {
             "3 fortnights",
             "-1 day",
             "1:99",
+            "101 years",
+            "37201 days",
+            "5000 weeks 5000 weeks 5000 weeks 5000 weeks",
+            "99999999999:00",
         ] {
             assert!(Interval::parse(bad).is_err(), "{bad} should be rejected");
         }

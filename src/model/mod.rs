@@ -1,6 +1,7 @@
 //! Flow definitions: the jsonb format of DESIGN §3 parsed into types, and its validation.
 pub mod definition;
 pub mod interval;
+pub mod json;
 pub mod predicate;
 pub mod zone;
 

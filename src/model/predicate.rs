@@ -162,12 +162,27 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     }
 }
 
-/// `journey._matches(predicate, contact, event)`: evaluates an event trigger's `where`.
+/// `journey._matches(predicate, contact, event)`: evaluates an event trigger's `where`. The
+/// jsonb arguments arrive as text: an event payload serde cannot hold is a clear error, not a
+/// panic.
 #[pg_extern(name = "_matches", stable, parallel_safe)]
-pub fn matches(predicate: pgrx::JsonB, contact: i64, event: pgrx::JsonB) -> bool {
-    let p = predicate.0;
+#[search_path(pg_catalog, journey, pg_temp)]
+pub fn matches(
+    predicate: crate::api::jsonb::JsonbText,
+    contact: i64,
+    event: crate::api::jsonb::JsonbText,
+) -> bool {
+    use crate::error::OrReport;
+    let p = predicate.parse("where").or_report();
+    let event = event.parse("event payload").or_report();
     let (contact_json, groups) = if needs_contact(&p) {
-        load_contact(contact)
+        crate::engine::store::contact(contact)
+            .map_err(|reason| crate::error::JourneyError::InvalidArgument {
+                argument: "contact".into(),
+                reason,
+                hint: "Fix the contact's attributes with journey.upsert_contact.".into(),
+            })
+            .or_report()
     } else {
         (Value::Null, Vec::new())
     };
@@ -175,24 +190,10 @@ pub fn matches(predicate: pgrx::JsonB, contact: i64, event: pgrx::JsonB) -> bool
         &p,
         &Subject {
             contact: &contact_json,
-            event: &event.0,
+            event: &event,
             groups: &groups,
         },
     )
-}
-
-/// The contact as JSON and the names of its groups.
-pub fn load_contact(contact: i64) -> (Value, Vec<String>) {
-    let row = Spi::get_two_with_args::<pgrx::JsonB, Vec<String>>(
-        "SELECT to_jsonb(c), ARRAY(SELECT g.name FROM journey.group_members m \
-         JOIN journey.groups g ON g.id = m.group_id WHERE m.contact_id = c.id) \
-         FROM journey.contacts c WHERE c.id = $1",
-        &[contact.into()],
-    );
-    match row {
-        Ok((Some(c), groups)) => (c.0, groups.unwrap_or_default()),
-        _ => (Value::Null, Vec::new()),
-    }
 }
 
 extension_sql!(

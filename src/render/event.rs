@@ -1,6 +1,8 @@
 //! An enrollment's event data (the trigger payload, `event.<key>` in templates and conditions),
 //! kept as the JSON text the claim read and parsed only when a node reads it: into Liquid
-//! values for templates, into `serde_json` for conditions.
+//! values for templates, into `serde_json` for conditions. Data that cannot be read (a number
+//! beyond f64, nesting past serde's limit) is an error of this enrollment: `json` returns it,
+//! and after a render `error` tells it (a Liquid view cannot fail).
 use liquid::model::Value;
 use std::cell::OnceCell;
 
@@ -9,7 +11,8 @@ pub struct Event {
     /// None for `{}`
     text: Option<String>,
     liquid: OnceCell<Value>,
-    json: OnceCell<serde_json::Value>,
+    json: OnceCell<Result<serde_json::Value, String>>,
+    error: OnceCell<String>,
 }
 
 impl Event {
@@ -20,24 +23,36 @@ impl Event {
         }
     }
 
-    /// The data as JSON (`{}` when empty).
-    pub fn json(&self) -> &serde_json::Value {
-        self.json.get_or_init(|| {
-            self.text
-                .as_deref()
-                .and_then(|t| serde_json::from_str(t).ok())
-                .unwrap_or_else(|| serde_json::Value::Object(Default::default()))
-        })
+    /// The data as JSON (`{}` when empty), or why it cannot be read.
+    pub fn json(&self) -> Result<&serde_json::Value, String> {
+        self.json
+            .get_or_init(|| match self.text.as_deref() {
+                None => Ok(serde_json::Value::Object(Default::default())),
+                Some(t) => crate::model::json::parse(t, "the event data"),
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Why the data could not be read for a template, once a template tried.
+    pub fn error(&self) -> Option<String> {
+        self.error.get().cloned()
     }
 
     fn liquid(&self) -> &Value {
         self.liquid.get_or_init(|| {
-            Value::Object(
-                self.text
-                    .as_deref()
-                    .and_then(super::template::parse_object)
-                    .unwrap_or_default(),
-            )
+            let parsed = match self.text.as_deref() {
+                None => Some(Default::default()),
+                Some(t) => super::template::parse_object(t),
+            };
+            Value::Object(parsed.unwrap_or_else(|| {
+                let why = self
+                    .json()
+                    .err()
+                    .unwrap_or_else(|| "the event data cannot be read".into());
+                let _ = self.error.set(why);
+                Default::default()
+            }))
         })
     }
 }
@@ -52,7 +67,7 @@ mod unit {
     #[test]
     fn parsed_on_demand_for_templates_and_conditions() {
         let e = Event::new(Some(r#"{"amount": 12, "tags": ["a"]}"#.into()));
-        assert_eq!(e.json()["amount"], 12);
+        assert_eq!(e.json().unwrap()["amount"], 12);
         assert_eq!(
             e.as_object()
                 .and_then(|o| o.get("amount"))
@@ -60,7 +75,16 @@ mod unit {
             Some("12".into())
         );
         let empty = Event::new(None);
-        assert_eq!(empty.json(), &serde_json::json!({}));
+        assert_eq!(empty.json().unwrap(), &serde_json::json!({}));
         assert_eq!(empty.as_object().map(|o| o.size()), Some(0));
+    }
+
+    #[test]
+    fn unreadable_data_is_an_error_not_an_empty_object() {
+        let e = Event::new(Some(r#"{"n": 1e400}"#.into()));
+        assert!(e.json().unwrap_err().contains("out of range"));
+        assert_eq!(e.error(), None);
+        assert_eq!(e.as_object().map(|o| o.size()), Some(0));
+        assert!(e.error().unwrap().contains("out of range"));
     }
 }

@@ -49,7 +49,9 @@ macro_rules! value_view_via {
     };
 }
 
+pub mod budget;
 pub mod contact;
 pub mod event;
+pub mod language;
 pub mod sms;
 pub mod template;

@@ -1,24 +1,74 @@
-//! Liquid templates (the `liquid` crate). Parsed templates are cached per backend by source
-//! text, so a flow's templates are parsed once, not once per contact.
+//! Liquid templates (the `liquid` crate, in the bounded language of `language.rs`). Parsed
+//! templates are cached per backend by source text, so a flow's templates are parsed once, not
+//! once per contact. Renders run under a budget (`budget.rs`).
+use super::budget::{self, Limits};
 use liquid::{Object, ObjectView, Parser, Template};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
 thread_local! {
-    static PARSER: Parser = liquid::ParserBuilder::with_stdlib()
-        .build()
-        .expect("the Liquid standard library builds");
+    static PARSER: Parser = super::language::parser();
     static CACHE: RefCell<HashMap<String, Rc<Template>>> = RefCell::new(HashMap::new());
 }
 
 const CACHE_LIMIT: usize = 4096;
+
+/// Longest template source, in bytes.
+pub const MAX_SOURCE: usize = 262_144;
+/// Deepest nesting of blocks (`if`, `for`, …) in a template: the parser recurses once per
+/// level, so the depth is checked before parsing.
+pub const MAX_NESTING: usize = 32;
+
+/// Blocks that open a level of nesting.
+const BLOCKS: &[&str] = &[
+    "if",
+    "unless",
+    "for",
+    "case",
+    "capture",
+    "comment",
+    "raw",
+    "ifchanged",
+    "tablerow",
+];
+
+/// Refuses sources too long or too deeply nested to parse safely.
+fn check_source(source: &str) -> Result<(), String> {
+    if source.len() > MAX_SOURCE {
+        return Err(format!(
+            "the template is {} bytes long, more than {MAX_SOURCE}",
+            source.len()
+        ));
+    }
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for tag in source.split("{%").skip(1) {
+        let name = tag
+            .trim_start_matches('-')
+            .split(|c: char| c.is_whitespace() || c == '%' || c == '-')
+            .find(|w| !w.is_empty())
+            .unwrap_or("");
+        if BLOCKS.contains(&name) {
+            depth += 1;
+            deepest = deepest.max(depth);
+        } else if name.starts_with("end") {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    if deepest > MAX_NESTING {
+        return Err(format!(
+            "blocks are nested {deepest} deep, more than {MAX_NESTING}"
+        ));
+    }
+    Ok(())
+}
 
 /// Parses (or fetches from the cache) a template; the error is Liquid's message.
 pub fn compile(source: &str) -> Result<Rc<Template>, String> {
     if let Some(t) = CACHE.with(|c| c.borrow().get(source).cloned()) {
         return Ok(t);
     }
+    check_source(source)?;
     let template = PARSER
         .with(|p| p.parse(source))
         .map(Rc::new)
@@ -33,10 +83,36 @@ pub fn compile(source: &str) -> Result<Rc<Template>, String> {
     Ok(template)
 }
 
-/// Renders a template with the given variables (`contact`, `event`, `flow`).
-pub fn render(source: &str, vars: &dyn liquid::ObjectView) -> Result<String, String> {
+/// Renders a template with the given variables (`contact`, `event`, `flow`) within `limits`,
+/// honouring Postgres interrupts.
+pub fn render(
+    source: &str,
+    vars: &dyn liquid::ObjectView,
+    limits: Limits,
+) -> Result<String, String> {
+    render_with(source, vars, limits, postgres_interrupts)
+}
+
+/// Raises the Postgres error of a pending cancel or terminate.
+fn postgres_interrupts() {
+    pgrx::check_for_interrupts!();
+}
+
+/// [`render`] with the interrupt check given (tests outside Postgres pass a no-op).
+pub fn render_with(
+    source: &str,
+    vars: &dyn liquid::ObjectView,
+    limits: Limits,
+    interrupts: fn(),
+) -> Result<String, String> {
     let template = compile(source)?;
-    template.render(vars).map_err(|e| one_line(&e.to_string()))
+    budget::run(limits, interrupts, || {
+        let mut out = budget::Output::message();
+        template
+            .render_to(&mut out, vars)
+            .map_err(|e| one_line(&e.to_string()))?;
+        String::from_utf8(out.bytes).map_err(|_| "the rendered text is not UTF-8".to_string())
+    })
 }
 
 /// Parses a JSON object's text straight into a Liquid object (the engine reads contacts'
@@ -123,6 +199,12 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Renders outside Postgres for unit tests: default limits with a 1 MB output, no interrupts.
+#[cfg(test)]
+pub fn render_test(source: &str, vars: &dyn liquid::ObjectView) -> Result<String, String> {
+    render_with(source, vars, Limits::output(1 << 20), || {})
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;
@@ -170,7 +252,7 @@ mod unit {
             &json!({"name": "f"}),
         );
         assert_eq!(
-            render(
+            render_test(
                 "Hi {{ contact.first_name }}, {{ event.amount }} in {{ flow.name }}",
                 &vars
             )
@@ -178,7 +260,7 @@ mod unit {
             "Hi Dana, 12 in f"
         );
         assert_eq!(
-            render(
+            render_test(
                 "Hi {{ contact.last_name | default: 'there' }}",
                 &variables(&json!({"last_name": null}), &json!({}), &json!({}))
             )
@@ -195,7 +277,7 @@ mod unit {
             &json!({}),
         );
         assert_eq!(
-            render(
+            render_test(
                 "{{ contact.n | plus: 1 }} {{ contact.x }} {{ contact.ok }} {{ contact.tags | join: '+' }} [{{ contact.none }}] {{ contact.o.k }}",
                 &vars
             )
@@ -214,8 +296,14 @@ mod unit {
         );
         let via_serde = variables(&serde_json::from_str(text).unwrap(), &json!({}), &json!({}));
         let t = "{{ contact.n | plus: 1 }} {{ contact.x }} {{ contact.ok }} {{ contact.tags | join: '+' }} [{{ contact.none }}] {{ contact.o.k }}";
-        assert_eq!(render(t, &direct).unwrap(), render(t, &via_serde).unwrap());
-        assert_eq!(render(t, &direct).unwrap(), "4 1.5 true a+b [] v\u{e9}");
+        assert_eq!(
+            render_test(t, &direct).unwrap(),
+            render_test(t, &via_serde).unwrap()
+        );
+        assert_eq!(
+            render_test(t, &direct).unwrap(),
+            "4 1.5 true a+b [] v\u{e9}"
+        );
         assert!(parse_object("[1]").is_none());
         assert!(parse_object("{\"a\": 1} x").is_none());
     }
@@ -224,5 +312,81 @@ mod unit {
     fn syntax_errors_are_reported() {
         assert!(compile("{% if %}").is_err());
         assert!(compile("{{ contact.first_name ").is_err());
+    }
+
+    /// Each of these once aborted or stalled the backend; now each ends with an error naming
+    /// the limit, having allocated at most a few times the memory limit.
+    #[test]
+    fn hostile_templates_hit_a_limit() {
+        let vars = variables(&json!({"first_name": "Dana"}), &json!({}), &json!({}));
+        let cases = [
+            // 2^40 bytes by doubling
+            ("{% assign s = 'xx' %}{% for i in (1..40) %}{% assign s = s | append: s %}{% endfor %}{{ s }}", "memory"),
+            // doubling through a capture, no filter
+            ("{% assign s = 'xxxxxxxx' %}{% for i in (1..40) %}{% capture s %}{{ s }}{{ s }}{% endcapture %}{% endfor %}", "memory"),
+            // thirty million empty iterations; a range too large to build
+            ("{% for i in (1..30000000) %}{% endfor %}", "iterations"),
+            ("{% for i in (1..9000000000000000000) %}{% endfor %}", "iterations"),
+            // nested loops: each one small
+            ("{% for i in (1..1000) %}{% for j in (1..1000) %}{% endfor %}{% endfor %}", "iterations"),
+            // one replace or join multiplying its input
+            ("{% assign s = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' %}{% for i in (1..12) %}{% assign s = s | append: s %}{% endfor %}{% assign t = s | replace: 'a', s %}", "memory"),
+            ("{% assign s = 'ab' %}{% for i in (1..18) %}{% assign s = s | append: s %}{% endfor %}{% assign a = s | split: '' %}{{ a | join: s }}", "memory"),
+            // output past the message limit
+            ("{% for i in (1..60000) %}0123456789abcdef0123456789{% endfor %}", "longer than"),
+        ];
+        for (source, limit) in cases {
+            let err =
+                render_with(source, &vars, Limits::output(256 << 10), || {}).expect_err(source);
+            assert!(err.contains(limit), "{source}: {err}");
+        }
+    }
+
+    #[test]
+    fn loops_and_captures_still_work() {
+        let vars = variables(&json!({"tags": ["a", "b", "c"]}), &json!({}), &json!({}));
+        assert_eq!(
+            render_test(
+                "{% for t in contact.tags reversed %}{{ forloop.index }}{{ t }}{% if forloop.last %}.{% endif %}{% endfor %}",
+                &vars
+            )
+            .unwrap(),
+            "1c2b3a."
+        );
+        assert_eq!(
+            render_test(
+                "{% for i in (1..5) offset: 1 limit: 2 %}{{ i }}{% else %}none{% endfor %}|{% for i in (2..1) %}x{% else %}none{% endfor %}",
+                &vars
+            )
+            .unwrap(),
+            "23|none"
+        );
+        assert_eq!(
+            render_test(
+                "{% for i in (1..3) %}{% for j in (1..2) %}{{ forloop.parentloop.index }}{{ j }} {% endfor %}{% if i == 2 %}{% break %}{% endif %}{% endfor %}",
+                &vars
+            )
+            .unwrap(),
+            "11 12 21 22 "
+        );
+        assert_eq!(
+            render_test(
+                "{% capture c %}{{ contact.tags | join: '-' | upcase }}{% endcapture %}{{ c }}",
+                &vars
+            )
+            .unwrap(),
+            "A-B-C"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_and_long_sources_are_refused_before_parsing() {
+        let deep = "{% if true %}".repeat(5000) + &"{% endif %}".repeat(5000);
+        assert!(compile(&deep).err().unwrap().contains("nested"));
+        let long = "x".repeat(MAX_SOURCE + 1);
+        assert!(compile(&long).err().unwrap().contains("bytes long"));
+        let ok = "{% if true %}".repeat(10) + &"{% endif %}".repeat(10);
+        assert!(compile(&ok).is_ok());
+        assert!(compile("{% tablerow x in y %}{% endtablerow %}").is_err());
     }
 }
