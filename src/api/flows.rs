@@ -18,15 +18,125 @@ struct FlowRow {
     definition: serde_json::Value,
 }
 
-fn load(name: &str) -> Result<FlowRow> {
+/// The lock `load` takes on the flow before it reads it (issue #11, item 10).
+///
+/// Enrolling takes a shared lock on every flow it enrolls into (`journey._lock_flows`, called by
+/// `journey._enroll` and the audience triggers; `enroll` here); the lifecycle functions
+/// (activate_flow, update_flow, pause_flow, archive_flow) take the exclusive lock before they
+/// read the flow. Whichever comes second waits for the first to commit and then reads the flow
+/// and its enrollments with a snapshot taken after the lock, so no enrollment made concurrently
+/// stays on a version or status a lifecycle change replaced. It is a heavyweight lock on the
+/// object (journey.flows, flow id) in the lock manager: nothing is written (no WAL, no row
+/// lock, no multixact), it ends with the transaction, and no SQL statement can take it (unlike
+/// an advisory lock, which any role may take and hold for its whole session).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FlowLock {
+    /// No lock: validate_flow only reads the flow.
+    None,
+    /// Enrolling: many at a time.
+    Share,
+    /// A lifecycle change: waits for transactions that enrolled into the flow, and they for it.
+    Exclusive,
+}
+
+/// Takes `mode` on the flow `id`: the object lock (journey.flows, id), `pg_locks.locktype =
+/// 'object'`, `classid = 'journey.flows'::regclass`, `objid` = the id's low 32 bits (ids further
+/// apart than 2^32 share a lock: they only wait for each other).
+fn lock_flow(id: i64, mode: FlowLock) {
+    let lockmode = match mode {
+        FlowLock::None => return,
+        FlowLock::Share => pg_sys::AccessShareLock,
+        FlowLock::Exclusive => pg_sys::AccessExclusiveLock,
+    };
+    // SAFETY: plain catalog lookups and a lock acquisition; an ERROR (deadlock, lock_timeout,
+    // cancel) is turned into a Rust panic by pgrx's guard and raised again at the boundary.
+    unsafe {
+        let namespace = pg_sys::get_namespace_oid(c"journey".as_ptr(), false);
+        let flows = pg_sys::get_relname_relid(c"flows".as_ptr(), namespace);
+        if flows == pg_sys::Oid::INVALID {
+            pgrx::error!("journey.flows does not exist");
+        }
+        pg_sys::LockDatabaseObject(
+            flows,
+            pg_sys::Oid::from(id as u32),
+            0,
+            lockmode as pg_sys::LOCKMODE,
+        );
+    }
+}
+
+/// `journey._lock_flows(flows bigint[])`: internal, the shared lock of enrolling on each of
+/// these flows (see `FlowLock`), in id order. Called by journey._enroll and the audience
+/// triggers before they read the flows.
+#[pg_extern(name = "_lock_flows")]
+#[search_path(pg_catalog, journey, pg_temp)]
+pub fn lock_flows(flows: Option<pgrx::Array<i64>>) {
+    let Some(flows) = flows else { return };
+    let mut ids: Vec<i64> = flows.iter().flatten().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        lock_flow(id, FlowLock::Share);
+    }
+}
+
+/// activate_flow and archive_flow update the flow's enrollments after waiting for its lock: at
+/// REPEATABLE READ or SERIALIZABLE their snapshot predates the wait and would miss enrollments
+/// committed meanwhile.
+fn require_read_committed(action: &str) -> Result<()> {
+    // SAFETY: reads the backend's transaction isolation level.
+    let level = unsafe { pg_sys::XactIsoLevel };
+    if level >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        let name = if level == pg_sys::XACT_REPEATABLE_READ as i32 {
+            "REPEATABLE READ"
+        } else {
+            "SERIALIZABLE"
+        };
+        return Err(JourneyError::InvalidArgument {
+            argument: "transaction isolation".into(),
+            reason: format!("{action} runs at READ COMMITTED, not {name}"),
+            hint: format!(
+                "Call {action} in a READ COMMITTED transaction (the default): it waits for transactions \
+                 enrolling into the flow and must then see their enrollments."
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The flow's current row and definition, after taking `lock` on it. With a lock, the flow is
+/// read again by id with a snapshot taken after the lock (SPI in read-write mode takes a new
+/// snapshot per statement at READ COMMITTED), so a change committed while waiting is seen.
+fn load(name: &str, lock: FlowLock) -> Result<FlowRow> {
     Spi::connect_mut(|client| {
-        let rows = client.update(
-            "SELECT f.id, f.status, f.version, v.definition FROM journey.flows f \
-             JOIN journey.flow_versions v ON v.flow_id = f.id AND v.version = f.version \
-             WHERE f.name = $1 FOR UPDATE OF f",
-            None,
-            &[name.into()],
-        )?;
+        let by_id = if lock == FlowLock::None {
+            None
+        } else {
+            let rows = client.update(
+                "SELECT id FROM journey.flows WHERE name = $1",
+                None,
+                &[name.into()],
+            )?;
+            let Some(row) = rows.into_iter().next() else {
+                return Err(JourneyError::UnknownFlow(name.to_string()));
+            };
+            let id: i64 = row.get(1)?.unwrap_or_default();
+            lock_flow(id, lock);
+            Some(id)
+        };
+        let select = "SELECT f.id, f.status, f.version, v.definition FROM journey.flows f \
+             JOIN journey.flow_versions v ON v.flow_id = f.id AND v.version = f.version";
+        let rows = match by_id {
+            None => client.update(&format!("{select} WHERE f.name = $1"), None, &[name.into()])?,
+            // FOR UPDATE as well: a direct UPDATE of the row (not through these functions)
+            // cannot slip in between
+            Some(id) if lock == FlowLock::Exclusive => client.update(
+                &format!("{select} WHERE f.id = $1 FOR UPDATE OF f"),
+                None,
+                &[id.into()],
+            )?,
+            Some(id) => client.update(&format!("{select} WHERE f.id = $1"), None, &[id.into()])?,
+        };
         let Some(row) = rows.into_iter().next() else {
             return Err(JourneyError::UnknownFlow(name.to_string()));
         };
@@ -104,7 +214,7 @@ pub fn update_flow(name: Option<&str>, definition: Option<JsonB>) -> i32 {
     (|| -> Result<i32> {
         let name = checked_name(name)?;
         let def = checked_definition(name, definition)?;
-        let flow = load(name)?;
+        let flow = load(name, FlowLock::Exclusive)?;
         if flow.status == "archived" {
             return Err(JourneyError::WrongStatus {
                 flow: flow.name,
@@ -166,7 +276,7 @@ pub fn validate_flow(
     name: Option<&str>,
 ) -> TableIterator<'static, (name!(node, String), name!(problem, String))> {
     let rows = (|| -> Result<Vec<(String, String)>> {
-        let flow = load(checked_name(name)?)?;
+        let flow = load(checked_name(name)?, FlowLock::None)?;
         let (_, problems) = problems(&flow.definition)?;
         Ok(problems.into_iter().map(|p| (p.node, p.problem)).collect())
     })()
@@ -182,7 +292,9 @@ pub fn activate_flow(
     in_flight: default!(Option<&str>, "'continue'"),
 ) {
     (|| -> Result<()> {
-        let flow = load(checked_name(name)?)?;
+        let name = checked_name(name)?;
+        require_read_committed("activate_flow")?;
+        let flow = load(name, FlowLock::Exclusive)?;
         let include_existing = required(include_existing, "include_existing", "Pass true or false.")?;
         let in_flight = required(in_flight, "in_flight", "Pass 'continue' or 'stop'.")?;
         if !["continue", "stop"].contains(&in_flight) {
@@ -249,13 +361,22 @@ pub fn activate_flow(
             )?;
         }
         if include_existing {
+            // KEY SHARE on each member's contact, as `enroll` does: enrollments have no foreign
+            // key, and the contacts' delete trigger cannot see an enrollment not committed yet.
+            // A DELETE of a member now waits for this transaction and then deletes its
+            // enrollment; a member deleted by a transaction that commits while this waits is
+            // skipped (READ COMMITTED re-checks the locked row and finds it gone).
             Spi::run_with_args(
-                "SELECT count(*) FROM (SELECT journey._enroll(array_agg(t.flow_id), array_agg(m.contact_id), \
-                     array_agg(jsonb_build_object('trigger', 'group_joined', 'group', g.name))) \
-                   FROM journey.flow_triggers t \
-                   JOIN journey.group_members m ON m.group_id::text = t.key \
-                   JOIN journey.groups g ON g.id = m.group_id \
-                   WHERE t.flow_id = $1 AND t.kind = 'group_joined' HAVING count(*) > 0) x",
+                "SELECT count(*) FROM (SELECT journey._enroll(array_agg(m.flow_id), array_agg(m.contact_id), \
+                     array_agg(jsonb_build_object('trigger', 'group_joined', 'group', m.name))) \
+                   FROM (SELECT t.flow_id, c.id AS contact_id, g.name \
+                         FROM journey.flow_triggers t \
+                         JOIN journey.group_members m ON m.group_id::text = t.key \
+                         JOIN journey.groups g ON g.id = m.group_id \
+                         JOIN journey.contacts c ON c.id = m.contact_id \
+                         WHERE t.flow_id = $1 AND t.kind = 'group_joined' \
+                         FOR KEY SHARE OF c) m \
+                   HAVING count(*) > 0) x",
                 &[flow.id.into()],
             )?;
         }
@@ -269,7 +390,7 @@ pub fn activate_flow(
 #[pg_extern]
 pub fn pause_flow(name: Option<&str>) {
     (|| -> Result<()> {
-        let flow = load(checked_name(name)?)?;
+        let flow = load(checked_name(name)?, FlowLock::Exclusive)?;
         match flow.status.as_str() {
             "active" => {}
             "paused" => return Ok(()),
@@ -295,7 +416,9 @@ pub fn pause_flow(name: Option<&str>) {
 #[pg_extern]
 pub fn archive_flow(name: Option<&str>) {
     (|| -> Result<()> {
-        let flow = load(checked_name(name)?)?;
+        let name = checked_name(name)?;
+        require_read_committed("archive_flow")?;
+        let flow = load(name, FlowLock::Exclusive)?;
         Spi::run_with_args(
             "UPDATE journey.flows SET status = 'archived', paused_reason = NULL WHERE id = $1",
             &[flow.id.into()],
@@ -313,15 +436,19 @@ pub fn archive_flow(name: Option<&str>) {
 
 /// `journey.enroll(flow, contact, data) → bigint`: enrolls a contact by hand (any active
 /// flow). Returns the enrollment id, or NULL when the contact is already active in the flow
-/// or its reentry rule keeps it out.
-#[pg_extern]
+/// or its reentry rule keeps it out. SECURITY DEFINER (search_path pinned) so that the app role
+/// may call it with no privilege on journey._enroll or UPDATE on journey.flows: it takes the
+/// flow's shared lock (not a row lock), checks the flow is active, locks the contact and
+/// enrolls through journey._enroll.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, journey, pg_temp)]
 pub fn enroll(
     flow: Option<&str>,
     contact: Option<i64>,
     data: default!(Option<JsonB>, "'{}'"),
 ) -> Option<i64> {
     (|| -> Result<Option<i64>> {
-        let f = load(checked_name(flow)?)?;
+        let f = load(checked_name(flow)?, FlowLock::Share)?;
         let contact = required(contact, "contact", "Pass a contact id from journey.contacts.")?;
         let data = data.map(|d| d.0).unwrap_or_else(|| serde_json::json!({}));
         if !data.is_object() {
@@ -363,6 +490,7 @@ COMMENT ON FUNCTION journey.validate_flow(text) IS 'Every problem of the flow''s
 COMMENT ON FUNCTION journey.activate_flow(text, boolean, text) IS 'Activates a flow, refusing (listing the problems) when incomplete. include_existing enrolls current members of its trigger groups. in_flight = continue moves frozen enrollments onto the current version by node id (stopping those whose node is gone); stop stops them all.';
 COMMENT ON FUNCTION journey.pause_flow(text) IS 'Pauses an active flow: its enrollments freeze (the engine skips them) and its triggers stop enrolling. activate_flow resumes it.';
 COMMENT ON FUNCTION journey.archive_flow(text) IS 'Archives a flow for good: triggers stop and active enrollments are stopped.';
+COMMENT ON FUNCTION journey._lock_flows(bigint[]) IS 'Internal: the shared lock of enrolling on each of these flows, held until the transaction ends. journey._enroll and the audience triggers take it before they read the flows; activate_flow, update_flow, pause_flow and archive_flow take the exclusive one before they read the flow, so either waits for the other to commit and then sees its changes. A heavyweight lock on the object (journey.flows, flow id) in the lock manager: pg_locks shows it as locktype object, classid journey.flows, objid the flow id; nothing is written and no SQL statement can take it.';
 COMMENT ON FUNCTION journey.enroll(text, bigint, jsonb) IS 'Enrolls a contact into an active flow by hand; data becomes the event payload templates see. Returns the enrollment id, or NULL when the contact is already active in the flow or the flow''s reentry rule keeps it out.';
 "#,
     name = "flows_comments",
@@ -373,6 +501,7 @@ COMMENT ON FUNCTION journey.enroll(text, bigint, jsonb) IS 'Enrolls a contact in
         activate_flow,
         pause_flow,
         archive_flow,
-        enroll
+        enroll,
+        lock_flows
     ]
 );
