@@ -22,7 +22,7 @@ BEGIN
     END IF;
     RETURN QUERY
     UPDATE journey.outbox o
-       SET status = 'leased', leased_until = now() + lease, attempts = o.attempts + 1
+       SET status = 'leased', leased_until = now() + lease, lease_token = gen_random_uuid(), attempts = o.attempts + 1
      WHERE o.id = ANY (ARRAY(
             SELECT c.id FROM journey.outbox c
              WHERE (c.status = 'pending' OR (c.status = 'leased' AND c.leased_until < now()))
@@ -36,7 +36,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey.claim(text[], integer, interval) IS
-  'Leases up to max pending messages (optionally of the given channels) whose not_before has passed, oldest first, with FOR UPDATE SKIP LOCKED: concurrent relays never get the same row. A row whose lease expired can be claimed again.';
+  'Leases up to max pending messages (optionally of the given channels) whose not_before has passed, oldest first, with FOR UPDATE SKIP LOCKED: concurrent relays never get the same row. Each claimed row gets a fresh lease_token (returned with it) that mark_sent and mark_failed require. A row whose lease expired can be claimed again, with a new token: the old one no longer counts.';
 
 CREATE FUNCTION journey._outbox_row(p_id bigint) RETURNS journey.outbox
 LANGUAGE plpgsql
@@ -58,7 +58,11 @@ END
 $$;
 COMMENT ON FUNCTION journey._outbox_row(bigint) IS 'Internal: locks and returns an outbox row, or raises naming the id.';
 
-CREATE FUNCTION journey.mark_sent(id bigint, provider_message_id text DEFAULT NULL) RETURNS boolean
+-- mark_sent and mark_failed count only for the current lease: the row must be leased and the
+-- token the one its latest claim returned. A relay whose lease expired still holds the current
+-- token until another relay claims the row; after that its late calls return false and change
+-- nothing. Both clear the token, so a repeated call returns false too.
+CREATE FUNCTION journey.mark_sent(id bigint, provider_message_id text, lease_token uuid) RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
@@ -66,20 +70,20 @@ AS $$
 DECLARE
     r journey.outbox := journey._outbox_row(id);
 BEGIN
-    IF r.status NOT IN ('pending', 'leased') THEN
-        RETURN false;   -- already sent (or terminal): a late or repeated call is harmless
+    IF r.status <> 'leased' OR mark_sent.lease_token IS NULL OR r.lease_token IS DISTINCT FROM mark_sent.lease_token THEN
+        RETURN false;   -- not this relay's current lease (expired and re-claimed, never claimed, already marked)
     END IF;
     UPDATE journey.outbox o
-       SET status = 'sent', sent_at = now(), leased_until = NULL, last_error = NULL,
+       SET status = 'sent', sent_at = now(), leased_until = NULL, lease_token = NULL, last_error = NULL,
            provider_message_id = coalesce(mark_sent.provider_message_id, o.provider_message_id)
      WHERE o.id = r.id AND o.contact_id = r.contact_id;
     RETURN true;
 END
 $$;
-COMMENT ON FUNCTION journey.mark_sent(bigint, text) IS
-  'Marks a message sent, storing the provider''s message id for reports. Returns true when this call marked it; false when it already was sent or terminal (a late call from an expired lease is harmless: the row is marked sent once).';
+COMMENT ON FUNCTION journey.mark_sent(bigint, text, uuid) IS
+  'Marks a claimed message sent, storing the provider''s message id (may be NULL) for reports. Counts only with the lease_token of the row''s current lease: returns true when this call marked it; false, changing nothing, when the token is NULL, another relay re-claimed the row after this lease expired, the row was never claimed with this token, or it is already marked. An unknown id is an error.';
 
-CREATE FUNCTION journey.mark_failed(id bigint, error text, retry boolean DEFAULT true) RETURNS text
+CREATE FUNCTION journey.mark_failed(id bigint, error text, retry boolean, lease_token uuid) RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
@@ -89,8 +93,8 @@ DECLARE
     max_attempts integer := (SELECT s.max_attempts FROM journey.settings s);
     new_status text;
 BEGIN
-    IF r.status NOT IN ('pending', 'leased') THEN
-        RETURN r.status;   -- already sent or terminal: nothing to do
+    IF r.status <> 'leased' OR mark_failed.lease_token IS NULL OR r.lease_token IS DISTINCT FROM mark_failed.lease_token THEN
+        RETURN false;   -- not this relay's current lease: nothing to do
     END IF;
     IF coalesce(retry, true) AND r.attempts < max_attempts THEN
         new_status := 'pending';
@@ -98,16 +102,16 @@ BEGIN
         new_status := 'failed';
     END IF;
     UPDATE journey.outbox o
-       SET status = new_status, leased_until = NULL, last_error = mark_failed.error,
+       SET status = new_status, leased_until = NULL, lease_token = NULL, last_error = mark_failed.error,
            not_before = CASE WHEN new_status = 'pending'
                              THEN now() + least(interval '1 hour', interval '30 seconds' * power(2, greatest(r.attempts - 1, 0)))
                              ELSE o.not_before END
      WHERE o.id = r.id AND o.contact_id = r.contact_id;
-    RETURN new_status;
+    RETURN true;
 END
 $$;
-COMMENT ON FUNCTION journey.mark_failed(bigint, text, boolean) IS
-  'Records a failed send. With retry (default) and fewer than settings.max_attempts attempts, the row goes back to pending with not_before = now() + 30 s * 2^(attempts-1) (at most 1 hour); otherwise it becomes terminal ''failed''. Returns the new status.';
+COMMENT ON FUNCTION journey.mark_failed(bigint, text, boolean, uuid) IS
+  'Records a failed send of a claimed message. Counts only with the lease_token of the row''s current lease (like mark_sent): returns true when this call recorded it; false, changing nothing, otherwise. With retry (NULL = true) and fewer than settings.max_attempts attempts, the row goes back to pending with not_before = now() + 30 s * 2^(attempts-1) (at most 1 hour); otherwise it becomes terminal ''failed''. An unknown id is an error.';
 
 CREATE FUNCTION journey._status_rank(p_status text) RETURNS integer
 LANGUAGE sql IMMUTABLE
@@ -155,6 +159,7 @@ BEGIN
         UPDATE journey.outbox o SET
             status = report.status,
             leased_until = NULL,
+            lease_token = NULL,
             sent_at = coalesce(o.sent_at, report.at),
             delivered_at = CASE WHEN report.status IN ('delivered', 'opened', 'clicked') THEN coalesce(o.delivered_at, report.at) ELSE o.delivered_at END,
             opened_at = CASE WHEN report.status IN ('opened', 'clicked') THEN coalesce(o.opened_at, report.at) ELSE o.opened_at END,

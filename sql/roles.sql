@@ -1,12 +1,18 @@
 -- Privileges: three kinds of role, granted with journey.grant_role(role, kind).
---   admin  defines flows, templates and settings; everything in the schema.
+--   admin  defines flows, templates and settings: SELECT, INSERT, UPDATE, DELETE on every table,
+--          SELECT on the views, USAGE and SELECT on the sequences, EXECUTE on every function but
+--          grant_role. Never TRIGGER, REFERENCES or TRUNCATE: the worker writes these tables as
+--          its (superuser) role, so a trigger an admin could create would run as that role.
 --   app    writes contacts, groups, forms, events (whose triggers enroll) and enrolls; reads
 --          journeys' state (flows, enrollments, steps, outbox, stats, timelines).
 --   relay  claim, mark_sent, mark_failed and report; nothing else, not even reading contacts.
+-- README "Roles" lists every cell; tests/pg_regress/sql/roles_matrix.sql checks them all.
 -- PUBLIC gets nothing: the schema's USAGE is not granted to it, and EXECUTE on its functions is
 -- revoked below. Functions that act on tables their caller may not touch (the relay protocol,
 -- the audience tables' trigger functions, _enroll) are SECURITY DEFINER with
--- SET search_path = pg_catalog, journey.
+-- SET search_path = pg_catalog, journey, pg_temp (pg_temp last: a caller's temporary types and
+-- tables are never found before the real ones; functions and operators are never looked up in
+-- pg_temp).
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA journey FROM PUBLIC;
 
@@ -14,6 +20,8 @@ CREATE FUNCTION journey.grant_role(role name, kind text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
+DECLARE
+    obj text;   -- a schema-qualified table, sequence or function, its identifiers quoted
 BEGIN
     IF role IS NULL OR kind IS NULL THEN
         RAISE EXCEPTION 'grant_role: % must not be NULL', CASE WHEN role IS NULL THEN 'role' ELSE 'kind' END
@@ -22,7 +30,7 @@ BEGIN
     IF kind NOT IN ('admin', 'app', 'relay') THEN
         RAISE EXCEPTION 'unknown role kind "%"', kind
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Kinds are admin (flows, settings, everything), app (contacts, groups, forms, events, enroll) and relay (claim, mark_sent, mark_failed, report).';
+                  HINT = 'Kinds are admin (flows, templates, settings: every table and function but grant_role, no TRIGGER), app (contacts, groups, forms, events, enroll) and relay (claim, mark_sent, mark_failed, report).';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role) THEN
         RAISE EXCEPTION 'role "%" does not exist', role
@@ -32,9 +40,24 @@ BEGIN
     -- no value is ever formatted into SQL.
     EXECUTE format('GRANT USAGE ON SCHEMA journey TO %I', role);
     IF kind = 'admin' THEN
-        EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA journey TO %I', role);
-        EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA journey TO %I', role);
-        EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA journey TO %I', role);
+        -- an explicit list, never ALL: no TRIGGER, REFERENCES or TRUNCATE (see the top)
+        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
+                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('r', 'p') ORDER BY c.relname LOOP
+            EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I', obj, role);
+        END LOOP;
+        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
+                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('v', 'm') ORDER BY c.relname LOOP
+            EXECUTE format('GRANT SELECT ON TABLE %s TO %I', obj, role);
+        END LOOP;
+        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
+                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind = 'S' ORDER BY c.relname LOOP
+            EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', obj, role);
+        END LOOP;
+        FOR obj IN SELECT format('%I.%I(%s)', 'journey', p.proname, pg_get_function_identity_arguments(p.oid)) FROM pg_proc p
+                    WHERE p.pronamespace = 'journey'::regnamespace
+                      AND p.oid <> 'journey.grant_role(name, text)'::regprocedure ORDER BY p.proname, p.oid LOOP
+            EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', obj, role);
+        END LOOP;
     ELSIF kind = 'app' THEN
         EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON journey.contacts, journey.groups,
                         journey.group_members, journey.forms, journey.form_submissions,
@@ -52,11 +75,11 @@ BEGIN
                         journey._is_time_zone(text) TO %I', role);
     ELSE
         EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),
-                        journey.mark_sent(bigint, text), journey.mark_failed(bigint, text, boolean),
+                        journey.mark_sent(bigint, text, uuid), journey.mark_failed(bigint, text, boolean, uuid),
                         journey.report(text, text, text, timestamptz) TO %I', role);
     END IF;
 END
 $$;
 REVOKE ALL ON FUNCTION journey.grant_role(name, text) FROM PUBLIC;
 COMMENT ON FUNCTION journey.grant_role(name, text) IS
-  'Grants a role one kind of access: admin (everything: flows, templates, settings, run_due), app (writes contacts, groups, forms, events, enrolls; reads journeys'' state and stats) or relay (only claim, mark_sent, mark_failed, report). Run it as the extension''s owner (a superuser); revoke by hand with REVOKE.';
+  'Grants a role one kind of access: admin (SELECT, INSERT, UPDATE, DELETE on every table, SELECT on views, USAGE and SELECT on sequences, EXECUTE on every function but grant_role; never TRIGGER, REFERENCES or TRUNCATE), app (writes contacts, groups, forms, events, enrolls; reads journeys'' state and stats) or relay (only claim, mark_sent(id, provider_message_id, lease_token), mark_failed(id, error, retry, lease_token) and report). Run it as the extension''s owner (a superuser); revoke by hand with REVOKE. Objects created later (by an upgrade) are not covered: run it again.';

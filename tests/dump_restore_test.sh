@@ -26,8 +26,8 @@ q "INSERT INTO journey.contacts (first_name, phone, email) SELECT 'C' || i, '+15
 q "INSERT INTO journey.group_members (group_id, contact_id) SELECT 1, i FROM generate_series(1, 5) i"
 q "SELECT journey.run_due(100)" >/dev/null
 id=$(q "SELECT min(id) FROM journey.outbox")
-q "SELECT count(*) FROM journey.claim(NULL, 1)" >/dev/null
-q "SELECT journey.mark_sent($id, 'prov-1')" >/dev/null
+token=$(q "SELECT lease_token FROM journey.claim(NULL, 1) WHERE id = $id")
+q "SELECT journey.mark_sent($id, 'prov-1', '$token')" >/dev/null
 before=$(q "SELECT count(*) || '/' || count(*) FILTER (WHERE status = 'active') FROM journey.enrollments")
 assert_eq "5/5" "$before" "source: five enrollments waiting a day for their email"
 

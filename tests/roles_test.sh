@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Roles: journey.grant_role gives admin, app and relay roles their documented access, and
-# nothing more; PUBLIC gets nothing. Each role logs in and is tried at its limits.
+# nothing more; PUBLIC gets nothing. Each role logs in and is tried at its limits. (Every cell
+# of the matrix: tests/pg_regress/sql/roles_matrix.sql; the pg_temp attack on the definer
+# functions: tests/pg_regress/sql/definer_attack.sql.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/cluster.sh
@@ -55,15 +57,22 @@ denied japp "INSERT INTO journey.enrollments (flow_id, version, contact_id, node
 denied japp "SELECT journey.run_due(10)" "app cannot run due steps"
 denied japp "SELECT * FROM journey.claim()" "app cannot claim messages"
 ok jadmin "SELECT journey.run_due(100)" "admin runs due steps"
+for t in $(q "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('r', 'v') ORDER BY 1"); do
+  denied jadmin "CREATE TRIGGER t BEFORE INSERT ON journey.$t FOR EACH STATEMENT EXECUTE FUNCTION journey._settings_replace()" "admin cannot create a trigger on journey.$t"
+done
+denied jadmin "TRUNCATE journey.steps" "admin cannot truncate"
+denied jadmin "CREATE TABLE public.mine (id bigint, contact_id bigint, FOREIGN KEY (id, contact_id) REFERENCES journey.outbox (id, contact_id))" "admin cannot reference journey's tables"
+denied jadmin "SELECT journey.grant_role('japp', 'admin')" "admin cannot grant kinds (grant_role is the owner's)"
 
 echo "relay: claim, mark_sent, mark_failed, report and nothing else"
 ok jrelay "SELECT count(*) FROM journey.claim(NULL, 1)" "relay claims"
-id=$(as jrelay "SELECT id FROM journey.claim(NULL, 1)")
+read -r id token <<<"$(as jrelay "SELECT id || ' ' || lease_token FROM journey.claim(NULL, 1)")"
 [ -n "$id" ] || { echo "  FAIL relay got nothing to claim"; exit 1; }
-ok jrelay "SELECT journey.mark_sent($id, 'prov-1')" "relay marks sent"
-ok jrelay "SELECT journey.report('prov-1', 'delivered', 'ev-1')" "relay reports delivery"
+assert_eq t "$(as jrelay "SELECT journey.mark_sent($id, 'prov-1', '$token')")" "relay marks sent with its lease token"
+assert_eq t "$(as jrelay "SELECT journey.report('prov-1', 'delivered', 'ev-1')")" "relay reports delivery"
 id2=$(q "SELECT id FROM journey.outbox WHERE status = 'leased' LIMIT 1")
-ok jrelay "SELECT journey.mark_failed($id2, 'provider down')" "relay marks failed"
+token2=$(q "SELECT lease_token FROM journey.outbox WHERE id = $id2")
+assert_eq t "$(as jrelay "SELECT journey.mark_failed($id2, 'provider down', true, '$token2')")" "relay marks failed with the lease token"
 assert_eq "delivered" "$(q "SELECT status FROM journey.outbox WHERE id = $id")" "the relay's calls took effect"
 denied jrelay "SELECT * FROM journey.contacts" "relay cannot read contacts"
 denied jrelay "SELECT * FROM journey.outbox" "relay cannot read the outbox table directly"
@@ -78,8 +87,10 @@ denied nobody "SELECT * FROM journey.claim()" "a role without a grant cannot cla
 denied nobody "SELECT * FROM journey.contacts" "nor read contacts"
 denied nobody "SELECT journey.enroll('welcome', 1)" "nor enroll"
 
-echo "SECURITY DEFINER functions all pin search_path"
+echo "SECURITY DEFINER functions all pin search_path, pg_temp last"
 assert_eq 0 "$(q "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                   WHERE n.nspname = 'journey' AND p.prosecdef
-                    AND NOT coalesce('search_path=pg_catalog, journey' = ANY (p.proconfig), false)")" "every SECURITY DEFINER function has SET search_path = pg_catalog, journey"
-assert_eq 14 "$(q "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'journey' AND p.prosecdef")" "and there are exactly the fourteen intended"
+                    AND NOT coalesce('search_path=pg_catalog, journey, pg_temp' = ANY (p.proconfig), false)")" "every SECURITY DEFINER function has SET search_path = pg_catalog, journey, pg_temp"
+assert_eq "_delete_contact_enrollments _delete_steps _delete_version_enrollments _enroll _event_arrived _on_event _on_event_inserted _on_form_submission _on_form_submitted _on_group_joined claim enroll mark_failed mark_sent report" \
+  "$(q "SELECT string_agg(p.proname, ' ' ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'journey' AND p.prosecdef")" \
+  "and they are exactly the fifteen intended (relay protocol, audience triggers, enrolling)"
