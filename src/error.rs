@@ -71,6 +71,14 @@ pub enum JourneyError {
         transient: bool,
     },
 
+    /// A statement writing a batch's results back failed (the batch is then run again one
+    /// enrollment at a time).
+    #[error("writing journey.{table}: {message}")]
+    BatchWrite {
+        table: &'static str,
+        message: String,
+    },
+
     #[error("SPI error: {0}")]
     Spi(#[from] pgrx::spi::Error),
 }
@@ -89,9 +97,11 @@ impl JourneyError {
             Malformed { .. } => PgSqlErrorCode::ERRCODE_INVALID_JSON_TEXT,
             Incomplete { .. } => PgSqlErrorCode::ERRCODE_INVALID_OBJECT_DEFINITION,
             WrongStatus { .. } => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            Render { .. } | MissingTemplate { .. } | Engine { .. } | Step { .. } => {
-                PgSqlErrorCode::ERRCODE_DATA_EXCEPTION
-            }
+            Render { .. }
+            | MissingTemplate { .. }
+            | Engine { .. }
+            | Step { .. }
+            | BatchWrite { .. } => PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
             Spi(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         }
     }
@@ -123,6 +133,7 @@ impl JourneyError {
             Render { .. } => "Check the node's Liquid template and the contact's data it uses (journey.timeline shows the failed step).".into(),
             MissingTemplate { .. } => "Create the template in journey.templates, or change the node with journey.update_flow.".into(),
             Engine { .. } | Step { .. } => "See journey.timeline for the enrollment.".into(),
+            BatchWrite { table, .. } => format!("A constraint or trigger on journey.{table} refused the batch's rows; see the server log."),
             Spi(_) => "This is a bug in journey; please report it with the statement that caused it.".into(),
         }
     }

@@ -283,9 +283,11 @@ fn run_claimed(
         }));
         if let Err(caught) = ran {
             let mut batch = Batch::default();
-            let err = JourneyError::Engine {
+            let err = JourneyError::Step {
                 flow: e.flow_name.clone(),
+                node: e.node.clone(),
                 message: caught.message,
+                transient: false,
             };
             batch.fail(e, (e.node.clone(), e.seq), &err, now, &settings);
             write_back(&batch, at)?;
@@ -500,11 +502,11 @@ fn advance(
                 "text" | "body" => settings.max_message_bytes,
                 _ => SHORT_FIELD_BYTES,
             };
-            let out = template::render(source, &vars, Limits::output(limit))
-                .map_err(|message| render_error(field, message))?;
-            match e.event.error() {
-                Some(why) => Err(render_error(field, why)),
-                None => Ok(out),
+            // event data that cannot be read is the error, whatever the render made of it
+            let out = template::render(source, &vars, Limits::output(limit));
+            match (e.event.error(), out) {
+                (Some(why), _) => Err(render_error(field, why)),
+                (None, out) => out.map_err(|message| render_error(field, message)),
             }
         };
         let out_of_range = || JourneyError::Engine {
@@ -1031,8 +1033,8 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
                     prepared::update(client, INSERT_OUTBOX_IDEMPOTENT, &args)?;
                 }
                 Err(c) => {
-                    return Err(JourneyError::Engine {
-                        flow: "(outbox write)".into(),
+                    return Err(JourneyError::BatchWrite {
+                        table: "outbox",
                         message: c.message,
                     })
                 }
