@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
-# Upgrades: a database created with the previous release (sql/releases/journey--<old>.sql)
-# and holding journeys mid-way is upgraded with ALTER EXTENSION journey UPDATE; afterwards its
-# schema is exactly that of a fresh install of this version (tables, columns, constraints,
-# indexes, functions and their bodies, triggers, comments, privileges, dump configuration),
-# and the journeys continue.
+# Upgrades: a database created with each earlier release (sql/releases/journey--<old>.sql)
+# and holding journeys mid-way is upgraded with ALTER EXTENSION journey UPDATE (through every
+# upgrade script in between); afterwards its schema is exactly that of a fresh install of this
+# version (tables, columns, constraints, indexes, functions and their bodies, triggers,
+# comments, privileges, dump configuration), and the journeys continue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/cluster.sh
 trap cluster_cleanup EXIT
-OLD=0.1.0
 NEW=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-[ -f "sql/journey--$OLD--$NEW.sql" ] || { echo "  FAIL no upgrade script sql/journey--$OLD--$NEW.sql"; exit 1; }
+PREVIOUS=0.2.0
+[ -f "sql/journey--$PREVIOUS--$NEW.sql" ] || { echo "  FAIL no upgrade script sql/journey--$PREVIOUS--$NEW.sql"; exit 1; }
 EXTDIR=$("$PG_BIN/pg_config" --sharedir)/extension
-cp "sql/releases/journey--$OLD.sql" "$EXTDIR/"
+cp sql/releases/journey--*.sql "$EXTDIR/"
 cluster_start /tmp/journey-upgrade-test 5479 "journey.worker_enabled = off"
 export PGOPTIONS="-c client_min_messages=warning"
-
-q "CREATE DATABASE upgraded"
 q "CREATE DATABASE fresh"
-export PGDATABASE=upgraded
+PGDATABASE=fresh q "CREATE EXTENSION journey"
+
+for OLD in 0.1.0 $PREVIOUS; do
+echo "upgrade from $OLD"
+export PGDATABASE=upgraded_${OLD//./_}
+PGDATABASE=postgres q "CREATE DATABASE $PGDATABASE"
 q "CREATE EXTENSION journey VERSION '$OLD'"
 q "UPDATE journey.settings SET quiet_hours_start = '00:00', quiet_hours_end = '00:00'"
 q "INSERT INTO journey.groups (name) VALUES ('newsletter')"
@@ -33,7 +36,6 @@ assert_eq "3|3" "$(q "SELECT count(*) || '|' || (SELECT count(*) FROM journey.ou
 
 q "ALTER EXTENSION journey UPDATE TO '$NEW'"
 assert_eq "$NEW" "$(q "SELECT extversion FROM pg_extension WHERE extname = 'journey'")" "upgraded to $NEW"
-PGDATABASE=fresh q "CREATE EXTENSION journey"
 
 # Everything about the journey schema that a fresh install defines, one line per fact.
 FINGERPRINT=$(cat <<'SQL'
@@ -86,3 +88,4 @@ assert_eq 6 "$(q "SELECT count(*) FROM journey.outbox")" "each sends its second 
 assert_eq 3 "$(q "SELECT count(*) FROM journey.enrollments WHERE status = 'completed' AND occurrence = 'once'")" "old enrollments are marked once (never re-entered)"
 q "DELETE FROM journey.group_members; INSERT INTO journey.group_members (group_id, contact_id) SELECT 1, i FROM generate_series(1, 3) i"
 assert_eq 3 "$(q "SELECT count(*) FROM journey.enrollments")" "and are not enrolled again"
+done

@@ -111,7 +111,13 @@ pub fn render_with(
         template
             .render_to(&mut out, vars)
             .map_err(|e| one_line(&e.to_string()))?;
-        String::from_utf8(out.bytes).map_err(|_| "the rendered text is not UTF-8".to_string())
+        let text = String::from_utf8(out.bytes)
+            .map_err(|_| "the rendered text is not UTF-8".to_string())?;
+        // (Postgres text cannot hold NUL; `url_decode` of %00 makes one)
+        if text.contains('\0') {
+            return Err("the rendered text contains a NUL character".into());
+        }
+        Ok(text)
     })
 }
 
@@ -388,5 +394,45 @@ mod unit {
         let ok = "{% if true %}".repeat(10) + &"{% endif %}".repeat(10);
         assert!(compile(&ok).is_ok());
         assert!(compile("{% tablerow x in y %}{% endtablerow %}").is_err());
+    }
+
+    /// Postgres's interrupts (statement_timeout, cancel, terminate) are checked all through a
+    /// render, and one raised (a Rust panic here, as pgrx turns an ERROR) ends the render and
+    /// leaves the next render unaffected.
+    #[test]
+    fn interrupts_are_checked_during_a_render() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        fn count() {
+            CALLS.fetch_add(1, Ordering::Relaxed);
+        }
+        let vars = variables(&json!({}), &json!({}), &json!({}));
+        render_with(
+            "{% for i in (1..5000) %}{% endfor %}",
+            &vars,
+            Limits::output(1024),
+            count,
+        )
+        .unwrap();
+        assert!(CALLS.load(Ordering::Relaxed) >= 5000);
+        fn cancel() {
+            panic!("canceling statement due to statement timeout");
+        }
+        let raised = std::panic::catch_unwind(|| {
+            render_with(
+                "{% for i in (1..5) %}x{% endfor %}",
+                &vars,
+                Limits::output(1024),
+                cancel,
+            )
+        });
+        assert!(raised.is_err());
+        assert_eq!(
+            render_test("{% for i in (1..3) %}x{% endfor %}", &vars).unwrap(),
+            "xxx"
+        );
+        assert!(render_test("a{{ '%00' | url_decode }}b", &vars)
+            .unwrap_err()
+            .contains("NUL"));
     }
 }
