@@ -1,0 +1,924 @@
+-- journey 0.2.0 -> 0.3.0
+-- Every change 0.3.0 makes to the schema of 0.2.0, in order, one section per item of issue #11
+-- (hardening). tests/upgrade_test.sh upgrades a 0.2.0 database holding journeys mid-way and
+-- checks that its schema is then exactly that of a fresh 0.3.0 install, and that the journeys
+-- continue.
+\echo Use "ALTER EXTENSION journey UPDATE TO '0.3.0'" to load this file. \quit
+
+-- ================================================================ item 1: SECURITY DEFINER and pg_temp
+-- Every SQL function (sql/schema.sql, triggers.sql, audience.sql, relay.sql, stats.sql,
+-- roles.sql) now has SET search_path = pg_catalog, journey, pg_temp: pg_temp last, so a
+-- caller's temporary types and tables are never found before the built-in ones (functions and
+-- operators are never looked up in pg_temp). 0.2.0's SECURITY DEFINER functions had
+-- pg_catalog, journey, which searches pg_temp first: an app or relay role could make itself
+-- superuser with a pg_temp.text domain (tests/pg_regress/sql/definer_attack.sql). The bodies
+-- below are 0.2.0's, only the SET changed (_map_fields and _status_rank had none); a later
+-- section replaces a function whose body 0.3.0 changes too. claim, report, mark_sent and
+-- mark_failed (item 9) and grant_role (item 2) follow in their sections.
+-- sql/schema.sql: _delete_contact_enrollments, _delete_version_enrollments, _delete_steps, _settings_replace
+CREATE OR REPLACE FUNCTION journey._delete_contact_enrollments() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    DELETE FROM journey.enrollments e USING old_rows o WHERE e.contact_id = o.id;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey._delete_version_enrollments() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    DELETE FROM journey.enrollments e USING old_rows o WHERE e.flow_id = o.flow_id AND e.version = o.version;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey._delete_steps() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    DELETE FROM journey.steps s USING old_rows o
+    WHERE s.contact_id = o.contact_id AND s.enrollment_id = o.id;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey._settings_replace() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM journey.settings) THEN
+        UPDATE journey.settings SET
+            time_zone = NEW.time_zone, quiet_hours_start = NEW.quiet_hours_start,
+            quiet_hours_end = NEW.quiet_hours_end, sms_unsubscribe_text = NEW.sms_unsubscribe_text,
+            admin_email = NEW.admin_email, sms_quota = NEW.sms_quota, email_quota = NEW.email_quota,
+            max_attempts = NEW.max_attempts;
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- sql/triggers.sql: _enroll, _on_group_joined, _apply_contact_fields, _map_fields, _on_form_submission, _on_form_submitted, _on_event, _on_event_inserted, _event_arrived
+CREATE OR REPLACE FUNCTION journey._enroll(p_flows bigint[], p_contacts bigint[], p_data jsonb[])
+RETURNS SETOF bigint
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    ids bigint[];
+BEGIN
+    WITH ins AS (
+        -- occurrence 'once' for flows that are never re-entered: the unique index
+        -- enrollments_flow_contact then holds even against a concurrent writer whose enrollment
+        -- committed (and maybe completed) after this statement's snapshot was taken.
+        INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data, occurrence)
+        SELECT DISTINCT ON (f.id, u.contact_id)
+               f.id, f.version, u.contact_id, f.start_node, now(), coalesce(u.data, '{}'),
+               CASE WHEN f.reentry_after IS NULL THEN 'once' END
+        FROM unnest(p_flows, p_contacts, p_data) AS u (flow_id, contact_id, data)
+        JOIN journey.flows f ON f.id = u.flow_id AND f.status = 'active'
+        WHERE NOT EXISTS (
+            SELECT 1 FROM journey.enrollments e
+            WHERE e.flow_id = f.id AND e.contact_id = u.contact_id
+              AND (f.reentry_after IS NULL OR e.status = 'active'
+                   OR e.updated_at > now() - f.reentry_after))
+        ORDER BY f.id, u.contact_id
+        ON CONFLICT DO NOTHING
+        RETURNING id)
+    SELECT array_agg(id) INTO ids FROM ins;
+    IF ids IS NOT NULL THEN
+        PERFORM journey._wake();
+        RETURN QUERY SELECT unnest(ids);
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey._on_group_joined() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
+                            array_agg(jsonb_build_object('trigger', 'group_joined', 'group', g.name)))
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'group_joined' AND t.key = n.group_id::text
+    JOIN journey.groups g ON g.id = n.group_id
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey._apply_contact_fields(p_contact bigint, p_fields jsonb) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    bad text;
+BEGIN
+    SELECT k INTO bad FROM jsonb_object_keys(p_fields) k
+    WHERE k NOT IN ('external_id', 'email', 'phone', 'first_name', 'last_name', 'birthday',
+                    'time_zone', 'attributes', 'email_opt_out', 'sms_opt_out')
+    LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown contact field "%"', bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Contact fields are external_id, email, phone, first_name, last_name, birthday, time_zone, email_opt_out, sms_opt_out and attributes.<key>.';
+    END IF;
+    IF p_fields ? 'attributes' AND jsonb_typeof(p_fields->'attributes') <> 'object' THEN
+        RAISE EXCEPTION 'contact field "attributes" must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass attributes as {"key": value, ...}.';
+    END IF;
+    UPDATE journey.contacts c SET
+        external_id   = CASE WHEN p_fields ? 'external_id' THEN p_fields->>'external_id' ELSE c.external_id END,
+        email         = CASE WHEN p_fields ? 'email' THEN p_fields->>'email' ELSE c.email END,
+        phone         = CASE WHEN p_fields ? 'phone' THEN p_fields->>'phone' ELSE c.phone END,
+        first_name    = CASE WHEN p_fields ? 'first_name' THEN p_fields->>'first_name' ELSE c.first_name END,
+        last_name     = CASE WHEN p_fields ? 'last_name' THEN p_fields->>'last_name' ELSE c.last_name END,
+        birthday      = CASE WHEN p_fields ? 'birthday' THEN (p_fields->>'birthday')::date ELSE c.birthday END,
+        time_zone     = CASE WHEN p_fields ? 'time_zone' THEN p_fields->>'time_zone' ELSE c.time_zone END,
+        email_opt_out = CASE WHEN p_fields ? 'email_opt_out' THEN (p_fields->>'email_opt_out')::boolean ELSE c.email_opt_out END,
+        sms_opt_out   = CASE WHEN p_fields ? 'sms_opt_out' THEN (p_fields->>'sms_opt_out')::boolean ELSE c.sms_opt_out END,
+        attributes    = c.attributes || coalesce(p_fields->'attributes', '{}'),
+        updated_at    = now()
+    WHERE c.id = p_contact;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey._map_fields(p_data jsonb, p_field_map jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    SELECT coalesce(jsonb_object_agg(m.value #>> '{}', p_data->m.key)
+                      FILTER (WHERE m.value #>> '{}' NOT LIKE 'attributes.%'), '{}')
+           || jsonb_build_object('attributes', coalesce(jsonb_object_agg(substr(m.value #>> '{}', 12), p_data->m.key)
+                      FILTER (WHERE m.value #>> '{}' LIKE 'attributes.%'), '{}'))
+    FROM jsonb_each(p_field_map) m
+    WHERE p_data ? m.key
+$$;
+CREATE OR REPLACE FUNCTION journey._on_form_submission() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    f journey.forms;
+    fields jsonb;
+    match_value text;
+BEGIN
+    SELECT * INTO f FROM journey.forms WHERE id = NEW.form_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'form with id % does not exist', NEW.form_id
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create the form in journey.forms first.';
+    END IF;
+    IF NEW.data IS NULL OR jsonb_typeof(NEW.data) <> 'object' THEN
+        RAISE EXCEPTION 'submission data for form "%" must be a JSON object', f.name
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass data as {"field": value, ...}.';
+    END IF;
+    fields := journey._map_fields(NEW.data, f.field_map);
+    IF NEW.contact_id IS NULL THEN
+        match_value := fields->>f.match_on;
+        IF match_value IS NULL OR match_value = '' THEN
+            RAISE EXCEPTION 'submission for form "%" has no value for "%"', f.name, f.match_on
+                USING ERRCODE = 'not_null_violation',
+                      HINT = format('The form''s field_map must map a submitted field to %s (the form''s match_on).', f.match_on);
+        END IF;
+        SELECT c.id INTO NEW.contact_id FROM journey.contacts c
+        WHERE CASE f.match_on WHEN 'email' THEN lower(c.email) = lower(match_value)
+                              WHEN 'phone' THEN c.phone = match_value
+                              ELSE c.external_id = match_value END
+        ORDER BY c.id LIMIT 1;
+        IF NEW.contact_id IS NULL THEN
+            INSERT INTO journey.contacts DEFAULT VALUES RETURNING id INTO NEW.contact_id;
+        END IF;
+    END IF;
+    PERFORM journey._apply_contact_fields(NEW.contact_id, fields);
+    RETURN NEW;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey._on_form_submitted() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
+                            array_agg(n.data || jsonb_build_object('trigger', 'form_submitted', 'form', f.name, 'submission_id', n.id)))
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'form_submitted' AND t.key = n.form_id::text
+    JOIN journey.forms f ON f.id = n.form_id
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey._on_event() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    et journey.event_types;
+    p jsonb;
+    v jsonb;
+    want text;
+    fields jsonb := '{}';
+BEGIN
+    SELECT * INTO et FROM journey.event_types WHERE name = NEW.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'event type "%" does not exist', NEW.name
+            USING ERRCODE = 'undefined_object', HINT = 'Define it first with journey.define_event(name, params).';
+    END IF;
+    IF NEW.payload IS NULL OR jsonb_typeof(NEW.payload) <> 'object' THEN
+        RAISE EXCEPTION 'payload of event "%" must be a JSON object', NEW.name
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the payload as {"param": value, ...}.';
+    END IF;
+    FOR p IN SELECT * FROM jsonb_array_elements(et.params) LOOP
+        v := NEW.payload -> (p->>'name');
+        IF v IS NULL OR jsonb_typeof(v) = 'null' THEN
+            IF coalesce((p->>'required')::boolean, false) THEN
+                RAISE EXCEPTION 'event "%" is missing required param "%"', NEW.name, p->>'name'
+                    USING ERRCODE = 'not_null_violation', HINT = 'Include the param in the payload; journey.event_types lists the params.';
+            END IF;
+            CONTINUE;
+        END IF;
+        want := coalesce(p->>'type', 'string');
+        IF want <> 'any' AND jsonb_typeof(v) <> want THEN
+            RAISE EXCEPTION 'param "%" of event "%" must be of type %, not %', p->>'name', NEW.name, want, jsonb_typeof(v)
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Send the value as the JSON type the event type declares.';
+        END IF;
+        IF p ? 'pattern' AND jsonb_typeof(v) = 'string' AND NOT (v #>> '{}') ~ (p->>'pattern') THEN
+            RAISE EXCEPTION 'param "%" of event "%" does not match pattern %', p->>'name', NEW.name, p->>'pattern'
+                USING ERRCODE = 'check_violation', DETAIL = format('value: %s', v #>> '{}'),
+                      HINT = 'Send a value that matches the param''s pattern.';
+        END IF;
+        IF p ? 'contact_field' THEN
+            fields := fields || journey._map_fields(jsonb_build_object(p->>'name', v), jsonb_build_object(p->>'name', p->>'contact_field'));
+            fields := fields || jsonb_build_object('attributes', coalesce(fields->'attributes', '{}'));
+        END IF;
+    END LOOP;
+    IF fields <> '{}' AND fields <> '{"attributes": {}}' THEN
+        PERFORM journey._apply_contact_fields(NEW.contact_id, fields);
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey._on_event_inserted() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
+                            array_agg(n.payload || jsonb_build_object('trigger', 'event', 'event', n.name, 'event_id', n.id)))
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'event' AND t.key = n.name
+    WHERE t.condition IS NULL OR journey._matches(t.condition, n.contact_id, n.payload)
+    HAVING count(*) > 0;
+    PERFORM journey._event_arrived(array_agg(n.contact_id), array_agg(n.name)) FROM new_rows n;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey._event_arrived(p_contacts bigint[], p_names text[]) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    UPDATE journey.enrollments e SET due_at = now(), updated_at = now()
+    FROM unnest(p_contacts, p_names) AS u (contact_id, name)
+    WHERE e.contact_id = u.contact_id AND e.status = 'active'
+      AND e.waiting->>'event' = u.name AND e.due_at > now();
+    IF FOUND THEN
+        PERFORM journey._wake();
+    END IF;
+END
+$$;
+
+-- sql/audience.sql: upsert_contact, _group_id, _check_contact, add_to_group, remove_from_group, submit_form, define_event, emit
+CREATE OR REPLACE FUNCTION journey.upsert_contact(data jsonb) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    cid bigint;
+BEGIN
+    IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
+        RAISE EXCEPTION 'contact data must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass {"email": ..., "phone": ..., "first_name": ..., "attributes": {...}}.';
+    END IF;
+    IF data ? 'external_id' THEN
+        SELECT id INTO cid FROM journey.contacts WHERE external_id = data->>'external_id';
+    END IF;
+    IF cid IS NULL AND data ? 'email' THEN
+        SELECT id INTO cid FROM journey.contacts WHERE lower(email) = lower(data->>'email') ORDER BY id LIMIT 1;
+    END IF;
+    IF cid IS NULL AND data ? 'phone' THEN
+        SELECT id INTO cid FROM journey.contacts WHERE phone = data->>'phone' ORDER BY id LIMIT 1;
+    END IF;
+    IF cid IS NULL THEN
+        INSERT INTO journey.contacts DEFAULT VALUES RETURNING id INTO cid;
+    END IF;
+    PERFORM journey._apply_contact_fields(cid, data);
+    RETURN cid;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey._group_id(p_group text) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    gid bigint;
+BEGIN
+    IF p_group IS NULL THEN
+        RAISE EXCEPTION 'group name must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass a group name from journey.groups.';
+    END IF;
+    SELECT id INTO gid FROM journey.groups WHERE name = p_group;
+    IF gid IS NULL THEN
+        RAISE EXCEPTION 'group "%" does not exist', p_group
+            USING ERRCODE = 'undefined_object', HINT = 'Create it with INSERT INTO journey.groups (name) VALUES (...).';
+    END IF;
+    RETURN gid;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey._check_contact(p_contact bigint) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    IF p_contact IS NULL THEN
+        RAISE EXCEPTION 'contact id must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass an id from journey.contacts.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM journey.contacts WHERE id = p_contact) THEN
+        RAISE EXCEPTION 'contact % does not exist', p_contact
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create it with journey.upsert_contact(data).';
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey.add_to_group(contact bigint, group_name text) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    gid bigint := journey._group_id(group_name);
+BEGIN
+    PERFORM journey._check_contact(contact);
+    INSERT INTO journey.group_members (group_id, contact_id) VALUES (gid, contact) ON CONFLICT DO NOTHING;
+    RETURN FOUND;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey.remove_from_group(contact bigint, group_name text) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    gid bigint := journey._group_id(group_name);
+BEGIN
+    PERFORM journey._check_contact(contact);
+    DELETE FROM journey.group_members WHERE group_id = gid AND contact_id = contact;
+    RETURN FOUND;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey.submit_form(form text, data jsonb) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    fid bigint;
+    sid bigint;
+BEGIN
+    IF form IS NULL THEN
+        RAISE EXCEPTION 'form name must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass a form name from journey.forms.';
+    END IF;
+    SELECT id INTO fid FROM journey.forms f WHERE f.name = form;
+    IF fid IS NULL THEN
+        RAISE EXCEPTION 'form "%" does not exist', form
+            USING ERRCODE = 'undefined_object', HINT = 'Create it with INSERT INTO journey.forms (name, field_map) VALUES (...).';
+    END IF;
+    INSERT INTO journey.form_submissions (form_id, data) VALUES (fid, data) RETURNING id INTO sid;
+    RETURN sid;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey.define_event(name text, params jsonb DEFAULT '[]') RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    p jsonb;
+BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'event name must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass a name of letters, digits and underscores.';
+    END IF;
+    IF name !~ '^[A-Za-z0-9_]+$' THEN
+        RAISE EXCEPTION 'event name "%" is invalid', name
+            USING ERRCODE = 'invalid_name', HINT = 'Use letters, digits and underscores only (no spaces or symbols).';
+    END IF;
+    IF params IS NULL OR jsonb_typeof(params) <> 'array' THEN
+        RAISE EXCEPTION 'params of event "%" must be a JSON array', name
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass [{"name": ..., "type": ..., "required": ..., "contact_field": ..., "pattern": ...}].';
+    END IF;
+    FOR p IN SELECT * FROM jsonb_array_elements(params) LOOP
+        IF jsonb_typeof(p) <> 'object' OR jsonb_typeof(p->'name') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION 'every param of event "%" needs a "name"', name
+                USING ERRCODE = 'invalid_parameter_value', DETAIL = p::text, HINT = 'Each param is {"name": ..., "type": ...}.';
+        END IF;
+        IF coalesce(p->>'type', 'string') NOT IN ('string', 'number', 'boolean', 'object', 'array', 'any') THEN
+            RAISE EXCEPTION 'param "%" of event "%" has unknown type "%"', p->>'name', name, p->>'type'
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Types are string, number, boolean, object, array and any.';
+        END IF;
+        IF p ? 'pattern' THEN
+            BEGIN
+                PERFORM '' ~ (p->>'pattern');
+            EXCEPTION WHEN invalid_regular_expression THEN
+                RAISE EXCEPTION 'param "%" of event "%" has an invalid pattern', p->>'name', name
+                    USING ERRCODE = 'invalid_regular_expression', HINT = 'Use a POSIX regular expression.';
+            END;
+        END IF;
+        IF p ? 'contact_field' AND NOT ((p->>'contact_field') IN ('external_id', 'email', 'phone', 'first_name', 'last_name', 'birthday', 'time_zone')
+                                        OR (p->>'contact_field') ~ '^attributes\.[A-Za-z0-9_]+$') THEN
+            RAISE EXCEPTION 'param "%" of event "%" maps to unknown contact field "%"', p->>'name', name, p->>'contact_field'
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Map to a contact column or attributes.<key>.';
+        END IF;
+    END LOOP;
+    INSERT INTO journey.event_types AS t (name, params) VALUES (define_event.name, define_event.params)
+    ON CONFLICT ON CONSTRAINT event_types_pkey DO UPDATE SET params = EXCLUDED.params;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey.emit(event text, contact bigint, payload jsonb DEFAULT '{}') RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    eid bigint;
+BEGIN
+    IF event IS NULL THEN
+        RAISE EXCEPTION 'event name must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass a name from journey.event_types.';
+    END IF;
+    PERFORM journey._check_contact(contact);
+    INSERT INTO journey.events (name, contact_id, payload) VALUES (event, contact, coalesce(payload, '{}')) RETURNING id INTO eid;
+    RETURN eid;
+END
+$$;
+
+-- sql/relay.sql: _outbox_row, _status_rank
+CREATE OR REPLACE FUNCTION journey._outbox_row(p_id bigint) RETURNS journey.outbox
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    r journey.outbox;
+BEGIN
+    IF p_id IS NULL THEN
+        RAISE EXCEPTION 'outbox id must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass the id of a claimed row.';
+    END IF;
+    SELECT * INTO r FROM journey.outbox WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'outbox message % does not exist', p_id
+            USING ERRCODE = 'no_data_found', HINT = 'Pass an id returned by journey.claim.';
+    END IF;
+    RETURN r;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey._status_rank(p_status text) RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    SELECT CASE p_status WHEN 'pending' THEN 0 WHEN 'leased' THEN 1 WHEN 'sent' THEN 2
+                         WHEN 'delivered' THEN 3 WHEN 'opened' THEN 4 WHEN 'clicked' THEN 5
+                         WHEN 'failed' THEN 9 WHEN 'undelivered' THEN 9 WHEN 'bounced' THEN 9 END
+$$;
+
+-- sql/stats.sql: _flow_id, flow_stats, goal_stats, timeline
+CREATE OR REPLACE FUNCTION journey._flow_id(p_flow text) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    fid bigint;
+BEGIN
+    IF p_flow IS NULL THEN
+        RAISE EXCEPTION 'flow name must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass a name from journey.flows.';
+    END IF;
+    SELECT id INTO fid FROM journey.flows WHERE name = p_flow;
+    IF fid IS NULL THEN
+        RAISE EXCEPTION 'flow "%" does not exist', p_flow
+            USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM journey.flows lists the flows; create one with journey.create_flow.';
+    END IF;
+    RETURN fid;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey.flow_stats(name text)
+RETURNS TABLE (node text, type text, reached bigint, reached_pct numeric, waiting bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    WITH f AS (
+        SELECT fl.id, v.definition FROM journey.flows fl
+        JOIN journey.flow_versions v ON v.flow_id = fl.id AND v.version = fl.version
+        WHERE fl.id = journey._flow_id(flow_stats.name)
+    ), entered AS (
+        SELECT count(*) AS n FROM journey.enrollments e, f WHERE e.flow_id = f.id
+    ), reach AS (
+        SELECT s.node, count(DISTINCT s.enrollment_id) AS n FROM journey.steps s, f WHERE s.flow_id = f.id GROUP BY s.node
+    ), wait AS (
+        SELECT e.node, count(*) AS n FROM journey.enrollments e, f
+        WHERE e.flow_id = f.id AND e.status = 'active' GROUP BY e.node
+    )
+    SELECT o.node, o.type, coalesce(r.n, 0),
+           CASE WHEN entered.n = 0 THEN 0 ELSE round(100.0 * coalesce(r.n, 0) / entered.n, 1) END,
+           coalesce(w.n, 0)
+    FROM f CROSS JOIN entered CROSS JOIN LATERAL journey._node_order(f.definition) o
+    LEFT JOIN reach r ON r.node = o.node
+    LEFT JOIN wait w ON w.node = o.node
+    ORDER BY o.ord
+$$;
+CREATE OR REPLACE FUNCTION journey.goal_stats(name text)
+RETURNS TABLE (goal text, reached bigint, reached_pct numeric)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    WITH f AS (
+        SELECT fl.id, v.definition FROM journey.flows fl
+        JOIN journey.flow_versions v ON v.flow_id = fl.id AND v.version = fl.version
+        WHERE fl.id = journey._flow_id(goal_stats.name)
+    ), entered AS (
+        SELECT count(*) AS n FROM journey.enrollments e, f WHERE e.flow_id = f.id
+    ), goals AS (
+        SELECT DISTINCT coalesce(o.goal, o.node) AS goal, o.node FROM f, journey._node_order(f.definition) o WHERE o.type = 'goal'
+    )
+    SELECT g.goal, count(DISTINCT s.enrollment_id),
+           CASE WHEN entered.n = 0 THEN 0 ELSE round(100.0 * count(DISTINCT s.enrollment_id) / entered.n, 1) END
+    FROM f CROSS JOIN entered CROSS JOIN goals g
+    LEFT JOIN journey.steps s ON s.flow_id = f.id AND s.node = g.node AND s.outcome = 'goal'
+    GROUP BY g.goal, entered.n
+    ORDER BY g.goal
+$$;
+CREATE OR REPLACE FUNCTION journey.timeline(contact bigint)
+RETURNS TABLE (at timestamptz, kind text, flow text, node text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    PERFORM journey._check_contact(contact);
+    RETURN QUERY
+    SELECT t.at, t.kind, t.flow, t.node, t.detail FROM (
+        SELECT e.entered_at AS at, 'enrolled'::text AS kind, f.name AS flow, NULL::text AS node,
+               format('enrollment %s (version %s)', e.id, e.version) AS detail, 0 AS o, e.id AS k
+        FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
+        WHERE e.contact_id = timeline.contact
+      UNION ALL
+        SELECT s.at, 'step', f.name, s.node, s.outcome, 1, s.id
+        FROM journey.steps s JOIN journey.flows f ON f.id = s.flow_id
+        WHERE s.contact_id = timeline.contact
+      UNION ALL
+        SELECT m.created_at, 'message', f.name, m.node,
+               format('%s to %s: %s', m.channel, coalesce(m.recipient, '?'), m.status), 2, m.id
+        FROM journey.outbox m LEFT JOIN journey.flows f ON f.id = m.flow_id
+        WHERE m.contact_id = timeline.contact
+      UNION ALL
+        SELECT e.updated_at, e.status, f.name, e.node, e.last_error, 3, e.id
+        FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
+        WHERE e.contact_id = timeline.contact AND e.status <> 'active'
+    ) t
+    ORDER BY t.at, t.o, t.k;
+END
+$$;
+
+-- sql/roles.sql:
+
+-- ================================================================ item 2: admin role and TRIGGER
+-- grant_role(..., 'admin') grants an explicit list: SELECT, INSERT, UPDATE, DELETE on tables,
+-- SELECT on views, USAGE and SELECT on sequences, EXECUTE on every function but grant_role.
+-- 0.2.0 granted ALL: TRIGGER let an admin put a trigger on a table the worker writes as a
+-- superuser (the trigger then ran as one), REFERENCES a foreign key that blocks the worker's
+-- deletes, TRUNCATE and UPDATE on sequences more than an admin needs.
+CREATE OR REPLACE FUNCTION journey.grant_role(role name, kind text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    obj text;   -- a schema-qualified table, sequence or function, its identifiers quoted
+BEGIN
+    IF role IS NULL OR kind IS NULL THEN
+        RAISE EXCEPTION 'grant_role: % must not be NULL', CASE WHEN role IS NULL THEN 'role' ELSE 'kind' END
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Call journey.grant_role(''role_name'', ''admin'' | ''app'' | ''relay'').';
+    END IF;
+    IF kind NOT IN ('admin', 'app', 'relay') THEN
+        RAISE EXCEPTION 'unknown role kind "%"', kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Kinds are admin (flows, templates, settings: every table and function but grant_role, no TRIGGER), app (contacts, groups, forms, events, enroll) and relay (claim, mark_sent, mark_failed, report).';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role) THEN
+        RAISE EXCEPTION 'role "%" does not exist', role
+            USING ERRCODE = 'undefined_object', HINT = 'Create it first, e.g. CREATE ROLE name LOGIN.';
+    END IF;
+    -- GRANT takes no parameters: the role, checked above, is quoted as an identifier (%I);
+    -- no value is ever formatted into SQL.
+    EXECUTE format('GRANT USAGE ON SCHEMA journey TO %I', role);
+    IF kind = 'admin' THEN
+        -- an explicit list, never ALL: no TRIGGER, REFERENCES or TRUNCATE (see the top)
+        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
+                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('r', 'p') ORDER BY c.relname LOOP
+            EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I', obj, role);
+        END LOOP;
+        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
+                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('v', 'm') ORDER BY c.relname LOOP
+            EXECUTE format('GRANT SELECT ON TABLE %s TO %I', obj, role);
+        END LOOP;
+        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
+                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind = 'S' ORDER BY c.relname LOOP
+            EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', obj, role);
+        END LOOP;
+        FOR obj IN SELECT format('%I.%I(%s)', 'journey', p.proname, pg_get_function_identity_arguments(p.oid)) FROM pg_proc p
+                    WHERE p.pronamespace = 'journey'::regnamespace
+                      AND p.oid <> 'journey.grant_role(name, text)'::regprocedure ORDER BY p.proname, p.oid LOOP
+            EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', obj, role);
+        END LOOP;
+    ELSIF kind = 'app' THEN
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON journey.contacts, journey.groups,
+                        journey.group_members, journey.forms, journey.form_submissions,
+                        journey.event_types, journey.events TO %I', role);
+        EXECUTE format('GRANT SELECT ON journey.flows, journey.flow_versions, journey.enrollments,
+                        journey.steps, journey.outbox, journey.delivery_reports, journey.templates,
+                        journey.settings, journey.flow_overview TO %I', role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.upsert_contact(jsonb),
+                        journey.add_to_group(bigint, text), journey.remove_from_group(bigint, text),
+                        journey.submit_form(text, jsonb), journey.define_event(text, jsonb),
+                        journey.emit(text, bigint, jsonb), journey.enroll(text, bigint, jsonb),
+                        journey.timeline(bigint), journey.flow_stats(text), journey.goal_stats(text),
+                        journey.flow_diagram(text), journey._group_id(text), journey._check_contact(bigint),
+                        journey._flow_id(text), journey._node_order(jsonb), journey._apply_contact_fields(bigint, jsonb),
+                        journey._is_time_zone(text) TO %I', role);
+    ELSE
+        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),
+                        journey.mark_sent(bigint, text, uuid), journey.mark_failed(bigint, text, boolean, uuid),
+                        journey.report(text, text, text, timestamptz) TO %I', role);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION journey.grant_role(name, text) IS
+  'Grants a role one kind of access: admin (SELECT, INSERT, UPDATE, DELETE on every table, SELECT on views, USAGE and SELECT on sequences, EXECUTE on every function but grant_role; never TRIGGER, REFERENCES or TRUNCATE), app (writes contacts, groups, forms, events, enrolls; reads journeys'' state and stats) or relay (only claim, mark_sent(id, provider_message_id, lease_token), mark_failed(id, error, retry, lease_token) and report). Run it as the extension''s owner (a superuser); revoke by hand with REVOKE. Objects created later (by an upgrade) are not covered: run it again.';
+
+-- What 0.2.0's grant_role gave beyond that is revoked from every role but the owner: TRIGGER,
+-- REFERENCES, TRUNCATE on tables; INSERT, UPDATE, DELETE (and those) on views; UPDATE on
+-- sequences; EXECUTE on grant_role. (A DBA's own grants of these are revoked too.)
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT format('%I.%I', 'journey', c.relname) AS obj, c.relkind, a.grantee::regrole::text AS grantee,
+                    string_agg(DISTINCT a.privilege_type, ', ' ORDER BY a.privilege_type) AS privileges
+               FROM pg_class c, aclexplode(c.relacl) a
+              WHERE c.relnamespace = 'journey'::regnamespace AND a.grantee <> 0 AND a.grantee <> c.relowner
+                AND ((c.relkind IN ('r', 'p') AND a.privilege_type IN ('TRIGGER', 'REFERENCES', 'TRUNCATE'))
+                  OR (c.relkind IN ('v', 'm') AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRIGGER', 'REFERENCES', 'TRUNCATE'))
+                  OR (c.relkind = 'S' AND a.privilege_type = 'UPDATE'))
+              GROUP BY 1, 2, 3 ORDER BY 1, 3 LOOP
+        EXECUTE format('REVOKE %s ON %s %s FROM %s CASCADE', r.privileges,
+                       CASE r.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, r.obj, r.grantee);
+    END LOOP;
+    FOR r IN SELECT DISTINCT a.grantee::regrole::text AS grantee
+               FROM pg_proc p, aclexplode(p.proacl) a
+              WHERE p.oid = 'journey.grant_role(name, text)'::regprocedure AND a.grantee <> 0 AND a.grantee <> p.proowner LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION journey.grant_role(name, text) FROM %s CASCADE', r.grantee);
+    END LOOP;
+END
+$$;
+
+-- ================================================================ item 9: relay leases
+-- claim gives each claimed row a fresh lease_token (returned with the row); mark_sent and
+-- mark_failed take it and count only for the row's current lease, returning boolean (true:
+-- this call marked it; false: not the current lease's token, nothing changed). Their 0.2.0
+-- signatures are dropped, not kept with a default: a relay not updated fails loudly (function
+-- does not exist) instead of being refused silently. Rows leased under 0.2.0 get no token:
+-- their lease expires and they are claimed again.
+ALTER TABLE journey.outbox ADD COLUMN lease_token uuid;
+COMMENT ON TABLE journey.outbox IS
+  'Every outbound message, written once (idempotency_key = enrollment:node:seq). Relays claim, mark_sent/mark_failed and report on it. status: pending -> leased -> sent -> delivered -> opened -> clicked; failed, undelivered, bounced are terminal. lease_token is set by each claim (a fresh uuid) and cleared when the lease ends; mark_sent and mark_failed count only with the current one.';
+
+CREATE OR REPLACE FUNCTION journey.claim(channels text[] DEFAULT NULL, max integer DEFAULT 100, lease interval DEFAULT '5 minutes')
+RETURNS SETOF journey.outbox
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    IF max IS NULL OR max < 1 OR max > 10000 THEN
+        RAISE EXCEPTION 'claim max must be between 1 and 10000, not %', coalesce(max::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Claim in batches of 1 to 10000 rows.';
+    END IF;
+    IF lease IS NULL OR lease < interval '1 second' OR lease > interval '1 day' THEN
+        RAISE EXCEPTION 'claim lease must be between 1 second and 1 day, not %', coalesce(lease::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'A lease is how long the relay may hold the rows before others may claim them.';
+    END IF;
+    IF channels IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(channels) c
+            WHERE c IS NULL OR c NOT IN ('sms', 'email', 'whatsapp', 'admin_email', 'task', 'webhook')) THEN
+        RAISE EXCEPTION 'unknown channel in %', channels
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Channels are sms, email, whatsapp, admin_email, task and webhook.';
+    END IF;
+    RETURN QUERY
+    UPDATE journey.outbox o
+       SET status = 'leased', leased_until = now() + lease, lease_token = gen_random_uuid(), attempts = o.attempts + 1
+     WHERE o.id = ANY (ARRAY(
+            SELECT c.id FROM journey.outbox c
+             WHERE (c.status = 'pending' OR (c.status = 'leased' AND c.leased_until < now()))
+               AND (c.not_before IS NULL OR c.not_before <= now())
+               AND (channels IS NULL OR c.channel = ANY (channels))
+             ORDER BY c.id
+             LIMIT max
+             FOR UPDATE SKIP LOCKED))
+       AND (o.status = 'pending' OR (o.status = 'leased' AND o.leased_until < now()))
+    RETURNING o.*;
+END
+$$;
+COMMENT ON FUNCTION journey.claim(text[], integer, interval) IS
+  'Leases up to max pending messages (optionally of the given channels) whose not_before has passed, oldest first, with FOR UPDATE SKIP LOCKED: concurrent relays never get the same row. Each claimed row gets a fresh lease_token (returned with it) that mark_sent and mark_failed require. A row whose lease expired can be claimed again, with a new token: the old one no longer counts.';
+
+-- mark_sent and mark_failed count only for the current lease: the row must be leased and the
+-- token the one its latest claim returned. A relay whose lease expired still holds the current
+-- token until another relay claims the row; after that its late calls return false and change
+-- nothing. Both clear the token, so a repeated call returns false too.
+CREATE FUNCTION journey.mark_sent(id bigint, provider_message_id text, lease_token uuid) RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    r journey.outbox := journey._outbox_row(id);
+BEGIN
+    IF r.status <> 'leased' OR mark_sent.lease_token IS NULL OR r.lease_token IS DISTINCT FROM mark_sent.lease_token THEN
+        RETURN false;   -- not this relay's current lease (expired and re-claimed, never claimed, already marked)
+    END IF;
+    UPDATE journey.outbox o
+       SET status = 'sent', sent_at = now(), leased_until = NULL, lease_token = NULL, last_error = NULL,
+           provider_message_id = coalesce(mark_sent.provider_message_id, o.provider_message_id)
+     WHERE o.id = r.id AND o.contact_id = r.contact_id;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION journey.mark_sent(bigint, text, uuid) IS
+  'Marks a claimed message sent, storing the provider''s message id (may be NULL) for reports. Counts only with the lease_token of the row''s current lease: returns true when this call marked it; false, changing nothing, when the token is NULL, another relay re-claimed the row after this lease expired, the row was never claimed with this token, or it is already marked. An unknown id is an error.';
+REVOKE ALL ON FUNCTION journey.mark_sent(bigint, text, uuid) FROM PUBLIC;
+
+CREATE FUNCTION journey.mark_failed(id bigint, error text, retry boolean, lease_token uuid) RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    r journey.outbox := journey._outbox_row(id);
+    max_attempts integer := (SELECT s.max_attempts FROM journey.settings s);
+    new_status text;
+BEGIN
+    IF r.status <> 'leased' OR mark_failed.lease_token IS NULL OR r.lease_token IS DISTINCT FROM mark_failed.lease_token THEN
+        RETURN false;   -- not this relay's current lease: nothing to do
+    END IF;
+    IF coalesce(retry, true) AND r.attempts < max_attempts THEN
+        new_status := 'pending';
+    ELSE
+        new_status := 'failed';
+    END IF;
+    UPDATE journey.outbox o
+       SET status = new_status, leased_until = NULL, lease_token = NULL, last_error = mark_failed.error,
+           not_before = CASE WHEN new_status = 'pending'
+                             THEN now() + least(interval '1 hour', interval '30 seconds' * power(2, greatest(r.attempts - 1, 0)))
+                             ELSE o.not_before END
+     WHERE o.id = r.id AND o.contact_id = r.contact_id;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION journey.mark_failed(bigint, text, boolean, uuid) IS
+  'Records a failed send of a claimed message. Counts only with the lease_token of the row''s current lease (like mark_sent): returns true when this call recorded it; false, changing nothing, otherwise. With retry (NULL = true) and fewer than settings.max_attempts attempts, the row goes back to pending with not_before = now() + 30 s * 2^(attempts-1) (at most 1 hour); otherwise it becomes terminal ''failed''. An unknown id is an error.';
+REVOKE ALL ON FUNCTION journey.mark_failed(bigint, text, boolean, uuid) FROM PUBLIC;
+
+-- Roles that may call 0.2.0's mark_sent / mark_failed (relays, admins) may call the new ones.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT a.grantee::regrole::text AS grantee
+               FROM pg_proc p, aclexplode(p.proacl) a
+              WHERE p.oid IN ('journey.mark_sent(bigint, text)'::regprocedure, 'journey.mark_failed(bigint, text, boolean)'::regprocedure)
+                AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.mark_sent(bigint, text, uuid), journey.mark_failed(bigint, text, boolean, uuid) TO %s', r.grantee);
+    END LOOP;
+END
+$$;
+DROP FUNCTION journey.mark_sent(bigint, text);
+DROP FUNCTION journey.mark_failed(bigint, text, boolean);
+
+CREATE OR REPLACE FUNCTION journey.report(provider_message_id text, status text, provider_event_id text DEFAULT NULL, at timestamptz DEFAULT now())
+RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    r journey.outbox;
+    inserted boolean;
+BEGIN
+    IF provider_message_id IS NULL THEN
+        RAISE EXCEPTION 'provider_message_id must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Pass the id given to journey.mark_sent.';
+    END IF;
+    IF status IS NULL OR status NOT IN ('sent', 'delivered', 'opened', 'clicked', 'failed', 'undelivered', 'bounced') THEN
+        RAISE EXCEPTION 'unknown delivery status "%"', coalesce(status, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Statuses are sent, delivered, opened, clicked, failed, undelivered and bounced.';
+    END IF;
+    IF at IS NULL THEN
+        RAISE EXCEPTION 'report time must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Omit at to use now().';
+    END IF;
+    SELECT * INTO r FROM journey.outbox o WHERE o.provider_message_id = report.provider_message_id ORDER BY o.id LIMIT 1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;   -- unknown provider message id: nothing recorded (documented)
+    END IF;
+    INSERT INTO journey.delivery_reports (outbox_id, contact_id, status, provider_event_id, at)
+    VALUES (r.id, r.contact_id, report.status, report.provider_event_id, report.at)
+    ON CONFLICT ON CONSTRAINT delivery_reports_event DO NOTHING;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    IF NOT inserted THEN
+        RETURN false;   -- this provider event was already recorded
+    END IF;
+    IF journey._status_rank(report.status) > journey._status_rank(r.status) AND journey._status_rank(r.status) < 9 THEN
+        UPDATE journey.outbox o SET
+            status = report.status,
+            leased_until = NULL,
+            lease_token = NULL,
+            sent_at = coalesce(o.sent_at, report.at),
+            delivered_at = CASE WHEN report.status IN ('delivered', 'opened', 'clicked') THEN coalesce(o.delivered_at, report.at) ELSE o.delivered_at END,
+            opened_at = CASE WHEN report.status IN ('opened', 'clicked') THEN coalesce(o.opened_at, report.at) ELSE o.opened_at END,
+            clicked_at = CASE WHEN report.status = 'clicked' THEN coalesce(o.clicked_at, report.at) ELSE o.clicked_at END
+        WHERE o.id = r.id AND o.contact_id = r.contact_id;
+        -- wake an enrollment waiting in a check node on this message
+        UPDATE journey.enrollments e SET due_at = now(), updated_at = now()
+         WHERE e.id = r.enrollment_id AND e.contact_id = r.contact_id AND e.status = 'active'
+           AND e.waiting->>'message' = r.node AND e.due_at > now();
+        IF FOUND THEN
+            PERFORM journey._wake();
+        END IF;
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- ---------------------------------------------------------------- engine limits (items 3, 5)
+-- The limits of a rendered message (a body past max_message_bytes or an SMS past
+-- max_sms_segments fails its enrollment), copied by the restore trigger too.
+ALTER TABLE journey.settings
+    ADD COLUMN max_message_bytes integer NOT NULL DEFAULT 262144 CHECK (max_message_bytes BETWEEN 1024 AND 10485760),
+    ADD COLUMN max_sms_segments  integer NOT NULL DEFAULT 10 CHECK (max_sms_segments BETWEEN 1 AND 100);
+COMMENT ON TABLE journey.settings IS
+  'Account settings, exactly one row: default time zone, SMS quiet hours (contact''s zone, may span midnight), unsubscribe text, admin e-mail, quotas (NULL = unlimited), max_attempts for retries (failed sends reported by relays, transient step failures in the engine), and the limits of a rendered message: max_message_bytes for a body (e-mail, WhatsApp, admin e-mail, webhook, SMS text) and max_sms_segments for an SMS; a message past them fails its enrollment.';
+CREATE OR REPLACE FUNCTION journey._settings_replace() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM journey.settings) THEN
+        UPDATE journey.settings SET
+            time_zone = NEW.time_zone, quiet_hours_start = NEW.quiet_hours_start,
+            quiet_hours_end = NEW.quiet_hours_end, sms_unsubscribe_text = NEW.sms_unsubscribe_text,
+            admin_email = NEW.admin_email, sms_quota = NEW.sms_quota, email_quota = NEW.email_quota,
+            max_attempts = NEW.max_attempts, max_message_bytes = NEW.max_message_bytes,
+            max_sms_segments = NEW.max_sms_segments;
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- The functions written in Rust that run SQL resolve names only in pg_catalog and journey.
+ALTER FUNCTION journey.run_due(integer, timestamptz) SET search_path = pg_catalog, journey, pg_temp;
+ALTER FUNCTION journey.create_flow(text, jsonb) SET search_path = pg_catalog, journey, pg_temp;
+ALTER FUNCTION journey.update_flow(text, jsonb) SET search_path = pg_catalog, journey, pg_temp;
+ALTER FUNCTION journey.validate_flow(text) SET search_path = pg_catalog, journey, pg_temp;
+ALTER FUNCTION journey.activate_flow(text, boolean, text) SET search_path = pg_catalog, journey, pg_temp;
+ALTER FUNCTION journey.pause_flow(text) SET search_path = pg_catalog, journey, pg_temp;
+ALTER FUNCTION journey.archive_flow(text) SET search_path = pg_catalog, journey, pg_temp;
+ALTER FUNCTION journey.enroll(text, bigint, jsonb) SET search_path = pg_catalog, journey, pg_temp;
+ALTER FUNCTION journey.flow_diagram(text) SET search_path = pg_catalog, journey, pg_temp;
+ALTER FUNCTION journey._matches(jsonb, bigint, jsonb) SET search_path = pg_catalog, journey, pg_temp;
+
+-- ================================================================ initial privileges (keep this section last)
+-- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
+-- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after
+-- the grants and revokes above, the privileges grant_role gave to roles would count as the
+-- extension's own and be left out of a dump (and so be lost in a restore). A fresh install
+-- records only the owner's (functions: EXECUTE for the owner alone; relations: nothing), so
+-- every other role's entry goes, and a relation left with its owner's default goes entirely.
+UPDATE pg_catalog.pg_init_privs i
+   SET initprivs = ARRAY(SELECT a FROM unnest(i.initprivs) a
+                          WHERE (SELECT e.grantee FROM aclexplode(ARRAY[a]) e LIMIT 1) = o.owner)
+  FROM (SELECT 'pg_class'::regclass AS classoid, c.oid, c.relowner AS owner FROM pg_class c
+         WHERE c.relnamespace = 'journey'::regnamespace
+        UNION ALL
+        SELECT 'pg_proc'::regclass, p.oid, p.proowner FROM pg_proc p
+         WHERE p.pronamespace = 'journey'::regnamespace) o
+ WHERE i.classoid = o.classoid AND i.objoid = o.oid AND i.objsubid = 0;
+DELETE FROM pg_catalog.pg_init_privs i USING pg_class c
+ WHERE i.classoid = 'pg_class'::regclass AND i.objoid = c.oid AND i.objsubid = 0
+   AND c.relnamespace = 'journey'::regnamespace
+   AND i.initprivs = acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner);
