@@ -362,7 +362,7 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
                     FOR UPDATE OF e SKIP LOCKED) e \
              CROSS JOIN journey.settings s \
              LEFT JOIN LATERAL (SELECT true AS found, c.external_id, c.email, c.phone, c.first_name, c.last_name, \
-                                       to_char(c.birthday::timestamp, 'YYYY-MM-DD') AS birthday, \
+                                       c.birthday, \
                                        nullif(c.attributes, '{}')::text AS attributes, c.email_opt_out, \
                                        c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
                                   FROM journey.contacts c WHERE c.id = e.contact_id OFFSET 0) c ON true",
@@ -416,7 +416,7 @@ fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
                 phone: row.get(16),
                 first_name: row.get(17),
                 last_name: row.get(18),
-                birthday: row.get(19),
+                birthday: row.get::<pgrx::datum::Date>(19).map(iso_date),
                 attributes: liquid::model::Value::Object(attributes),
                 email_opt_out: row.get(21).unwrap_or(false),
                 sms_opt_out: row.get(22).unwrap_or(false),
@@ -1099,6 +1099,18 @@ extension_sql!(
     name = "run_due_comment",
     requires = [run_due]
 );
+
+/// A date as `YYYY-MM-DD` whatever the session's DateStyle (Postgres's date range is wider
+/// than the timestamp range `to_char` converts through: no date can fail the claim).
+fn iso_date(d: pgrx::datum::Date) -> String {
+    if d.is_infinity() {
+        "infinity".into()
+    } else if d.is_neg_infinity() {
+        "-infinity".into()
+    } else {
+        format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    }
+}
 
 /// Wait before retrying a transient failure: 2^attempts seconds (1 s, 2 s, 4 s, ...), at most
 /// an hour.

@@ -33,11 +33,16 @@ SELECT pg_temp.flow('long_email', '{"type": "send_email", "subject": "x", "body"
 SELECT pg_temp.flow('scored', '{"type": "condition", "if": {"field": "contact.attributes.score", "op": ">", "value": 1}, "then": "hi"}',
                     '{"type": "form_submitted", "form": "survey"}', '{"hi": {"type": "send_sms", "text": "high"}}');
 SELECT pg_temp.flow('pinged', '{"type": "send_sms", "text": "ping {{ event.n | default: 0 }}"}', '{"type": "event", "event": "ping"}');
--- and a plain one
+-- and plain ones: dates and times Postgres holds but a timestamp (or chrono) cannot are shown,
+-- never an error of the claim (which would stall every batch)
 SELECT pg_temp.flow('fine', '{"type": "send_sms", "text": "fine {{ contact.first_name }}"}');
+SELECT pg_temp.flow('born', '{"type": "send_sms", "text": "born {{ contact.birthday }} at {{ contact.created_at | default: \"?\" }}"}');
 
 SELECT journey.upsert_contact(jsonb_build_object('first_name', 'c' || i, 'phone', '+1555000' || i, 'email', 'c' || i || '@example.com'))
   FROM generate_series(1, 3) i;
+INSERT INTO journey.contacts (first_name, phone, birthday, created_at)
+VALUES ('far', '+15550004', '5874897-12-31', 'infinity'), ('never', '+15550005', 'infinity', '-infinity');
+SELECT journey.enroll('born', c) FROM generate_series(4, 5) c;
 SELECT journey.enroll(f, 1) FROM unnest(ARRAY['doubling', 'captures', 'spin', 'huge_range', 'replace', 'long_sms', 'long_email', 'fine']) f;
 SELECT journey.enroll('fine', 2);
 SELECT journey.submit_form('survey', '{"mail": "c3@example.com", "score": 1e400}');
