@@ -26,6 +26,13 @@ const LOCK_TIMEOUT: &str = "100ms";
 /// Most nodes one enrollment runs in one go (validation forbids cycles without a delay).
 const MAX_NODES_PER_STEP: usize = 100;
 
+/// Longest one enrollment may run in one step (all its nodes, renders included) before it fails.
+const STEP_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Longest a batch takes new enrollments: past it, the rest of the claimed ones are left due
+/// for the next batch (so hostile templates slow a batch down by at most this much).
+const BATCH_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Most bytes a short rendered field (subject, sender, recipient, URL, title) may have.
 const SHORT_FIELD_BYTES: usize = 8192;
 
@@ -265,23 +272,30 @@ fn run_claimed(
     one_by_one: bool,
 ) -> Result<i32> {
     let (due, settings) = claim(max, at)?;
+    let started = std::time::Instant::now();
+    // enrollments left unrun when the batch ran out of time are still due: the next batch
+    // claims them again
+    let in_time = || started.elapsed() < BATCH_TIME;
+    let mut ran = 0;
     if !one_by_one {
         let mut batch = Batch::default();
-        for e in &due {
+        for e in due.iter().take_while(|_| in_time()) {
             step(e, &settings, now, &mut batch);
+            ran += 1;
         }
         batch.restore_lock_timeout()?;
         write_back(&batch, at)?;
-        return Ok(due.len() as i32);
+        return Ok(ran);
     }
-    for e in &due {
-        let ran = subxact::attempt(std::panic::AssertUnwindSafe(|| {
+    for e in due.iter().take_while(|_| in_time()) {
+        ran += 1;
+        let done = subxact::attempt(std::panic::AssertUnwindSafe(|| {
             let mut batch = Batch::default();
             step(e, &settings, now, &mut batch);
             batch.restore_lock_timeout()?;
             write_back(&batch, at)
         }));
-        if let Err(caught) = ran {
+        if let Err(caught) = done {
             let mut batch = Batch::default();
             let err = JourneyError::Step {
                 flow: e.flow_name.clone(),
@@ -293,7 +307,7 @@ fn run_claimed(
             write_back(&batch, at)?;
         }
     }
-    Ok(due.len() as i32)
+    Ok(ran)
 }
 
 /// Runs one enrollment into the batch: its nodes, or its failure.
@@ -481,7 +495,17 @@ fn advance(
     };
     let mut current = e.node.clone();
     let mut seq = e.seq;
+    let started = std::time::Instant::now();
     for _ in 0..MAX_NODES_PER_STEP {
+        if started.elapsed() > STEP_TIME {
+            return Err(JourneyError::Engine {
+                flow: e.flow_name.clone(),
+                message: format!(
+                    "its nodes ran longer than {} ms in one step",
+                    STEP_TIME.as_millis()
+                ),
+            });
+        }
         at_node.clone_from(&current);
         *at_seq = seq;
         let Some(node) = def.nodes.get(&current) else {
