@@ -1,5 +1,5 @@
 -- Run as an attacker (app, relay or admin role, logged in): creates, in pg_temp and in public,
--- objects named like the built-ins journey's functions use, each of which runs
+-- objects named like the built-ins and tables journey's functions use, each of which runs
 -- pg_temp.hostile / public.hostile_<role>: logs the run and, when running as a superuser, makes
 -- the attacker one. Everything below names built-ins schema-qualified: once pg_temp.text
 -- exists, an unqualified text in this session is the hostile domain.
@@ -68,7 +68,16 @@ BEGIN
         EXECUTE pg_catalog.format('CREATE CAST (pg_temp.%I AS pg_catalog.text) WITH FUNCTION pg_temp.%I(pg_temp.%I) AS IMPLICIT',
             t, 'from_' OPERATOR(pg_catalog.||) t, t);
     END LOOP;
-    -- 3. functions named like the built-ins journey's SQL calls, in pg_temp and in public, with
+    -- 3. temporary views named like journey's tables and the triggers' transition tables:
+    --    reading one runs the hostile function
+    FOREACH t IN ARRAY ARRAY['contacts', 'groups', 'group_members', 'forms', 'form_submissions', 'event_types',
+                             'events', 'templates', 'flows', 'flow_versions', 'flow_triggers', 'enrollments',
+                             'steps', 'outbox', 'delivery_reports', 'settings', 'flow_overview', 'new_rows',
+                             'old_rows', 'pg_roles', 'pg_class'] LOOP
+        EXECUTE pg_catalog.format('CREATE VIEW pg_temp.%I AS SELECT * FROM pg_catalog.generate_series(1, 3) AS g (id) WHERE pg_temp.hostile(%L)',
+            t, 'view pg_temp.' OPERATOR(pg_catalog.||) t);
+    END LOOP;
+    -- 4. functions named like the built-ins journey's SQL calls, in pg_temp and in public, with
     --    the built-ins' argument types (and better matches than the polymorphic ones)
     FOREACH s IN ARRAY ARRAY['pg_temp', 'public'] LOOP
         FOREACH f SLICE 1 IN ARRAY ARRAY[
@@ -98,7 +107,7 @@ BEGIN
                     'function ' OPERATOR(pg_catalog.||) s OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) f[1] OPERATOR(pg_catalog.||) '(' OPERATOR(pg_catalog.||) f[2] OPERATOR(pg_catalog.||) ')',
                     CASE WHEN f[3] = 'pg_catalog.void' OR f[1] IN ('unnest', 'jsonb_object_keys', 'jsonb_array_elements', '_enroll') THEN '' ELSE ' NULL' END));
         END LOOP;
-        -- 4. operators named like the built-ins journey's SQL uses, with the same operand types
+        -- 5. operators named like the built-ins journey's SQL uses, with the same operand types
         FOREACH o SLICE 1 IN ARRAY ARRAY[
                 ['=', 'pg_catalog.text', 'pg_catalog.text'], ['<>', 'pg_catalog.text', 'pg_catalog.text'],
                 ['~', 'pg_catalog.text', 'pg_catalog.text'], ['!~', 'pg_catalog.text', 'pg_catalog.text'],

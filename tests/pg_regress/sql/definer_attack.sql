@@ -1,8 +1,9 @@
 -- Issue #11, item 1: no app, relay or admin role can run code as the owner of journey's
 -- SECURITY DEFINER functions. Each attacker logs in and creates, in pg_temp and in public,
--- domains, types with casts, functions and operators named like the built-ins journey's
--- functions use (tests/pg_regress/include/arm_hostile.sql, not echoed); each of them runs
--- hostile code that logs the run and, when run by a superuser, makes the attacker one. Then
+-- domains, types with casts, views, functions and operators named like the built-ins and
+-- tables journey's functions use (tests/pg_regress/include/arm_hostile.sql, not echoed); each
+-- of them runs hostile code that logs the run and, when run by a superuser, makes the attacker
+-- one. Then
 -- the attacker reaches every SECURITY DEFINER function it can, directly or through the table
 -- writes that fire them, and include/hostile_outcome.sql (echoed) checks the outcome: never
 -- superuser, the hostile code never ran as anyone else, which definer functions were reached.
@@ -88,7 +89,7 @@ SELECT * FROM journey.claim();
 SELECT journey.report('x', 'delivered');
 SELECT journey.pause_flow('welcome');
 SELECT journey._enroll(ARRAY[1::bigint], ARRAY[1::bigint], ARRAY['{}'::pg_catalog.jsonb]);
-SELECT rolsuper AS i_am_superuser FROM pg_roles WHERE rolname = current_user;
+SELECT rolsuper AS i_am_superuser FROM pg_catalog.pg_roles WHERE rolname = current_user;
 SELECT pg_stat_force_next_flush();
 \i tests/pg_regress/include/hostile_outcome.sql
 
@@ -115,7 +116,7 @@ SELECT journey.report('prov-relay', 'delivered', 'ev-1');
 SELECT journey.upsert_contact('{"phone": "+1"}');
 INSERT INTO journey.group_members (group_id, contact_id) VALUES (1, 1);
 SELECT count(*) FROM journey.outbox;
-SELECT rolsuper AS i_am_superuser FROM pg_roles WHERE rolname = current_user;
+SELECT rolsuper AS i_am_superuser FROM pg_catalog.pg_roles WHERE rolname = current_user;
 SELECT pg_stat_force_next_flush();
 \i tests/pg_regress/include/hostile_outcome.sql
 
@@ -145,7 +146,7 @@ DELETE FROM journey.flow_versions v USING journey.flows f WHERE f.id = v.flow_id
 DELETE FROM journey.contacts WHERE first_name = 'Mallory';
 UPDATE journey.settings SET admin_email = 'ops@example.com';
 INSERT INTO journey.settings (time_zone) VALUES ('UTC');
-SELECT rolsuper AS i_am_superuser FROM pg_roles WHERE rolname = current_user;
+SELECT rolsuper AS i_am_superuser FROM pg_catalog.pg_roles WHERE rolname = current_user;
 SELECT pg_stat_force_next_flush();
 \i tests/pg_regress/include/hostile_outcome.sql
 
