@@ -902,6 +902,159 @@ ALTER FUNCTION journey.enroll(text, bigint, jsonb) SET search_path = pg_catalog,
 ALTER FUNCTION journey.flow_diagram(text) SET search_path = pg_catalog, journey, pg_temp;
 ALTER FUNCTION journey._matches(jsonb, bigint, jsonb) SET search_path = pg_catalog, journey, pg_temp;
 
+-- ================================================================ item 10 (and 4): flow locks
+-- Races between enrolling and flow lifecycle changes. Enrolling takes a shared lock per flow
+-- (journey._lock_flows: a heavyweight lock on the object (journey.flows, flow id), nothing
+-- written) in journey._enroll and in the audience triggers, which route again after taking it;
+-- activate_flow, update_flow, pause_flow and archive_flow take the exclusive one (in the library)
+-- before they read the flow, and activate_flow(include_existing) locks the contacts it enrolls
+-- FOR KEY SHARE. journey.enroll no longer locks the flow row FOR UPDATE (which needed UPDATE on
+-- flows) and is SECURITY DEFINER, so the app role may call it (item 4) without any privilege on
+-- journey._enroll. tests/isolation/specs/ hold the races.
+CREATE FUNCTION journey._lock_flows(flows bigint[]) RETURNS void
+SET search_path TO pg_catalog, journey, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'lock_flows_wrapper';
+REVOKE ALL ON FUNCTION journey._lock_flows(bigint[]) FROM PUBLIC;
+COMMENT ON FUNCTION journey._lock_flows(bigint[]) IS 'Internal: the shared lock of enrolling on each of these flows, held until the transaction ends. journey._enroll and the audience triggers take it before they read the flows; activate_flow, update_flow, pause_flow and archive_flow take the exclusive one before they read the flow, so either waits for the other to commit and then sees its changes. A heavyweight lock on the object (journey.flows, flow id) in the lock manager: pg_locks shows it as locktype object, classid journey.flows, objid the flow id; nothing is written and no SQL statement can take it.';
+
+CREATE OR REPLACE FUNCTION journey._enroll(p_flows bigint[], p_contacts bigint[], p_data jsonb[])
+RETURNS SETOF bigint
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    ids bigint[];
+BEGIN
+    -- The shared flow lock (journey._lock_flows): activate_flow, update_flow, pause_flow and
+    -- archive_flow take the exclusive one before they read the flow, so they wait for this
+    -- transaction (and then see its enrollments), or this waits for them and the INSERT below,
+    -- a new statement with a new snapshot (READ COMMITTED), sees the flow as they left it.
+    PERFORM journey._lock_flows(p_flows);
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        -- REPEATABLE READ and SERIALIZABLE keep the transaction's snapshot: a flow changed since
+        -- it was taken would be enrolled into as it was. Locking the flow rows raises a
+        -- serialization failure (40001, the writer retries) instead. A row lock writes, so only
+        -- these isolation levels pay for it.
+        PERFORM FROM journey.flows f WHERE f.id = ANY (p_flows) ORDER BY f.id FOR SHARE OF f;
+    END IF;
+    WITH ins AS (
+        -- occurrence 'once' for flows that are never re-entered: the unique index
+        -- enrollments_flow_contact then holds even against a concurrent writer whose enrollment
+        -- committed (and maybe completed) after this statement's snapshot was taken.
+        INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data, occurrence)
+        SELECT DISTINCT ON (f.id, u.contact_id)
+               f.id, f.version, u.contact_id, f.start_node, now(), coalesce(u.data, '{}'),
+               CASE WHEN f.reentry_after IS NULL THEN 'once' END
+        FROM unnest(p_flows, p_contacts, p_data) AS u (flow_id, contact_id, data)
+        JOIN journey.flows f ON f.id = u.flow_id AND f.status = 'active'
+        WHERE NOT EXISTS (
+            SELECT 1 FROM journey.enrollments e
+            WHERE e.flow_id = f.id AND e.contact_id = u.contact_id
+              AND (f.reentry_after IS NULL OR e.status = 'active'
+                   OR e.updated_at > now() - f.reentry_after))
+        ORDER BY f.id, u.contact_id
+        ON CONFLICT DO NOTHING
+        RETURNING id)
+    SELECT array_agg(id) INTO ids FROM ins;
+    IF ids IS NOT NULL THEN
+        PERFORM journey._wake();
+        RETURN QUERY SELECT unnest(ids);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION journey._enroll(bigint[], bigint[], jsonb[]) IS
+  'Internal: enrolls (flow, contact, data) triples into active flows, honouring one active enrollment per (flow, contact) and the flow''s reentry rule; returns the new enrollment ids. Takes the shared lock of each flow first (journey._lock_flows), so it never enrolls into a version or status that a concurrent activate_flow, update_flow, pause_flow or archive_flow replaced; at REPEATABLE READ or SERIALIZABLE a flow changed since the snapshot is a serialization failure.';
+
+CREATE OR REPLACE FUNCTION journey._on_group_joined() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    flows bigint[];
+BEGIN
+    -- The flows these rows route to, locked before routing again with a new snapshot: a
+    -- lifecycle change committed meanwhile (new version, other trigger groups, paused) is seen.
+    -- A flow activated after the first read is left out (the write came first).
+    SELECT array_agg(DISTINCT t.flow_id) INTO flows
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'group_joined' AND t.key = n.group_id::text;
+    IF flows IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM journey._lock_flows(flows);
+    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
+                            array_agg(jsonb_build_object('trigger', 'group_joined', 'group', g.name)))
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'group_joined' AND t.key = n.group_id::text
+                                AND t.flow_id = ANY (flows)
+    JOIN journey.groups g ON g.id = n.group_id
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_group_joined() IS 'Trigger: enrolls new group members into active group_joined flows of their group.';
+
+CREATE OR REPLACE FUNCTION journey._on_form_submitted() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    flows bigint[];
+BEGIN
+    -- locked, then routed again with a new snapshot (see journey._on_group_joined)
+    SELECT array_agg(DISTINCT t.flow_id) INTO flows
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'form_submitted' AND t.key = n.form_id::text;
+    IF flows IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM journey._lock_flows(flows);
+    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
+                            array_agg(n.data || jsonb_build_object('trigger', 'form_submitted', 'form', f.name, 'submission_id', n.id)))
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'form_submitted' AND t.key = n.form_id::text
+                                AND t.flow_id = ANY (flows)
+    JOIN journey.forms f ON f.id = n.form_id
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_form_submitted() IS 'Trigger: enrolls submitters into active form_submitted flows of the form; the submission data becomes the enrollment''s event payload.';
+
+CREATE OR REPLACE FUNCTION journey._on_event_inserted() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    flows bigint[];
+BEGIN
+    -- locked, then routed again with a new snapshot (see journey._on_group_joined); the where
+    -- predicates are evaluated on the second read only
+    SELECT array_agg(DISTINCT t.flow_id) INTO flows
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'event' AND t.key = n.name;
+    IF flows IS NOT NULL THEN
+        PERFORM journey._lock_flows(flows);
+        PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
+                                array_agg(n.payload || jsonb_build_object('trigger', 'event', 'event', n.name, 'event_id', n.id)))
+        FROM new_rows n
+        JOIN journey.flow_triggers t ON t.kind = 'event' AND t.key = n.name AND t.flow_id = ANY (flows)
+        WHERE t.condition IS NULL OR journey._matches(t.condition, n.contact_id, n.payload)
+        HAVING count(*) > 0;
+    END IF;
+    PERFORM journey._event_arrived(array_agg(n.contact_id), array_agg(n.name)) FROM new_rows n;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_event_inserted() IS 'Trigger: enrolls the contact into active event flows whose where predicate matches the payload, and wakes enrollments waiting for the event.';
+
+ALTER FUNCTION journey.enroll(text, bigint, jsonb) SECURITY DEFINER SET search_path = pg_catalog, journey, pg_temp;
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after

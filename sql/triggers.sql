@@ -10,6 +10,18 @@ AS $$
 DECLARE
     ids bigint[];
 BEGIN
+    -- The shared flow lock (journey._lock_flows): activate_flow, update_flow, pause_flow and
+    -- archive_flow take the exclusive one before they read the flow, so they wait for this
+    -- transaction (and then see its enrollments), or this waits for them and the INSERT below,
+    -- a new statement with a new snapshot (READ COMMITTED), sees the flow as they left it.
+    PERFORM journey._lock_flows(p_flows);
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        -- REPEATABLE READ and SERIALIZABLE keep the transaction's snapshot: a flow changed since
+        -- it was taken would be enrolled into as it was. Locking the flow rows raises a
+        -- serialization failure (40001, the writer retries) instead. A row lock writes, so only
+        -- these isolation levels pay for it.
+        PERFORM FROM journey.flows f WHERE f.id = ANY (p_flows) ORDER BY f.id FOR SHARE OF f;
+    END IF;
     WITH ins AS (
         -- occurrence 'once' for flows that are never re-entered: the unique index
         -- enrollments_flow_contact then holds even against a concurrent writer whose enrollment
@@ -36,7 +48,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey._enroll(bigint[], bigint[], jsonb[]) IS
-  'Internal: enrolls (flow, contact, data) triples into active flows, honouring one active enrollment per (flow, contact) and the flow''s reentry rule; returns the new enrollment ids.';
+  'Internal: enrolls (flow, contact, data) triples into active flows, honouring one active enrollment per (flow, contact) and the flow''s reentry rule; returns the new enrollment ids. Takes the shared lock of each flow first (journey._lock_flows), so it never enrolls into a version or status that a concurrent activate_flow, update_flow, pause_flow or archive_flow replaced; at REPEATABLE READ or SERIALIZABLE a flow changed since the snapshot is a serialization failure.';
 
 -- group_members: statement-level, with a transition table.
 CREATE FUNCTION journey._on_group_joined() RETURNS trigger
@@ -44,11 +56,24 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
+DECLARE
+    flows bigint[];
 BEGIN
+    -- The flows these rows route to, locked before routing again with a new snapshot: a
+    -- lifecycle change committed meanwhile (new version, other trigger groups, paused) is seen.
+    -- A flow activated after the first read is left out (the write came first).
+    SELECT array_agg(DISTINCT t.flow_id) INTO flows
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'group_joined' AND t.key = n.group_id::text;
+    IF flows IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM journey._lock_flows(flows);
     PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
                             array_agg(jsonb_build_object('trigger', 'group_joined', 'group', g.name)))
     FROM new_rows n
     JOIN journey.flow_triggers t ON t.kind = 'group_joined' AND t.key = n.group_id::text
+                                AND t.flow_id = ANY (flows)
     JOIN journey.groups g ON g.id = n.group_id
     HAVING count(*) > 0;
     RETURN NULL;
@@ -160,11 +185,22 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
+DECLARE
+    flows bigint[];
 BEGIN
+    -- locked, then routed again with a new snapshot (see journey._on_group_joined)
+    SELECT array_agg(DISTINCT t.flow_id) INTO flows
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'form_submitted' AND t.key = n.form_id::text;
+    IF flows IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM journey._lock_flows(flows);
     PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
                             array_agg(n.data || jsonb_build_object('trigger', 'form_submitted', 'form', f.name, 'submission_id', n.id)))
     FROM new_rows n
     JOIN journey.flow_triggers t ON t.kind = 'form_submitted' AND t.key = n.form_id::text
+                                AND t.flow_id = ANY (flows)
     JOIN journey.forms f ON f.id = n.form_id
     HAVING count(*) > 0;
     RETURN NULL;
@@ -235,13 +271,23 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
+DECLARE
+    flows bigint[];
 BEGIN
-    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
-                            array_agg(n.payload || jsonb_build_object('trigger', 'event', 'event', n.name, 'event_id', n.id)))
+    -- locked, then routed again with a new snapshot (see journey._on_group_joined); the where
+    -- predicates are evaluated on the second read only
+    SELECT array_agg(DISTINCT t.flow_id) INTO flows
     FROM new_rows n
-    JOIN journey.flow_triggers t ON t.kind = 'event' AND t.key = n.name
-    WHERE t.condition IS NULL OR journey._matches(t.condition, n.contact_id, n.payload)
-    HAVING count(*) > 0;
+    JOIN journey.flow_triggers t ON t.kind = 'event' AND t.key = n.name;
+    IF flows IS NOT NULL THEN
+        PERFORM journey._lock_flows(flows);
+        PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
+                                array_agg(n.payload || jsonb_build_object('trigger', 'event', 'event', n.name, 'event_id', n.id)))
+        FROM new_rows n
+        JOIN journey.flow_triggers t ON t.kind = 'event' AND t.key = n.name AND t.flow_id = ANY (flows)
+        WHERE t.condition IS NULL OR journey._matches(t.condition, n.contact_id, n.payload)
+        HAVING count(*) > 0;
+    END IF;
     PERFORM journey._event_arrived(array_agg(n.contact_id), array_agg(n.name)) FROM new_rows n;
     RETURN NULL;
 END
