@@ -1,5 +1,6 @@
 //! Flow lifecycle: create_flow, update_flow, validate_flow, activate_flow, pause_flow,
 //! archive_flow, enroll.
+use super::jsonb::JsonbText;
 use crate::error::{required, JourneyError, OrReport, Result};
 use crate::model::definition::check_shape;
 use crate::model::{FlowDef, Problem, Reentry, Trigger};
@@ -124,7 +125,7 @@ fn load(name: &str, lock: FlowLock) -> Result<FlowRow> {
             lock_flow(id, lock);
             Some(id)
         };
-        let select = "SELECT f.id, f.status, f.version, v.definition FROM journey.flows f \
+        let select = "SELECT f.id, f.status, f.version, v.definition::text FROM journey.flows f \
              JOIN journey.flow_versions v ON v.flow_id = f.id AND v.version = f.version";
         let rows = match by_id {
             None => client.update(&format!("{select} WHERE f.name = $1"), None, &[name.into()])?,
@@ -145,7 +146,19 @@ fn load(name: &str, lock: FlowLock) -> Result<FlowRow> {
             name: name.to_string(),
             status: row.get(2)?.unwrap_or_default(),
             version: row.get(3)?.unwrap_or_default(),
-            definition: row.get::<JsonB>(4)?.map(|j| j.0).unwrap_or_default(),
+            // read as text: a version put into flow_versions by hand that serde cannot hold is
+            // an error naming the flow, not a panic
+            definition: match row.get::<String>(4)? {
+                Some(text) => {
+                    crate::model::json::parse(&text, "its definition").map_err(|problem| {
+                        JourneyError::Malformed {
+                            flow: name.to_string(),
+                            problem,
+                        }
+                    })?
+                }
+                None => serde_json::Value::Null,
+            },
         })
     })
 }
@@ -159,8 +172,22 @@ fn clear_triggers(flow_id: i64) -> Result<()> {
     Ok(())
 }
 
-fn checked_definition(flow: &str, definition: Option<JsonB>) -> Result<serde_json::Value> {
-    let def = required(definition, "definition", DEF_HINT)?.0;
+/// The definition argument parsed (from its text: a number beyond f64 or nesting past serde's
+/// limit is a clear error) and checked for shape and size.
+fn checked_definition(flow: &str, definition: Option<JsonbText>) -> Result<serde_json::Value> {
+    let text = required(definition, "definition", DEF_HINT)?.0;
+    let malformed = |problem| JourneyError::Malformed {
+        flow: flow.to_string(),
+        problem,
+    };
+    if text.len() > crate::model::json::MAX_DEFINITION_BYTES {
+        return Err(malformed(format!(
+            "it is {} bytes long, more than {}",
+            text.len(),
+            crate::model::json::MAX_DEFINITION_BYTES
+        )));
+    }
+    let def = crate::model::json::parse(&text, "the definition").map_err(malformed)?;
     check_shape(&def).map_err(|problem| JourneyError::Malformed {
         flow: flow.to_string(),
         problem,
@@ -182,7 +209,8 @@ fn checked_name(name: Option<&str>) -> Result<&str> {
 
 /// `journey.create_flow(name, definition) → bigint`: a new draft flow, version 1.
 #[pg_extern]
-pub fn create_flow(name: Option<&str>, definition: Option<JsonB>) -> i64 {
+#[search_path(pg_catalog, journey, pg_temp)]
+pub fn create_flow(name: Option<&str>, definition: Option<JsonbText>) -> i64 {
     (|| -> Result<i64> {
         let name = checked_name(name)?;
         let def = checked_definition(name, definition)?;
@@ -210,7 +238,8 @@ pub fn create_flow(name: Option<&str>, definition: Option<JsonB>) -> i64 {
 /// `journey.update_flow(name, definition) → int`: saves a new version; an active flow is
 /// paused with reason 'edited' until it is activated again.
 #[pg_extern]
-pub fn update_flow(name: Option<&str>, definition: Option<JsonB>) -> i32 {
+#[search_path(pg_catalog, journey, pg_temp)]
+pub fn update_flow(name: Option<&str>, definition: Option<JsonbText>) -> i32 {
     (|| -> Result<i32> {
         let name = checked_name(name)?;
         let def = checked_definition(name, definition)?;
@@ -272,6 +301,7 @@ pub fn problems(def: &serde_json::Value) -> Result<(FlowDef, Vec<Problem>)> {
 
 /// `journey.validate_flow(name)`: one row per problem of the current version; none = complete.
 #[pg_extern]
+#[search_path(pg_catalog, journey, pg_temp)]
 pub fn validate_flow(
     name: Option<&str>,
 ) -> TableIterator<'static, (name!(node, String), name!(problem, String))> {
@@ -286,6 +316,7 @@ pub fn validate_flow(
 
 /// `journey.activate_flow(name, include_existing, in_flight)`.
 #[pg_extern]
+#[search_path(pg_catalog, journey, pg_temp)]
 pub fn activate_flow(
     name: Option<&str>,
     include_existing: default!(Option<bool>, false),
@@ -388,6 +419,7 @@ pub fn activate_flow(
 
 /// `journey.pause_flow(name)`: enrollments freeze and triggers stop enrolling.
 #[pg_extern]
+#[search_path(pg_catalog, journey, pg_temp)]
 pub fn pause_flow(name: Option<&str>) {
     (|| -> Result<()> {
         let flow = load(checked_name(name)?, FlowLock::Exclusive)?;
@@ -414,6 +446,7 @@ pub fn pause_flow(name: Option<&str>) {
 
 /// `journey.archive_flow(name)`: the flow stops for good; active enrollments are stopped.
 #[pg_extern]
+#[search_path(pg_catalog, journey, pg_temp)]
 pub fn archive_flow(name: Option<&str>) {
     (|| -> Result<()> {
         let name = checked_name(name)?;
@@ -445,12 +478,15 @@ pub fn archive_flow(name: Option<&str>) {
 pub fn enroll(
     flow: Option<&str>,
     contact: Option<i64>,
-    data: default!(Option<JsonB>, "'{}'"),
+    data: default!(Option<JsonbText>, "'{}'"),
 ) -> Option<i64> {
     (|| -> Result<Option<i64>> {
         let f = load(checked_name(flow)?, FlowLock::Share)?;
         let contact = required(contact, "contact", "Pass a contact id from journey.contacts.")?;
-        let data = data.map(|d| d.0).unwrap_or_else(|| serde_json::json!({}));
+        let data = match data {
+            Some(d) => d.parse("data")?,
+            None => serde_json::json!({}),
+        };
         if !data.is_object() {
             return Err(JourneyError::InvalidArgument {
                 argument: "data".into(),
