@@ -36,6 +36,8 @@ SELECT * FROM journey.validate_flow('resend');
 -- a 60,000-node chain is refused at save (its cycle check once recursed and crashed the cluster)
 SELECT journey.create_flow('chain', jsonb_build_object('triggers', '[{"type": "manual"}]'::jsonb, 'start', 'n1',
   'nodes', (SELECT jsonb_object_agg('n' || i, jsonb_build_object('type', 'goal', 'next', 'n' || (i + 1))) FROM generate_series(1, 60000) i)));
+SELECT journey.create_flow('chain', jsonb_build_object('triggers', '[{"type": "manual"}]'::jsonb, 'start', 'n1',
+  'nodes', (SELECT jsonb_object_agg('n' || i, jsonb_build_object('type', 'goal', 'next', 'n' || (i + 1))) FROM generate_series(1, 1500) i)));
 SELECT journey.create_flow('deep', ('{"triggers": [{"type": "manual"}], "start": "a", "nodes": {"a": {"type": "condition", "if": '
   || repeat('{"not": ', 40) || '{"in_group": "g"}' || repeat('}', 40) || ', "then": "a"}}}')::jsonb);
 -- one put into flow_versions by hand (a superuser can) is still walked without recursion: a
