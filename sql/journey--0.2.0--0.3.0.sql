@@ -1044,7 +1044,9 @@ BEGIN
                                 array_agg(n.payload || jsonb_build_object('trigger', 'event', 'event', n.name, 'event_id', n.id)))
         FROM new_rows n
         JOIN journey.flow_triggers t ON t.kind = 'event' AND t.key = n.name AND t.flow_id = ANY (flows)
-        WHERE t.condition IS NULL OR journey._matches(t.condition, n.contact_id, n.payload)
+        -- (the key is tested again inside the expression: the planner may order join quals as it
+        -- likes, but not the operands of AND, so a where is only read for the events it is for)
+        WHERE t.condition IS NULL OR (t.key = n.name AND journey._matches(t.condition, n.contact_id, n.payload))
         HAVING count(*) > 0;
     END IF;
     PERFORM journey._event_arrived(array_agg(n.contact_id), array_agg(n.name)) FROM new_rows n;

@@ -65,6 +65,8 @@ SELECT journey.activate_flow('buyer');
 SELECT journey.emit('other', 1, '{"n": 1e400}') IS NOT NULL AS emitted;
 SELECT journey.emit('paid', 1, '{"amount": 1e400}');
 SELECT journey.emit('paid', 1, '{"amount": 5}') IS NOT NULL AS emitted;
+-- (also when one statement inserts both kinds: the where is read for the paid event only)
+INSERT INTO journey.events (name, contact_id, payload) VALUES ('other', 1, '{"n": 1e400}'), ('paid', 1, '{"amount": 7}');
 SELECT count(*) AS enrolled FROM journey.enrollments WHERE flow_id = journey._flow_id('buyer');
 
 -- ---------------------------------------------------------------- flow_diagram (item 11)
