@@ -687,6 +687,23 @@ BEGIN
     END LOOP;
 END
 $$;
+-- Triggers someone put on journey's tables with that TRIGGER privilege (any trigger whose
+-- function is not journey's own) go: the worker fires them as its role, a superuser by default.
+-- Each is named in a WARNING; the owner may create it again, knowing it runs as the worker.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT t.tgname, format('%I.%I', 'journey', c.relname) AS tab, t.tgfoid::regprocedure AS fn
+               FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
+              WHERE c.relnamespace = 'journey'::regnamespace AND NOT t.tgisinternal
+                AND p.pronamespace <> 'journey'::regnamespace
+              ORDER BY 2, 1 LOOP
+        RAISE WARNING 'dropping trigger % on % (function %): the journey worker would run it as its own role', r.tgname, r.tab, r.fn;
+        EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.tab);
+    END LOOP;
+END
+$$;
 
 -- ================================================================ item 9: relay leases
 -- claim gives each claimed row a fresh lease_token (returned with the row); mark_sent and
