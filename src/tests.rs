@@ -676,12 +676,29 @@ mod tests {
             "leased rows are not claimed again"
         );
         let id = count("SELECT min(id) FROM journey.outbox");
+        let token = |id: i64| {
+            text(&format!(
+                "SELECT lease_token::text FROM journey.outbox WHERE id = {id}"
+            ))
+        };
+        let lease = token(id);
         assert_eq!(
-            one::<bool>(&format!("SELECT journey.mark_sent({id}, 'prov-1')")),
+            one::<bool>(&format!(
+                "SELECT journey.mark_sent({id}, 'prov-1', gen_random_uuid())"
+            )),
+            Some(false),
+            "another token counts for nothing"
+        );
+        assert_eq!(
+            one::<bool>(&format!(
+                "SELECT journey.mark_sent({id}, 'prov-1', '{lease}')"
+            )),
             Some(true)
         );
         assert_eq!(
-            one::<bool>(&format!("SELECT journey.mark_sent({id}, 'prov-1')")),
+            one::<bool>(&format!(
+                "SELECT journey.mark_sent({id}, 'prov-1', '{lease}')"
+            )),
             Some(false),
             "second mark_sent is harmless"
         );
@@ -717,32 +734,50 @@ mod tests {
         // mark_failed: retry with backoff, then terminal
         sql("UPDATE journey.settings SET max_attempts = 2");
         let other = count("SELECT max(id) FROM journey.outbox WHERE status = 'leased'");
+        let status = |id: i64| {
+            text(&format!(
+                "SELECT status FROM journey.outbox WHERE id = {id}"
+            ))
+        };
+        let lease = token(other);
         assert_eq!(
-            text(&format!("SELECT journey.mark_failed({other}, 'timeout')")),
-            "pending"
+            one::<bool>(&format!(
+                "SELECT journey.mark_failed({other}, 'timeout', true, '{lease}')"
+            )),
+            Some(true)
         );
+        assert_eq!(status(other), "pending");
         assert_eq!(count(&format!("SELECT count(*) FROM journey.outbox WHERE id = {other} AND not_before > now() + interval '29 seconds' AND last_error = 'timeout'")), 1);
         sql(&format!(
             "UPDATE journey.outbox SET not_before = now() - interval '1 second' WHERE id = {other}"
         ));
         assert_eq!(count("SELECT count(*) FROM journey.claim(ARRAY['sms'])"), 1);
+        let lease = token(other);
         assert_eq!(
-            text(&format!(
-                "SELECT journey.mark_failed({other}, 'timeout again')"
+            one::<bool>(&format!(
+                "SELECT journey.mark_failed({other}, 'timeout again', true, '{lease}')"
             )),
-            "failed"
+            Some(true)
         );
+        assert_eq!(status(other), "failed");
         assert_eq!(
-            text(&format!("SELECT journey.mark_failed({other}, 'late')")),
-            "failed"
+            one::<bool>(&format!(
+                "SELECT journey.mark_failed({other}, 'late', true, '{lease}')"
+            )),
+            Some(false)
         );
+        assert_eq!(status(other), "failed");
         assert_error("SELECT journey.claim(NULL, 0)", "22023", "max");
         assert_error(
             "SELECT journey.claim(NULL, 10, '-1 minute')",
             "22023",
             "lease",
         );
-        assert_error("SELECT journey.mark_sent(987654321)", "P0002", "987654321");
+        assert_error(
+            "SELECT journey.mark_sent(987654321, NULL, gen_random_uuid())",
+            "P0002",
+            "987654321",
+        );
     }
 
     #[pg_test]
@@ -817,7 +852,7 @@ mod tests {
             ("SELECT journey.claim(ARRAY['fax'])", "22023", "fax"),
             ("SELECT journey.run_due(1000000)", "22023", "max_steps"),
             (
-                "SELECT journey.mark_failed(987654321, 'x')",
+                "SELECT journey.mark_failed(987654321, 'x', true, gen_random_uuid())",
                 "P0002",
                 "987654321",
             ),
@@ -957,7 +992,7 @@ mod tests {
         assert_eq!(count("SELECT count(*) FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'seed' AND e.node = 'check' AND e.waiting IS NOT NULL"), 3);
         // A's SMS is delivered: the report wakes A at once, no polling
         sql(&format!(
-            "SELECT journey.mark_sent(id, 'pa') FROM journey.outbox WHERE contact_id = {a}"
+            "SELECT journey.mark_sent(id, 'pa', lease_token) FROM journey.claim(ARRAY['sms']) c WHERE contact_id = {a}"
         ));
         assert_eq!(
             one::<bool>("SELECT journey.report('pa', 'delivered', 'e1')"),
@@ -982,7 +1017,7 @@ mod tests {
             2
         );
         // B opens the email: goal
-        sql(&format!("SELECT journey.mark_sent(id, 'pb') FROM journey.outbox WHERE contact_id = {b} AND channel = 'email'"));
+        sql(&format!("SELECT journey.mark_sent(id, 'pb', lease_token) FROM journey.claim(ARRAY['email']) c WHERE contact_id = {b}"));
         sql("SELECT journey.report('pb', 'delivered', 'e2')");
         assert_eq!(
             one::<i32>("SELECT journey.run_due(100, now() + interval '3 hours')"),
