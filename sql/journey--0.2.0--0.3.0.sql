@@ -15,7 +15,7 @@
 -- below are 0.2.0's, only the SET changed (_map_fields and _status_rank had none); a later
 -- section replaces a function whose body 0.3.0 changes too. claim, report, mark_sent and
 -- mark_failed (item 9) and grant_role (item 2) follow in their sections.
--- sql/schema.sql: _delete_contact_enrollments, _delete_version_enrollments, _delete_steps, _settings_replace
+-- sql/schema.sql: _delete_contact_enrollments, _delete_version_enrollments, _delete_steps (_settings_replace: engine limits)
 CREATE OR REPLACE FUNCTION journey._delete_contact_enrollments() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -47,73 +47,8 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE OR REPLACE FUNCTION journey._settings_replace() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM journey.settings) THEN
-        UPDATE journey.settings SET
-            time_zone = NEW.time_zone, quiet_hours_start = NEW.quiet_hours_start,
-            quiet_hours_end = NEW.quiet_hours_end, sms_unsubscribe_text = NEW.sms_unsubscribe_text,
-            admin_email = NEW.admin_email, sms_quota = NEW.sms_quota, email_quota = NEW.email_quota,
-            max_attempts = NEW.max_attempts;
-        RETURN NULL;
-    END IF;
-    RETURN NEW;
-END
-$$;
 
--- sql/triggers.sql: _enroll, _on_group_joined, _apply_contact_fields, _map_fields, _on_form_submission, _on_form_submitted, _on_event, _on_event_inserted, _event_arrived
-CREATE OR REPLACE FUNCTION journey._enroll(p_flows bigint[], p_contacts bigint[], p_data jsonb[])
-RETURNS SETOF bigint
-LANGUAGE plpgsql VOLATILE
-SECURITY DEFINER
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-DECLARE
-    ids bigint[];
-BEGIN
-    WITH ins AS (
-        -- occurrence 'once' for flows that are never re-entered: the unique index
-        -- enrollments_flow_contact then holds even against a concurrent writer whose enrollment
-        -- committed (and maybe completed) after this statement's snapshot was taken.
-        INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data, occurrence)
-        SELECT DISTINCT ON (f.id, u.contact_id)
-               f.id, f.version, u.contact_id, f.start_node, now(), coalesce(u.data, '{}'),
-               CASE WHEN f.reentry_after IS NULL THEN 'once' END
-        FROM unnest(p_flows, p_contacts, p_data) AS u (flow_id, contact_id, data)
-        JOIN journey.flows f ON f.id = u.flow_id AND f.status = 'active'
-        WHERE NOT EXISTS (
-            SELECT 1 FROM journey.enrollments e
-            WHERE e.flow_id = f.id AND e.contact_id = u.contact_id
-              AND (f.reentry_after IS NULL OR e.status = 'active'
-                   OR e.updated_at > now() - f.reentry_after))
-        ORDER BY f.id, u.contact_id
-        ON CONFLICT DO NOTHING
-        RETURNING id)
-    SELECT array_agg(id) INTO ids FROM ins;
-    IF ids IS NOT NULL THEN
-        PERFORM journey._wake();
-        RETURN QUERY SELECT unnest(ids);
-    END IF;
-END
-$$;
-CREATE OR REPLACE FUNCTION journey._on_group_joined() RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-BEGIN
-    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
-                            array_agg(jsonb_build_object('trigger', 'group_joined', 'group', g.name)))
-    FROM new_rows n
-    JOIN journey.flow_triggers t ON t.kind = 'group_joined' AND t.key = n.group_id::text
-    JOIN journey.groups g ON g.id = n.group_id
-    HAVING count(*) > 0;
-    RETURN NULL;
-END
-$$;
+-- sql/triggers.sql: _apply_contact_fields, _map_fields, _on_form_submission, _on_event, _event_arrived (_enroll, _on_group_joined, _on_form_submitted, _on_event_inserted: flow locks)
 CREATE OR REPLACE FUNCTION journey._apply_contact_fields(p_contact bigint, p_fields jsonb) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, journey, pg_temp
@@ -200,21 +135,6 @@ BEGIN
     RETURN NEW;
 END
 $$;
-CREATE OR REPLACE FUNCTION journey._on_form_submitted() RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-BEGIN
-    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
-                            array_agg(n.data || jsonb_build_object('trigger', 'form_submitted', 'form', f.name, 'submission_id', n.id)))
-    FROM new_rows n
-    JOIN journey.flow_triggers t ON t.kind = 'form_submitted' AND t.key = n.form_id::text
-    JOIN journey.forms f ON f.id = n.form_id
-    HAVING count(*) > 0;
-    RETURN NULL;
-END
-$$;
 CREATE OR REPLACE FUNCTION journey._on_event() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -264,22 +184,6 @@ BEGIN
         PERFORM journey._apply_contact_fields(NEW.contact_id, fields);
     END IF;
     RETURN NEW;
-END
-$$;
-CREATE OR REPLACE FUNCTION journey._on_event_inserted() RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-BEGIN
-    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
-                            array_agg(n.payload || jsonb_build_object('trigger', 'event', 'event', n.name, 'event_id', n.id)))
-    FROM new_rows n
-    JOIN journey.flow_triggers t ON t.kind = 'event' AND t.key = n.name
-    WHERE t.condition IS NULL OR journey._matches(t.condition, n.contact_id, n.payload)
-    HAVING count(*) > 0;
-    PERFORM journey._event_arrived(array_agg(n.contact_id), array_agg(n.name)) FROM new_rows n;
-    RETURN NULL;
 END
 $$;
 CREATE OR REPLACE FUNCTION journey._event_arrived(p_contacts bigint[], p_names text[]) RETURNS void
