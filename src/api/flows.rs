@@ -325,8 +325,17 @@ pub fn activate_flow(
     (|| -> Result<()> {
         let name = checked_name(name)?;
         require_read_committed("activate_flow")?;
-        let flow = load(name, FlowLock::Exclusive)?;
         let include_existing = required(include_existing, "include_existing", "Pass true or false.")?;
+        if include_existing {
+            // Members joining while this runs: their trigger cannot see this activation's routes
+            // and the query below could not see their rows, so neither would enroll them. SHARE
+            // waits for open transactions that wrote memberships (the query then sees them) and
+            // holds new ones back until this commits (their trigger then enrolls). Taken before
+            // the flow lock, so a writer holding a membership never waits for this flow's lock
+            // while this waits for it.
+            Spi::run("LOCK TABLE journey.group_members IN SHARE MODE")?;
+        }
+        let flow = load(name, FlowLock::Exclusive)?;
         let in_flight = required(in_flight, "in_flight", "Pass 'continue' or 'stop'.")?;
         if !["continue", "stop"].contains(&in_flight) {
             return Err(JourneyError::InvalidArgument {
