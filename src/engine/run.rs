@@ -496,6 +496,7 @@ fn advance(
     let mut current = e.node.clone();
     let mut seq = e.seq;
     let started = std::time::Instant::now();
+    let mut entered: Vec<String> = Vec::new();
     for _ in 0..MAX_NODES_PER_STEP {
         if started.elapsed() > STEP_TIME {
             return Err(JourneyError::Engine {
@@ -508,6 +509,17 @@ fn advance(
         }
         at_node.clone_from(&current);
         *at_seq = seq;
+        // a node reached twice without time passing is a loop (validation refuses them; a
+        // version written past validation, or older than the rule, must not send round it)
+        if entered.contains(&current) {
+            return Err(JourneyError::Engine {
+                flow: e.flow_name.clone(),
+                message: format!(
+                    "node \"{current}\" was reached twice in one step: the flow loops without a delay"
+                ),
+            });
+        }
+        entered.push(current.clone());
         let Some(node) = def.nodes.get(&current) else {
             return Err(JourneyError::Engine {
                 flow: e.flow_name.clone(),

@@ -72,6 +72,16 @@ SELECT e.contact_id, e.status, e.last_error FROM journey.enrollments e
 SELECT contact_id, body FROM journey.outbox WHERE body = 'again' ORDER BY contact_id;
 DROP TRIGGER refuse ON journey.outbox;
 
+-- A version written past validation (a superuser can) whose send loops back to itself without
+-- a delay: the engine stops at the second visit, after one message, not after a hundred.
+SELECT pg_temp.flow('loop', '{"type": "send_sms", "text": "loop"}');
+UPDATE journey.flow_versions SET definition = jsonb_set(definition, '{nodes,n,next}', '"n"')
+ WHERE flow_id = journey._flow_id('loop');
+SELECT journey.enroll('loop', 1);
+SELECT journey.run_due(100);
+SELECT status, last_error FROM journey.enrollments WHERE flow_id = journey._flow_id('loop');
+SELECT count(*) AS sent FROM journey.outbox WHERE body = 'loop';
+
 -- a virtual clock that is not a time
 SELECT journey.run_due(10, 'infinity');
 SELECT journey.run_due(10, '-infinity');
