@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Demo: builds and installs journey, starts a throwaway cluster with the worker preloaded,
-# defines a welcome journey and lets the background worker run it. The cluster keeps running.
+# defines a welcome journey and lets the background worker run it, then stops the cluster.
+#   bash scripts/demo.sh            # stops the cluster at the end
+#   bash scripts/demo.sh --keep     # leaves it running (and says how to connect and stop it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+KEEP=${JOURNEY_DEMO_KEEP:-0}
+[ "${1:-}" = "--keep" ] && KEEP=1
 echo "== building and installing journey (release)"
 bash scripts/install.sh
 
@@ -11,6 +15,7 @@ DIR=/tmp/journey-demo
 PORT=5499
 [ -d "$DIR/data" ] && cluster_stop "$DIR"
 cluster_start "$DIR" "$PORT" "journey.naptime = 1000"
+[ "$KEEP" = 1 ] || trap cluster_cleanup EXIT
 echo "== cluster running: data $DIR/data, socket $DIR, port $PORT"
 
 q "CREATE EXTENSION journey"
@@ -62,8 +67,12 @@ psql -X -P pager=off -c "SELECT * FROM journey.flow_stats('welcome')"
 echo "== journey.goal_stats('welcome')"
 psql -X -P pager=off -c "SELECT * FROM journey.goal_stats('welcome')"
 psql -X -P pager=off -c "SELECT * FROM journey.flow_overview"
-cat <<EOF2
-== the cluster keeps running
+if [ "$KEEP" = 1 ]; then
+  cat <<EOF2
+== the cluster keeps running (--keep)
 connect:  psql -h $DIR -p $PORT -U postgres postgres
 stop:     runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D $DIR/data stop && rm -rf $DIR
 EOF2
+else
+  echo "== stopping the demo cluster (run with --keep to leave it running)"
+fi

@@ -5,17 +5,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-# Postgres refuses to run as root: run test clusters as `postgres`.
+# Postgres refuses to run as root: run test clusters as `postgres`, with their data outside the
+# clone (a clone may sit in a directory `postgres` cannot enter, e.g. one made by mktemp -d).
 RUNAS=()
-PGDATA_DIR=${JOURNEY_TEST_PGDATA:-$PWD/target/pgrx-test-data}
+PGDATA_DIR=${JOURNEY_TEST_PGDATA:-/var/tmp/journey-pgrx-test-data-$(id -u)}
 if [ "$(id -u)" -eq 0 ]; then
   id postgres >/dev/null 2>&1 || useradd --system --create-home postgres
   mkdir -p "$PGDATA_DIR"; chown -R postgres "$PGDATA_DIR"
-  chmod o+rx "$PWD" "$PWD/target" 2>/dev/null || true
   RUNAS=(--runas postgres --pgdata "$PGDATA_DIR")
 fi
 
 echo "== cargo pgrx test"
+# (it writes its debug build over the installed library: give that a new inode first, so a
+# running server of someone else's keeps its copy; scripts/library.sh)
+source scripts/library.sh
+detach_library
 cargo pgrx test pg15 "${RUNAS[@]}"
 
 echo "== integration tests"
