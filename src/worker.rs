@@ -28,7 +28,9 @@ thread_local! {
 }
 
 pub fn register() {
-    if unsafe { !pg_sys::process_shared_preload_libraries_in_progress } {
+    // SAFETY: reads two of the postmaster's flags.
+    if unsafe { !pg_sys::process_shared_preload_libraries_in_progress || pg_sys::IsBinaryUpgrade } {
+        // not preloaded, or a pg_upgrade restoring the schema: no worker
         return;
     }
     pg_shmem_init!(WORKER_LATCH);
