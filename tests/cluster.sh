@@ -3,8 +3,9 @@
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 CLUSTER_DIRS=()
 
+# Runs a command as `postgres` (from /tmp: the clone may sit where `postgres` cannot enter).
 as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- env -u RUST_BACKTRACE "$@"; else env -u RUST_BACKTRACE "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd /tmp && runuser -u postgres -- env -u RUST_BACKTRACE "$@"); else env -u RUST_BACKTRACE "$@"; fi
 }
 
 # cluster_start DIR PORT [extra postgresql.conf lines...]

@@ -25,9 +25,10 @@ NEW=$DIR/new
 as_pg "$PG_BIN/initdb" -D "$NEW" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
 grep -E "^(shared_preload_libraries|journey\.)" "$DIR/data/postgresql.conf" | sed 's/worker_enabled = off/worker_enabled = on/' >>"$NEW/postgresql.conf"
 echo "journey.database = 'postgres'" >>"$NEW/postgresql.conf"
-( cd "$DIR" && as_pg "$PG_BIN/pg_upgrade" -b "$PG_BIN" -B "$PG_BIN" -d "$DIR/data" -D "$NEW" \
+( as_pg "$PG_BIN/pg_upgrade" -b "$PG_BIN" -B "$PG_BIN" -d "$DIR/data" -D "$NEW" \
     -s "$DIR" -p 5486 -P 5487 -U postgres --retain ) >"$DIR/pg_upgrade.out" 2>&1 \
   || { cat "$DIR/pg_upgrade.out"; echo "  FAIL pg_upgrade"; exit 1; }
+rm -f /tmp/delete_old_cluster.sh   # (pg_upgrade writes it into its working directory)
 echo "  PASS pg_upgrade completed"
 log=$(ls "$NEW"/pg_upgrade_output.d/*/log/pg_upgrade_server.log)
 grep -q "database system is ready to accept connections" "$log" || { echo "  FAIL no server log of the upgrade in $log"; exit 1; }
