@@ -978,6 +978,10 @@ COMMENT ON FUNCTION journey._on_event_inserted() IS 'Trigger: enrolls the contac
 
 ALTER FUNCTION journey.enroll(text, bigint, jsonb) SECURITY DEFINER SET search_path = pg_catalog, journey, pg_temp;
 
+-- ================================================================ comments that named a design file outside the repository
+COMMENT ON FUNCTION journey.create_flow(text, jsonb) IS 'Creates a draft flow (version 1) from a definition ({triggers, reentry, start, nodes}, see the README); returns its id. The definition may be incomplete: journey.validate_flow lists what is missing.';
+COMMENT ON FUNCTION journey._matches(jsonb, bigint, jsonb) IS 'Internal: evaluates a predicate (the if/where language of flow definitions: field/op/value, all, any, not, in_group) against a contact and an event payload.';
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after

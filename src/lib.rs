@@ -1,9 +1,10 @@
 //! journey: customer journeys (marketing and CRM automation flows) inside PostgreSQL.
 //!
-//! Module map (see DESIGN.md): `guc` settings, `error` the one error enum, `model` the flow
-//! definition and its validation, `api` the SQL functions, `triggers` enrollment from the
-//! audience tables, `engine` due-step execution, `render` Liquid and SMS encoding, `worker`
-//! the background worker.
+//! Module map (docs/ARCHITECTURE.md describes the layout and the path of a write): `guc`
+//! settings, `error` the one error enum, `model` the flow definition and its validation, `api`
+//! the SQL functions, `triggers` enrollment from the audience tables, `engine` due-step
+//! execution, `render` Liquid and SMS encoding, `worker` the background worker, `memory` the
+//! allocation count renders are bounded by.
 use pgrx::prelude::*;
 
 pub mod api;

@@ -529,7 +529,7 @@ pub fn enroll(
 
 extension_sql!(
     r#"
-COMMENT ON FUNCTION journey.create_flow(text, jsonb) IS 'Creates a draft flow (version 1) from a definition (DESIGN §3); returns its id. The definition may be incomplete: journey.validate_flow lists what is missing.';
+COMMENT ON FUNCTION journey.create_flow(text, jsonb) IS 'Creates a draft flow (version 1) from a definition ({triggers, reentry, start, nodes}, see the README); returns its id. The definition may be incomplete: journey.validate_flow lists what is missing.';
 COMMENT ON FUNCTION journey.update_flow(text, jsonb) IS 'Saves a new version of a flow and returns its number. An active flow is paused (reason edited) until activated again; its enrollments freeze meanwhile.';
 COMMENT ON FUNCTION journey.validate_flow(text) IS 'Every problem of the flow''s current version as (node, problem) rows; no rows = complete. Unknown groups, forms, event types and templates are problems too.';
 COMMENT ON FUNCTION journey.activate_flow(text, boolean, text) IS 'Activates a flow, refusing (listing the problems) when incomplete. include_existing enrolls current members of its trigger groups. in_flight = continue moves frozen enrollments onto the current version by node id (stopping those whose node is gone); stop stops them all.';

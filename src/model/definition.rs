@@ -1,4 +1,4 @@
-//! The flow definition (DESIGN §3): parsed leniently so validation can list every problem,
+//! The flow definition (README "SQL API", docs/ARCHITECTURE.md): parsed leniently so validation can list every problem,
 //! then used as typed values by the engine.
 use super::interval::Interval;
 use super::predicate;

@@ -1,4 +1,4 @@
-//! Flow definitions: the jsonb format of DESIGN §3 parsed into types, and its validation.
+//! Flow definitions: the jsonb format (README "SQL API") parsed into types, and its validation.
 pub mod definition;
 pub mod interval;
 pub mod json;

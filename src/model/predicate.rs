@@ -1,4 +1,4 @@
-//! Predicates of DESIGN §3 (`if` of condition nodes, `where` of event triggers):
+//! Predicates (`if` of condition nodes, `where` of event triggers; docs/ARCHITECTURE.md):
 //! `{"field", "op", "value"}`, `{"all": [...]}`, `{"any": [...]}`, `{"not": ...}`,
 //! `{"in_group": "vip"}`; fields `contact.<column>`, `contact.attributes.<key>`, `event.<key>`.
 use pgrx::prelude::*;
@@ -197,7 +197,7 @@ pub fn matches(
 }
 
 extension_sql!(
-    "COMMENT ON FUNCTION journey._matches(jsonb, bigint, jsonb) IS 'Internal: evaluates a predicate (DESIGN §3) against a contact and an event payload.';",
+    "COMMENT ON FUNCTION journey._matches(jsonb, bigint, jsonb) IS 'Internal: evaluates a predicate (the if/where language of flow definitions: field/op/value, all, any, not, in_group) against a contact and an event payload.';",
     name = "matches_comment",
     requires = [matches]
 );

@@ -1,4 +1,4 @@
-//! SMS encoding and segment counting (DESIGN §6): GSM-7 when every character is in the GSM
+//! SMS encoding and segment counting: GSM-7 when every character is in the GSM
 //! 03.38 alphabet (160 per single message, 153 per part; the extension table `^{}\[~]|€`
 //! counts twice), otherwise UCS-2 (70 / 67; characters outside the BMP count twice).
 
