@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The background worker moves journeys with nobody calling run_due, survives a failing
-# enrollment and a crash, and waits quietly where the extension is not installed.
+# enrollment, a crash and pg_terminate_backend, and waits quietly where the extension is not installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/cluster.sh
@@ -46,6 +46,14 @@ for _ in $(seq 1 100); do q "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
 wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'journey worker'" 15 "worker is back"
 q "SELECT journey.enroll('fine', journey.upsert_contact('{\"first_name\": \"Fay\", \"phone\": \"+15550003\"}'))" >/dev/null
 wait_for "SELECT count(*) = 2 FROM journey.outbox WHERE body = 'fine'" 15 "restarted worker runs new enrollments"
+
+echo "worker: pg_terminate_backend stops it, the postmaster starts it again"
+old=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'journey worker'")
+[ -n "$old" ] || { echo "  FAIL no worker backend"; exit 1; }
+q "SELECT pg_terminate_backend($old)" >/dev/null
+wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'journey worker' AND pid <> $old" 10 "a new worker started"
+q "SELECT journey.enroll('fine', journey.upsert_contact('{\"first_name\": \"Gil\", \"phone\": \"+15550004\"}'))" >/dev/null
+wait_for "SELECT count(*) = 3 FROM journey.outbox WHERE body = 'fine'" 10 "and it runs steps"
 
 echo "worker: waits quietly where the extension is not created"
 cluster_start /tmp/journey-worker-test-empty 5472
