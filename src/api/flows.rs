@@ -269,7 +269,14 @@ pub fn update_flow(name: Option<&str>, definition: Option<JsonbText>) -> i32 {
     .or_report()
 }
 
-/// Every problem of a definition, including names that must exist in the database.
+/// Checks the syntax of a Liquid field of a definition (the compiled template is cached for
+/// the renders to come).
+fn liquid_syntax(source: &str) -> std::result::Result<(), String> {
+    crate::render::template::compile(source).map(|_| ())
+}
+
+/// Every problem of a definition (its Liquid fields checked by the template compiler),
+/// including names that must exist in the database.
 pub fn problems(def: &serde_json::Value) -> Result<(FlowDef, Vec<Problem>)> {
     if let Err(problem) = check_shape(def) {
         return Ok((
@@ -280,7 +287,7 @@ pub fn problems(def: &serde_json::Value) -> Result<(FlowDef, Vec<Problem>)> {
             }],
         ));
     }
-    let (flow, mut problems) = FlowDef::parse(def);
+    let (flow, mut problems) = FlowDef::validate(def, &liquid_syntax);
     for r in &flow.refs {
         let query = match r.kind {
             "group" => "SELECT EXISTS (SELECT 1 FROM journey.groups WHERE name = $1)",
@@ -550,3 +557,26 @@ COMMENT ON FUNCTION journey.enroll(text, bigint, jsonb) IS 'Enrolls a contact in
         lock_flows
     ]
 );
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn validation_checks_liquid_with_the_template_compiler() {
+        let def = json!({
+            "triggers": [{"type": "manual"}], "start": "a",
+            "nodes": {"a": {"type": "send_sms", "text": "{% if %}", "sender": "{{ x }}"}}
+        });
+        let (_, problems) = FlowDef::validate(&def, &liquid_syntax);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].node, "a");
+        assert!(
+            problems[0]
+                .problem
+                .starts_with("field \"text\": Liquid syntax error: "),
+            "{problems:?}"
+        );
+    }
+}

@@ -132,7 +132,7 @@ pub fn diagram(def: &FlowDef, counts: &std::collections::HashMap<String, (i64, i
             "    {}[\"{}: {}{}<br/>reached {reached}, waiting {waiting}\"]\n",
             id(&node.id),
             quote(&node.id),
-            node.type_name(),
+            node.node_type().label,
             stage
         ));
     }

@@ -1,0 +1,152 @@
+//! The nodes that write a message (an outbox row): send_sms, send_email, send_whatsapp,
+//! notify_admin, create_task, webhook. Their text fields are Liquid templates.
+use super::Input;
+use crate::model::flow::NodeKind;
+use crate::model::parse::Ctx;
+use serde_json::Value;
+
+pub fn sms(input: &Input, cx: &mut Ctx) -> NodeKind {
+    let o = input.fields;
+    NodeKind::SendSms {
+        text: cx.string(o, "text", true).unwrap_or_default(),
+        sender: cx.string(o, "sender", false),
+        unsubscribe: cx.boolean(o, "unsubscribe"),
+        ignore_quiet_hours: cx.boolean(o, "ignore_quiet_hours"),
+    }
+}
+
+/// `template` (a name that must exist), or `subject` and `body`.
+pub fn email(input: &Input, cx: &mut Ctx) -> NodeKind {
+    let o = input.fields;
+    let template = cx.string(o, "template", false);
+    let subject = cx.string(o, "subject", false);
+    let body = cx.string(o, "body", false);
+    match (&template, &subject, &body) {
+        (Some(t), _, _) => cx.reference("template", t),
+        (None, Some(_), Some(_)) => {}
+        (None, None, _) => {
+            cx.problem("missing required field \"template\" (or \"subject\" and \"body\")")
+        }
+        (None, _, None) => cx.problem("missing required field \"body\" (or \"template\")"),
+    }
+    NodeKind::SendEmail {
+        template,
+        subject,
+        body,
+        from_name: cx.string(o, "from_name", false),
+        from: cx.string(o, "from", false),
+        to: cx.string(o, "to", false),
+    }
+}
+
+pub fn whatsapp(input: &Input, cx: &mut Ctx) -> NodeKind {
+    NodeKind::SendWhatsapp {
+        text: cx.string(input.fields, "text", true).unwrap_or_default(),
+    }
+}
+
+pub fn notify_admin(input: &Input, cx: &mut Ctx) -> NodeKind {
+    let o = input.fields;
+    NodeKind::NotifyAdmin {
+        to: cx.string(o, "to", false),
+        subject: cx.string(o, "subject", false),
+        text: cx.string(o, "text", true).unwrap_or_default(),
+    }
+}
+
+pub fn create_task(input: &Input, cx: &mut Ctx) -> NodeKind {
+    let o = input.fields;
+    NodeKind::CreateTask {
+        assignee: cx.string(o, "assignee", false),
+        title: cx.string(o, "title", true).unwrap_or_default(),
+        due: cx.interval(o, "due"),
+    }
+}
+
+/// `url` (http or https), `method` (POST by default), `body` (JSON text or a JSON value).
+pub fn webhook(input: &Input, cx: &mut Ctx) -> NodeKind {
+    let o = input.fields;
+    let url = cx.string(o, "url", true).unwrap_or_default();
+    if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+        cx.problem(format!("field \"url\": \"{url}\" is not an http(s) URL"));
+    }
+    let method = cx
+        .string(o, "method", false)
+        .unwrap_or_else(|| "POST".into())
+        .to_ascii_uppercase();
+    if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+        cx.problem(format!(
+            "field \"method\": \"{method}\" is not GET, POST, PUT, PATCH or DELETE"
+        ));
+    }
+    let body = match o.get("body") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(b)) => Some(b.clone()),
+        Some(v @ (Value::Object(_) | Value::Array(_))) => Some(v.to_string()),
+        Some(other) => {
+            cx.problem(format!(
+                "field \"body\" must be JSON text or a JSON object, not {other}"
+            ));
+            None
+        }
+    };
+    NodeKind::Webhook { url, method, body }
+}
+
+/// The Liquid sources of a sending node, with the field each comes from.
+pub fn templates(kind: &NodeKind) -> Vec<(&'static str, &str)> {
+    let mut out = Vec::new();
+    match kind {
+        NodeKind::SendSms { text, sender, .. } => {
+            out.push(("text", text.as_str()));
+            if let Some(s) = sender {
+                out.push(("sender", s.as_str()));
+            }
+        }
+        NodeKind::SendEmail {
+            subject,
+            body,
+            to,
+            from,
+            from_name,
+            ..
+        } => {
+            for (field, v) in [
+                ("subject", subject),
+                ("body", body),
+                ("to", to),
+                ("from", from),
+                ("from_name", from_name),
+            ] {
+                if let Some(v) = v {
+                    out.push((field, v.as_str()));
+                }
+            }
+        }
+        NodeKind::SendWhatsapp { text } => out.push(("text", text.as_str())),
+        NodeKind::NotifyAdmin { to, subject, text } => {
+            out.push(("text", text.as_str()));
+            for (field, v) in [("to", to), ("subject", subject)] {
+                if let Some(v) = v {
+                    out.push((field, v.as_str()));
+                }
+            }
+        }
+        NodeKind::CreateTask {
+            assignee, title, ..
+        } => {
+            out.push(("title", title.as_str()));
+            if let Some(a) = assignee {
+                out.push(("assignee", a.as_str()));
+            }
+        }
+        NodeKind::Webhook { url, body, .. } => {
+            out.push(("url", url.as_str()));
+            if let Some(b) = body {
+                out.push(("body", b.as_str()));
+            }
+        }
+        _ => {}
+    }
+    out
+}
