@@ -23,8 +23,10 @@ pub struct Limits {
 pub const ITERATIONS: u64 = 100_000;
 /// Memory per render.
 pub const MEMORY: usize = 16 << 20;
-/// Time per render.
-pub const TIME: Duration = Duration::from_millis(250);
+/// Time per render: a last resort (iterations and memory bound the work first; a batch also
+/// stops taking enrollments after 5 s), so it is generous enough never to decide a slow
+/// machine's render.
+pub const TIME: Duration = Duration::from_secs(1);
 
 impl Limits {
     /// The default limits with an output limit of `output` bytes.

@@ -341,9 +341,13 @@ mod unit {
             // output past the message limit
             ("{% for i in (1..60000) %}0123456789abcdef0123456789{% endfor %}", "longer than"),
         ];
+        // (no time limit here: a debug build under load must still hit the limit named)
+        let limits = Limits {
+            time: std::time::Duration::from_secs(3600),
+            ..Limits::output(256 << 10)
+        };
         for (source, limit) in cases {
-            let err =
-                render_with(source, &vars, Limits::output(256 << 10), || {}).expect_err(source);
+            let err = render_with(source, &vars, limits, || {}).expect_err(source);
             assert!(err.contains(limit), "{source}: {err}");
         }
     }
@@ -434,5 +438,17 @@ mod unit {
         assert!(render_test("a{{ '%00' | url_decode }}b", &vars)
             .unwrap_err()
             .contains("NUL"));
+    }
+
+    #[test]
+    fn a_render_past_its_time_limit_ends() {
+        let vars = variables(&json!({}), &json!({}), &json!({}));
+        let limits = Limits {
+            time: std::time::Duration::ZERO,
+            ..Limits::output(1024)
+        };
+        let err =
+            render_with("{% for i in (1..10) %}x{% endfor %}", &vars, limits, || {}).unwrap_err();
+        assert!(err.contains("ran longer than 0 ms"), "{err}");
     }
 }
