@@ -2,9 +2,11 @@
 //!
 //! Module map (docs/ARCHITECTURE.md describes the layout and the path of a write): `guc`
 //! settings, `error` the one error enum, `model` the flow definition and its validation, `api`
-//! the SQL functions, `triggers` enrollment from the audience tables, `engine` due-step
-//! execution, `render` Liquid and SMS encoding, `worker` the background worker, `memory` the
-//! allocation count renders are bounded by.
+//! every SQL function and the install SQL (sql/*.sql, wired in order by `api::install`),
+//! `engine` due-step execution, `render` Liquid and SMS encoding, `worker` the background
+//! worker, `memory` the allocation count renders are bounded by. Dependencies run one way:
+//! api -> engine -> model, render; worker -> engine (api calls worker only to wake it at
+//! commit).
 use pgrx::prelude::*;
 
 pub mod api;
@@ -14,16 +16,9 @@ pub mod guc;
 pub mod memory;
 pub mod model;
 pub mod render;
-pub mod triggers;
 pub mod worker;
 
 ::pgrx::pg_module_magic!();
-
-extension_sql_file!(
-    "../sql/schema.sql",
-    name = "schema",
-    requires = [model::zone::is_time_zone]
-);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

@@ -44,7 +44,8 @@ pub fn register() {
         .load();
 }
 
-/// Asks for the worker to be woken when the current transaction commits.
+/// Asks for the worker to be woken when the current transaction commits (`journey._wake`, in
+/// api/wake.rs, calls it for the SQL functions).
 pub fn wake_on_commit() {
     if !SHMEM_READY.with(|r| r.get()) {
         return;
@@ -75,18 +76,6 @@ unsafe extern "C-unwind" fn on_xact_event(
         _ => {}
     }
 }
-
-/// `journey._wake()`: called by the trigger functions after they enroll someone.
-#[pg_extern(name = "_wake", volatile, parallel_unsafe)]
-pub fn wake() {
-    wake_on_commit();
-}
-
-extension_sql!(
-    "COMMENT ON FUNCTION journey._wake() IS 'Internal: wakes the background worker when the current transaction commits.';",
-    name = "wake_comment",
-    requires = [wake]
-);
 
 #[pg_guard]
 #[unsafe(no_mangle)]

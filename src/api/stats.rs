@@ -1,5 +1,5 @@
-//! Introspection: flow_stats, goal_stats, flow_overview, timeline (sql/stats.sql), and the
-//! node order they list nodes in.
+//! Introspection: the node order flow_stats, goal_stats, flow_overview and timeline
+//! (sql/stats.sql, installed from install.rs) list nodes in, and flow_diagram.
 use crate::model::{FlowDef, NodeKind};
 use pgrx::prelude::*;
 
@@ -44,12 +44,6 @@ extension_sql!(
     "COMMENT ON FUNCTION journey._node_order(jsonb) IS 'Internal: nodes of a definition in flow order (breadth-first from start), with type and goal name.';",
     name = "node_order_comment",
     requires = [node_order]
-);
-
-extension_sql_file!(
-    "../../sql/stats.sql",
-    name = "stats",
-    requires = ["audience", node_order]
 );
 
 /// `journey.flow_diagram(name) → text`: a mermaid flowchart of the current version, each node

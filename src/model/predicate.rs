@@ -1,7 +1,8 @@
 //! Predicates (`if` of condition nodes, `where` of event triggers; docs/ARCHITECTURE.md):
 //! `{"field", "op", "value"}`, `{"all": [...]}`, `{"any": [...]}`, `{"not": ...}`,
 //! `{"in_group": "vip"}`; fields `contact.<column>`, `contact.attributes.<key>`, `event.<key>`.
-use pgrx::prelude::*;
+//! Pure: the caller loads the contact when `needs_contact` says so (`api::predicates`, the
+//! engine's condition node).
 use serde_json::Value;
 use std::cmp::Ordering;
 
@@ -161,46 +162,6 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
         _ => None,
     }
 }
-
-/// `journey._matches(predicate, contact, event)`: evaluates an event trigger's `where`. The
-/// jsonb arguments arrive as text: an event payload serde cannot hold is a clear error, not a
-/// panic.
-#[pg_extern(name = "_matches", stable, parallel_safe)]
-#[search_path(pg_catalog, journey, pg_temp)]
-pub fn matches(
-    predicate: crate::api::jsonb::JsonbText,
-    contact: i64,
-    event: crate::api::jsonb::JsonbText,
-) -> bool {
-    use crate::error::OrReport;
-    let p = predicate.parse("where").or_report();
-    let event = event.parse("event payload").or_report();
-    let (contact_json, groups) = if needs_contact(&p) {
-        crate::engine::store::contact(contact)
-            .map_err(|reason| crate::error::JourneyError::InvalidArgument {
-                argument: "contact".into(),
-                reason,
-                hint: "Fix the contact's attributes with journey.upsert_contact.".into(),
-            })
-            .or_report()
-    } else {
-        (Value::Null, Vec::new())
-    };
-    eval(
-        &p,
-        &Subject {
-            contact: &contact_json,
-            event: &event,
-            groups: &groups,
-        },
-    )
-}
-
-extension_sql!(
-    "COMMENT ON FUNCTION journey._matches(jsonb, bigint, jsonb) IS 'Internal: evaluates a predicate (the if/where language of flow definitions: field/op/value, all, any, not, in_group) against a contact and an event payload.';",
-    name = "matches_comment",
-    requires = [matches]
-);
 
 #[cfg(test)]
 mod unit {

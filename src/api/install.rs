@@ -1,0 +1,56 @@
+//! The install script's hand-written SQL (sql/*.sql), wired here and nowhere else, in this
+//! order: each file `requires` the one before it and the Rust functions it calls at creation
+//! (pgrx places a file after what it requires; `cargo pgrx schema` shows the result). The
+//! COMMENTs of the Rust functions are beside them (flows.rs, stats.rs, …); the upgrade script
+//! of a release repeats what changed here (sql/journey--A--B.sql).
+use pgrx::prelude::*;
+
+// Tables, indexes, sequences, the contacts' and settings' CHECKs (journey._is_time_zone), the
+// delete triggers, dump configuration.
+extension_sql_file!(
+    "../../sql/schema.sql",
+    name = "schema",
+    requires = [api::zones::is_time_zone]
+);
+
+// Enrollment from the audience tables: journey._enroll and the statement-level trigger
+// functions (transition tables, routed through journey.flow_triggers, so a write no flow
+// listens to costs one index probe), which take the flow lock (journey._lock_flows), evaluate
+// an event trigger's `where` (journey._matches) and wake the worker (journey._wake).
+extension_sql_file!(
+    "../../sql/triggers.sql",
+    name = "triggers",
+    requires = [
+        "schema",
+        api::flows::lock_flows,
+        api::predicates::matches,
+        api::wake::wake
+    ]
+);
+
+// Audience helpers: upsert_contact, add_to_group, remove_from_group, submit_form,
+// define_event, emit.
+extension_sql_file!(
+    "../../sql/audience.sql",
+    name = "audience",
+    requires = ["triggers"]
+);
+
+// Relay protocol: claim, mark_sent, mark_failed, report.
+extension_sql_file!(
+    "../../sql/relay.sql",
+    name = "relay",
+    requires = ["audience"]
+);
+
+// Introspection: flow_stats, goal_stats, flow_overview, timeline (in flow order, from
+// journey._node_order).
+extension_sql_file!(
+    "../../sql/stats.sql",
+    name = "stats",
+    requires = ["audience", api::stats::node_order]
+);
+
+// Roles and privileges: journey.grant_role(role, kind) and the revocation of PUBLIC's EXECUTE
+// on the schema's functions. Last, once every function exists.
+extension_sql_file!("../../sql/roles.sql", name = "roles", finalize);
