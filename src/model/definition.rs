@@ -1,18 +1,20 @@
 //! The flow definition (README "SQL API", docs/ARCHITECTURE.md): its shape and size checked
 //! first (`check_shape`), then parsed leniently so validation can list every problem
 //! (`FlowDef::parse`: triggers, reentry, nodes, start, then the graph checks), then used as
-//! typed values by the engine. The pieces live beside this file: the types in flow.rs, the
-//! readers of fields in parse.rs, triggers.rs, nodes/ (one file per node family), times.rs,
-//! graph.rs and the node types' registry.rs; they are re-exported here under their old paths.
+//! typed values by the engine. The pieces live beside this file: the types in flow.rs (and
+//! `Trigger` in triggers.rs, beside its parser), the readers of fields in parse.rs, nodes/ (one
+//! file per node family), times.rs, graph.rs and the node types' registry.rs; they are
+//! re-exported here under their old paths.
 use super::json;
 use super::parse::{Ctx, FLOW};
 use super::triggers;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-pub use super::flow::{Edge, FlowDef, Node, NodeKind, Problem, Reentry, Reference, Trigger};
+pub use super::flow::{Edge, FlowDef, Node, NodeKind, Problem, Reentry, Reference};
 pub use super::nodes::contact::CONTACT_FIELDS;
 pub use super::times::{parse_days, parse_time};
+pub use super::triggers::Trigger;
 
 /// Most nodes a definition may have.
 pub const MAX_NODES: usize = 1000;

@@ -3,6 +3,7 @@
 //! to a node type (its name, parser, Liquid fields, branches) is found through the registry.
 use super::interval::Interval;
 use super::registry::{self, NodeType};
+use super::triggers::Trigger;
 use chrono::{NaiveTime, Weekday};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -12,21 +13,6 @@ use std::collections::BTreeMap;
 pub struct Problem {
     pub node: String,
     pub problem: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Trigger {
-    GroupJoined {
-        group: String,
-    },
-    FormSubmitted {
-        form: String,
-    },
-    Event {
-        event: String,
-        condition: Option<Value>,
-    },
-    Manual,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
