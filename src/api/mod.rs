@@ -1,5 +1,6 @@
 //! SQL functions, one file per concern. Audience, relay and stats functions are set-based SQL
 //! (sql/*.sql, installed from here); flows are Rust because they parse and validate definitions.
+pub mod engine;
 pub mod flows;
 pub mod install;
 pub mod jsonb;

@@ -1,12 +1,13 @@
-//! `journey.run_due`: claims due enrollments, runs their nodes in Rust, and writes the results
-//! back set-based: one INSERT into the outbox, one INSERT into steps and one UPDATE of the
-//! enrollments per batch. A failing enrollment (render error, missing template) is marked
-//! failed with its error; the rest of the batch goes on. The batch runs in a subtransaction:
-//! should anything in it raise (a Postgres error outside a node's own subtransaction, a Rust
-//! panic), it is rolled back and run again one enrollment at a time, each in a subtransaction
-//! of its own, so a poisoned enrollment fails alone and never holds up the others.
+//! Running a batch (for `journey.run_due` and the worker): claims due enrollments, runs their
+//! nodes in Rust, and writes the results back set-based: one INSERT into the outbox, one INSERT
+//! into steps and one UPDATE of the enrollments per batch. A failing enrollment (render error,
+//! missing template) is marked failed with its error; the rest of the batch goes on. The batch
+//! runs in a subtransaction: should anything in it raise (a Postgres error outside a node's own
+//! subtransaction, a Rust panic), it is rolled back and run again one enrollment at a time, each
+//! in a subtransaction of its own, so a poisoned enrollment fails alone and never holds up the
+//! others.
 use super::{cache, clock, prepared, rows, schedule, subxact};
-use crate::error::{JourneyError, OrReport, Result};
+use crate::error::{JourneyError, Result};
 use crate::model::{predicate, Edge, FlowDef, NodeKind};
 use crate::render::budget::Limits;
 use crate::render::contact::{Contact, Stamp};
@@ -209,39 +210,6 @@ impl Batch {
             ..Update::of(e, status, node, due_at, seq)
         });
     }
-}
-
-/// `journey.run_due(max_steps, at)`: runs up to `max_steps` due enrollments as of `at`.
-#[pg_extern]
-#[search_path(pg_catalog, journey, pg_temp)]
-pub fn run_due(
-    max_steps: default!(Option<i32>, 1000),
-    at: default!(Option<TimestampWithTimeZone>, "now()"),
-) -> i32 {
-    let max = crate::error::required(
-        max_steps,
-        "max_steps",
-        "Pass how many due steps to run, e.g. 1000.",
-    )
-    .or_report();
-    let at = crate::error::required(at, "at", "Omit at to run what is due now.").or_report();
-    if !(1..=100_000).contains(&max) {
-        JourneyError::InvalidArgument {
-            argument: "max_steps".into(),
-            reason: format!("{max} is not between 1 and 100000"),
-            hint: "Run due steps in batches of 1 to 100000.".into(),
-        }
-        .report()
-    }
-    if clock::to_chrono(at).is_none() {
-        JourneyError::InvalidArgument {
-            argument: "at".into(),
-            reason: "it is infinite or out of range".into(),
-            hint: "Pass a finite time, e.g. now() + interval '3 days'.".into(),
-        }
-        .report()
-    }
-    run_batch(max, at).or_report()
 }
 
 /// Runs one batch; returns the number of enrollments advanced. See the module comment for
@@ -1128,13 +1096,6 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
         Ok(())
     })
 }
-
-extension_sql!(
-    "COMMENT ON FUNCTION journey.run_due(integer, timestamptz) IS \
-     'Runs up to max_steps due enrollments as of at (a virtual clock for tests and dry runs): each runs its nodes until it waits, completes, exits or fails. Returns how many enrollments were advanced. The background worker calls the same code.';",
-    name = "run_due_comment",
-    requires = [run_due]
-);
 
 /// A date as `YYYY-MM-DD` whatever the session's DateStyle (Postgres's date range is wider
 /// than the timestamp range `to_char` converts through: no date can fail the claim).
