@@ -1,7 +1,9 @@
 //! Reading a wide SPI result fast: each row is deformed once (`heap_deform_tuple`), and columns
 //! are taken from that by ordinal. (pgrx's row reader fetches every column with its own
 //! `heap_getattr`, which walks the tuple from its start for each column after the first text
-//! or NULL one: quadratic in the number of columns.)
+//! or NULL one: quadratic in the number of columns.) Callers name their columns with
+//! [`columns!`]: the names are resolved to ordinals once per result, not once per row.
+use crate::error::{JourneyError, Result};
 use pgrx::datum::{FromDatum, IntoDatum};
 use pgrx::pg_sys;
 use pgrx::spi::SpiTupleTable;
@@ -66,6 +68,24 @@ impl<'t> Rows<'t> {
         true
     }
 
+    /// The ordinal (1-based) of the column called `name` in the result.
+    pub fn ordinal(&self, name: &str) -> Result<usize> {
+        let missing = || JourneyError::Engine {
+            flow: "(run)".into(),
+            message: format!("the engine's query has no column \"{name}\""),
+        };
+        if self.table.is_null() {
+            return Err(missing());
+        }
+        let name = std::ffi::CString::new(name).map_err(|_| missing())?;
+        // SAFETY: the table (and its descriptor) outlives `self`; `name` is a C string.
+        let ordinal = unsafe { pg_sys::SPI_fnumber((*self.table).tupdesc, name.as_ptr()) };
+        match usize::try_from(ordinal) {
+            Ok(ordinal) if (1..=self.types.len()).contains(&ordinal) => Ok(ordinal),
+            _ => Err(missing()),
+        }
+    }
+
     /// Column `ordinal` (1-based) of the current row, converted to `T` (None when NULL).
     pub fn get<T: FromDatum + IntoDatum>(&self, ordinal: usize) -> Option<T> {
         let i = ordinal - 1;
@@ -79,3 +99,25 @@ impl<'t> Rows<'t> {
         unsafe { T::from_polymorphic_datum(self.values[i], self.nulls[i], self.types[i]) }
     }
 }
+
+/// Declares a struct holding the ordinals of the named columns of a result, resolved once
+/// with [`Rows::ordinal`] by its `of(&rows)`; `row.get(columns.email)` then reads column
+/// `email` of each row. The field names are the columns' names (aliases in the query).
+macro_rules! columns {
+    ($(#[$meta:meta])* $name:ident { $($column:ident),* $(,)? }) => {
+        $(#[$meta])*
+        struct $name {
+            $($column: usize),*
+        }
+
+        impl $name {
+            /// The ordinals in `rows`' result; an error names a column it does not have.
+            fn of(rows: &$crate::engine::rows::Rows<'_>) -> $crate::error::Result<$name> {
+                Ok($name {
+                    $($column: rows.ordinal(stringify!($column))?),*
+                })
+            }
+        }
+    };
+}
+pub(crate) use columns;

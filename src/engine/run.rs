@@ -6,14 +6,13 @@
 //! subtransaction, a Rust panic), it is rolled back and run again one enrollment at a time, each
 //! in a subtransaction of its own, so a poisoned enrollment fails alone and never holds up the
 //! others.
-use super::{cache, clock, prepared, rows, schedule, subxact};
+use super::claim::{claim, Enrollment, Settings};
+use super::{cache, clock, prepared, schedule, subxact};
 use crate::error::{JourneyError, Result};
 use crate::model::{predicate, Edge, FlowDef, NodeKind};
 use crate::render::budget::Limits;
-use crate::render::contact::{Contact, Stamp};
-use crate::render::event::Event;
 use crate::render::{sms, template};
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use pgrx::datum::{DatumWithOid, IntoDatum, TimestampWithTimeZone};
 use pgrx::prelude::*;
@@ -36,44 +35,6 @@ const BATCH_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Most bytes a short rendered field (subject, sender, recipient, URL, title) may have.
 const SHORT_FIELD_BYTES: usize = 8192;
-
-struct Due {
-    id: i64,
-    /// The row's ctid: the claim locked it, so it cannot move before write-back.
-    tid: pg_sys::ItemPointerData,
-    contact_id: i64,
-    flow_id: i64,
-    version: i32,
-    node: String,
-    seq: i32,
-    flow_name: String,
-    /// Liquid variables: the contact row and the event (data) of this enrollment, and the flow
-    /// (id, name, version) shared by the batch's enrollments of that version.
-    contact: Contact,
-    event: Event,
-    flow: std::rc::Rc<liquid::model::Value>,
-    /// false when the contact row is gone (enrollments have no foreign key)
-    contact_found: bool,
-    zone: Tz,
-    waiting: Option<Value>,
-    /// Transient failures in a row at `node` (reset when the enrollment moves on).
-    attempts: i32,
-    /// Why this enrollment's data (contact attributes, waiting state) cannot be read, if so:
-    /// it fails alone.
-    unreadable: Option<String>,
-}
-
-struct Settings {
-    quiet_start: NaiveTime,
-    quiet_end: NaiveTime,
-    unsubscribe_text: String,
-    admin_email: Option<String>,
-    max_attempts: i32,
-    /// Longest rendered body (email, WhatsApp, admin e-mail, webhook, SMS text), in bytes.
-    max_message_bytes: usize,
-    /// Most segments one SMS may take.
-    max_sms_segments: i32,
-}
 
 #[derive(Default)]
 struct Message {
@@ -110,7 +71,7 @@ impl Update {
     /// The enrollment's new state: `status` at `node` (due at `due_at`), no error, nothing
     /// awaited, no failed attempts; the other fields are set with `..` where they differ.
     fn of(
-        e: &Due,
+        e: &Enrollment,
         status: &'static str,
         node: String,
         due_at: Option<DateTime<Utc>>,
@@ -131,7 +92,7 @@ impl Update {
     }
 
     /// The enrollment leaves the flow (completed, exited) after `node`.
-    fn ended(e: &Due, status: &'static str, node: String, seq: i32) -> Update {
+    fn ended(e: &Enrollment, status: &'static str, node: String, seq: i32) -> Update {
         Update::of(e, status, node, None, seq)
     }
 }
@@ -178,7 +139,7 @@ impl Batch {
     /// error is retried with backoff until settings.max_attempts.
     fn fail(
         &mut self,
-        e: &Due,
+        e: &Enrollment,
         (node, seq): (String, i32),
         err: &JourneyError,
         now: DateTime<Utc>,
@@ -279,7 +240,7 @@ fn run_claimed(
 }
 
 /// Runs one enrollment into the batch: its nodes, or its failure.
-fn step(e: &Due, settings: &Settings, now: DateTime<Utc>, batch: &mut Batch) {
+fn step(e: &Enrollment, settings: &Settings, now: DateTime<Utc>, batch: &mut Batch) {
     let mut at_node = e.node.clone();
     let mut at_seq = e.seq;
     // a contact that is gone, data that cannot be read or a version that cannot be loaded
@@ -300,155 +261,10 @@ fn step(e: &Due, settings: &Settings, now: DateTime<Utc>, batch: &mut Batch) {
     }
 }
 
-fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Due>, Settings)> {
-    Spi::connect_mut(|client| {
-        let s = prepared::update(
-                client,
-                "SELECT quiet_hours_start::text, quiet_hours_end::text, sms_unsubscribe_text, admin_email, max_attempts, \
-                        max_message_bytes, max_sms_segments FROM journey.settings",
-                &[],
-            )?
-            .first();
-        let parse_time = |t: Option<String>| {
-            t.and_then(|t| NaiveTime::parse_from_str(&t, "%H:%M:%S").ok())
-                .unwrap_or(NaiveTime::MIN)
-        };
-        let settings = Settings {
-            quiet_start: parse_time(s.get::<String>(1)?),
-            quiet_end: parse_time(s.get::<String>(2)?),
-            unsubscribe_text: s.get::<String>(3)?.unwrap_or_default(),
-            admin_email: s.get::<String>(4)?,
-            max_attempts: s.get::<i32>(5)?.unwrap_or(5),
-            max_message_bytes: s.get::<i32>(6)?.unwrap_or(262_144).max(0) as usize,
-            max_sms_segments: s.get::<i32>(7)?.unwrap_or(10),
-        };
-        let table = prepared::update(
-                client,
-                // Lock the due enrollments first (LIMIT inside), then fetch each one's contact by
-                // key: OFFSET 0 keeps the lateral subquery a per-row index probe, where a join
-                // would let the planner merge-join through the contacts table from its start.
-                // The contact's columns come typed (no row_to_json: building and parsing JSON
-                // text cost more than the rest of the claim); empty jsonb comes as NULL. No
-                // outer ORDER BY: the batch's enrollments are all due, in any order.
-                "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, nullif(e.data, '{}')::text, e.seq, e.name, \
-                    c.found, coalesce(c.time_zone, s.time_zone), e.waiting::text, e.tid, e.attempts, \
-                    c.external_id, c.email, c.phone, c.first_name, c.last_name, c.birthday, c.attributes, \
-                    c.email_opt_out, c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
-             FROM (SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
-                          e.waiting, e.ctid AS tid, e.attempts \
-                     FROM journey.enrollments e \
-                     JOIN journey.flows f ON f.id = e.flow_id AND f.status = 'active' \
-                    WHERE e.status = 'active' AND e.due_at <= $1 \
-                    ORDER BY e.due_at \
-                    LIMIT $2 \
-                    FOR UPDATE OF e SKIP LOCKED) e \
-             CROSS JOIN journey.settings s \
-             LEFT JOIN LATERAL (SELECT true AS found, c.external_id, c.email, c.phone, c.first_name, c.last_name, \
-                                       c.birthday, \
-                                       nullif(c.attributes, '{}')::text AS attributes, c.email_opt_out, \
-                                       c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
-                                  FROM journey.contacts c WHERE c.id = e.contact_id OFFSET 0) c ON true",
-            &[at.into(), (max as i64).into()],
-        )?;
-        let mut due = Vec::with_capacity(table.len());
-        let mut flows = HashMap::new();
-        let mut row = rows::Rows::of(&table);
-        while row.advance() {
-            let zone_name: String = row.get(10).unwrap_or_else(|| "UTC".into());
-            let flow_id: i64 = row.get(3).unwrap_or_default();
-            let version: i32 = row.get(4).unwrap_or_default();
-            let flow_name: String = row.get(8).unwrap_or_default();
-            let data: Option<String> = row.get(6);
-            let contact_found = row.get::<bool>(9).unwrap_or(false);
-            let stamp = |i| {
-                Stamp::new(
-                    row.get::<TimestampWithTimeZone>(i)
-                        .and_then(clock::to_chrono),
-                )
-            };
-            let contact_id: i64 = row.get(2).unwrap_or_default();
-            let mut unreadable = None;
-            // attributes text parsed straight into Liquid values; one that cannot be read
-            // (a number beyond f64, nesting past serde's limit) fails only this enrollment
-            let attributes = match row.get::<String>(20) {
-                None => liquid::Object::new(),
-                Some(t) => template::parse_object(&t).unwrap_or_else(|| {
-                    unreadable = Some(
-                        crate::model::json::parse(
-                            &t,
-                            &format!("contact {contact_id}'s attributes"),
-                        )
-                        .err()
-                        .unwrap_or_else(|| {
-                            format!("contact {contact_id}'s attributes cannot be read")
-                        }),
-                    );
-                    liquid::Object::new()
-                }),
-            };
-            let waiting = row.get::<String>(11).and_then(|t| {
-                crate::model::json::parse(&t, "the enrollment's waiting state")
-                    .map_err(|why| unreadable = Some(why))
-                    .ok()
-            });
-            let contact = Contact {
-                id: contact_id,
-                external_id: row.get(14),
-                email: row.get(15),
-                phone: row.get(16),
-                first_name: row.get(17),
-                last_name: row.get(18),
-                birthday: row.get::<pgrx::datum::Date>(19).map(iso_date),
-                attributes: liquid::model::Value::Object(attributes),
-                email_opt_out: row.get(21).unwrap_or(false),
-                sms_opt_out: row.get(22).unwrap_or(false),
-                created_at: stamp(23),
-                updated_at: stamp(24),
-                time_zone: row.get(25),
-            };
-            let flow = flows
-                .entry((flow_id, version))
-                .or_insert_with(|| {
-                    let mut flow = liquid::Object::new();
-                    flow.insert("id".into(), liquid::model::Value::scalar(flow_id));
-                    flow.insert(
-                        "name".into(),
-                        liquid::model::Value::scalar(flow_name.clone()),
-                    );
-                    flow.insert(
-                        "version".into(),
-                        liquid::model::Value::scalar(i64::from(version)),
-                    );
-                    std::rc::Rc::new(liquid::model::Value::Object(flow))
-                })
-                .clone();
-            due.push(Due {
-                id: row.get(1).unwrap_or_default(),
-                contact_id: row.get(2).unwrap_or_default(),
-                flow_id,
-                version,
-                node: row.get(5).unwrap_or_default(),
-                contact,
-                event: Event::new(data),
-                flow,
-                contact_found,
-                seq: row.get(7).unwrap_or_default(),
-                flow_name,
-                zone: zone_name.parse().unwrap_or(Tz::UTC),
-                waiting,
-                tid: row.get(12).unwrap_or_default(),
-                attempts: row.get(13).unwrap_or_default(),
-                unreadable,
-            });
-        }
-        Ok((due, settings))
-    })
-}
-
 /// Runs one enrollment's nodes from its current node until it waits, completes or exits.
 /// `at_node` tracks the node being run, so a failure is recorded where it happened.
 fn advance(
-    e: &Due,
+    e: &Enrollment,
     def: &FlowDef,
     settings: &Settings,
     now: DateTime<Utc>,
@@ -909,7 +725,7 @@ enum Reach {
 }
 
 /// Why a message is not sent to this contact (opted out, no address), if it is not.
-fn suppression(e: &Due, reach: Reach) -> Option<String> {
+fn suppression(e: &Enrollment, reach: Reach) -> Option<String> {
     let c = &e.contact;
     let (opted_out, opt_out, address, name) = match reach {
         Reach::Phone => (c.sms_opt_out, "sms_opt_out", &c.phone, "phone"),
@@ -1097,18 +913,6 @@ fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
     })
 }
 
-/// A date as `YYYY-MM-DD` whatever the session's DateStyle (Postgres's date range is wider
-/// than the timestamp range `to_char` converts through: no date can fail the claim).
-fn iso_date(d: pgrx::datum::Date) -> String {
-    if d.is_infinity() {
-        "infinity".into()
-    } else if d.is_neg_infinity() {
-        "-infinity".into()
-    } else {
-        format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
-    }
-}
-
 /// Wait before retrying a transient failure: 2^attempts seconds (1 s, 2 s, 4 s, ...), at most
 /// an hour.
 fn retry_backoff(attempts: i32) -> chrono::Duration {
@@ -1126,7 +930,7 @@ pub fn split_bucket(flow_id: i64, contact_id: i64) -> f64 {
 }
 
 /// A time kept in the enrollment's `waiting` when it resumes the node it parked on.
-fn waiting_until(resumed: bool, e: &Due, key: &str) -> Option<DateTime<Utc>> {
+fn waiting_until(resumed: bool, e: &Enrollment, key: &str) -> Option<DateTime<Utc>> {
     if !resumed {
         return None;
     }

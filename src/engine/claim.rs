@@ -1,0 +1,270 @@
+//! The claim: the settings a batch runs with, and its due enrollments locked (`FOR UPDATE SKIP
+//! LOCKED`) and read with their contact's columns in one statement. Columns are read by name
+//! (resolved to ordinals once per batch) from rows deformed once each (`rows`); the contact's
+//! columns become the Liquid `contact` and the enrollment's data the Liquid `event` with no
+//! JSON in between.
+use super::rows::{columns, Rows};
+use super::{clock, prepared};
+use crate::error::Result;
+use crate::render::contact::{Contact, Stamp};
+use crate::render::event::Event;
+use crate::render::template;
+use chrono::NaiveTime;
+use chrono_tz::Tz;
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// One due enrollment, locked by the claim until the batch commits.
+pub struct Enrollment {
+    pub id: i64,
+    /// The row's ctid: the claim locked it, so it cannot move before write-back.
+    pub tid: pg_sys::ItemPointerData,
+    pub contact_id: i64,
+    pub flow_id: i64,
+    pub version: i32,
+    /// The node to run next.
+    pub node: String,
+    /// How many nodes the enrollment has entered (message keys are `id:node:seq`).
+    pub seq: i32,
+    pub flow_name: String,
+    /// Liquid variables: the contact row and the event (data) of this enrollment, and the flow
+    /// (id, name, version) shared by the batch's enrollments of that version.
+    pub contact: Contact,
+    pub event: Event,
+    pub flow: Rc<liquid::model::Value>,
+    /// false when the contact row is gone (enrollments have no foreign key)
+    pub contact_found: bool,
+    /// The contact's time zone, else settings.time_zone.
+    pub zone: Tz,
+    /// What a check or wait_event node the enrollment is parked on waits for.
+    pub waiting: Option<Value>,
+    /// Transient failures in a row at `node` (reset when the enrollment moves on).
+    pub attempts: i32,
+    /// Why this enrollment's data (contact attributes, waiting state) cannot be read, if so:
+    /// it fails alone.
+    pub unreadable: Option<String>,
+}
+
+/// The settings a batch runs with (`journey.settings`).
+pub struct Settings {
+    pub quiet_start: NaiveTime,
+    pub quiet_end: NaiveTime,
+    pub unsubscribe_text: String,
+    pub admin_email: Option<String>,
+    pub max_attempts: i32,
+    /// Longest rendered body (email, WhatsApp, admin e-mail, webhook, SMS text), in bytes.
+    pub max_message_bytes: usize,
+    /// Most segments one SMS may take.
+    pub max_sms_segments: i32,
+}
+
+columns!(SettingsColumns {
+    quiet_hours_start,
+    quiet_hours_end,
+    sms_unsubscribe_text,
+    admin_email,
+    max_attempts,
+    max_message_bytes,
+    max_sms_segments,
+});
+
+const SETTINGS: &str = "SELECT quiet_hours_start::text AS quiet_hours_start, \
+        quiet_hours_end::text AS quiet_hours_end, sms_unsubscribe_text, admin_email, max_attempts, \
+        max_message_bytes, max_sms_segments FROM journey.settings";
+
+columns!(
+    /// The claim's columns: the enrollment's, then its contact's (`found` is NULL when the
+    /// contact row is gone).
+    DueColumns {
+        id, contact_id, flow_id, version, node, data, seq, flow_name, found, zone, waiting, tid,
+        attempts, external_id, email, phone, first_name, last_name, birthday, attributes,
+        email_opt_out, sms_opt_out, created_at, updated_at, time_zone,
+    }
+);
+
+/// Lock the due enrollments first (LIMIT inside), then fetch each one's contact by key: OFFSET 0
+/// keeps the lateral subquery a per-row index probe, where a join would let the planner
+/// merge-join through the contacts table from its start. The contact's columns come typed (no
+/// row_to_json: building and parsing JSON text cost more than the rest of the claim); empty
+/// jsonb comes as NULL. No outer ORDER BY: the batch's enrollments are all due, in any order.
+const DUE: &str = "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, \
+        nullif(e.data, '{}')::text AS data, e.seq, e.name AS flow_name, c.found, \
+        coalesce(c.time_zone, s.time_zone) AS zone, e.waiting::text AS waiting, e.tid, e.attempts, \
+        c.external_id, c.email, c.phone, c.first_name, c.last_name, c.birthday, c.attributes, \
+        c.email_opt_out, c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
+     FROM (SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
+                  e.waiting, e.ctid AS tid, e.attempts \
+             FROM journey.enrollments e \
+             JOIN journey.flows f ON f.id = e.flow_id AND f.status = 'active' \
+            WHERE e.status = 'active' AND e.due_at <= $1 \
+            ORDER BY e.due_at \
+            LIMIT $2 \
+            FOR UPDATE OF e SKIP LOCKED) e \
+     CROSS JOIN journey.settings s \
+     LEFT JOIN LATERAL (SELECT true AS found, c.external_id, c.email, c.phone, c.first_name, c.last_name, \
+                               c.birthday, \
+                               nullif(c.attributes, '{}')::text AS attributes, c.email_opt_out, \
+                               c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
+                          FROM journey.contacts c WHERE c.id = e.contact_id OFFSET 0) c ON true";
+
+/// Reads the settings and claims up to `max` enrollments due at `at`.
+pub fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Enrollment>, Settings)> {
+    Spi::connect_mut(|client| {
+        let settings = {
+            let table = prepared::update(client, SETTINGS, &[])?;
+            let mut row = Rows::of(&table);
+            let c = SettingsColumns::of(&row)?;
+            if !row.advance() {
+                return Err(pgrx::spi::Error::InvalidPosition.into());
+            }
+            settings(&row, &c)
+        };
+        let table = prepared::update(client, DUE, &[at.into(), (max as i64).into()])?;
+        let mut due = Vec::with_capacity(table.len());
+        if table.is_empty() {
+            return Ok((due, settings));
+        }
+        let mut row = Rows::of(&table);
+        let c = DueColumns::of(&row)?;
+        let mut flows = HashMap::new();
+        while row.advance() {
+            due.push(enrollment(&row, &c, &mut flows));
+        }
+        Ok((due, settings))
+    })
+}
+
+fn settings(row: &Rows, c: &SettingsColumns) -> Settings {
+    let time = |t: Option<String>| {
+        t.and_then(|t| NaiveTime::parse_from_str(&t, "%H:%M:%S").ok())
+            .unwrap_or(NaiveTime::MIN)
+    };
+    Settings {
+        quiet_start: time(row.get(c.quiet_hours_start)),
+        quiet_end: time(row.get(c.quiet_hours_end)),
+        unsubscribe_text: row.get(c.sms_unsubscribe_text).unwrap_or_default(),
+        admin_email: row.get(c.admin_email),
+        max_attempts: row.get(c.max_attempts).unwrap_or(5),
+        max_message_bytes: row
+            .get::<i32>(c.max_message_bytes)
+            .unwrap_or(262_144)
+            .max(0) as usize,
+        max_sms_segments: row.get(c.max_sms_segments).unwrap_or(10),
+    }
+}
+
+/// The `flow` Liquid value of each (flow, version) of the batch.
+type Flows = HashMap<(i64, i32), Rc<liquid::model::Value>>;
+
+/// The claim's current row as an enrollment.
+fn enrollment(row: &Rows, c: &DueColumns, flows: &mut Flows) -> Enrollment {
+    let contact_id: i64 = row.get(c.contact_id).unwrap_or_default();
+    let flow_id: i64 = row.get(c.flow_id).unwrap_or_default();
+    let version: i32 = row.get(c.version).unwrap_or_default();
+    let flow_name: String = row.get(c.flow_name).unwrap_or_default();
+    let mut unreadable = None;
+    let attributes = attributes(row.get(c.attributes), contact_id, &mut unreadable);
+    let waiting = row.get::<String>(c.waiting).and_then(|t| {
+        crate::model::json::parse(&t, "the enrollment's waiting state")
+            .map_err(|why| unreadable = Some(why))
+            .ok()
+    });
+    let stamp = |i| {
+        Stamp::new(
+            row.get::<TimestampWithTimeZone>(i)
+                .and_then(clock::to_chrono),
+        )
+    };
+    let contact = Contact {
+        id: contact_id,
+        external_id: row.get(c.external_id),
+        email: row.get(c.email),
+        phone: row.get(c.phone),
+        first_name: row.get(c.first_name),
+        last_name: row.get(c.last_name),
+        birthday: row.get::<pgrx::datum::Date>(c.birthday).map(iso_date),
+        attributes: liquid::model::Value::Object(attributes),
+        email_opt_out: row.get(c.email_opt_out).unwrap_or(false),
+        sms_opt_out: row.get(c.sms_opt_out).unwrap_or(false),
+        created_at: stamp(c.created_at),
+        updated_at: stamp(c.updated_at),
+        time_zone: row.get(c.time_zone),
+    };
+    let flow = flows
+        .entry((flow_id, version))
+        .or_insert_with(|| flow_value(flow_id, &flow_name, version))
+        .clone();
+    Enrollment {
+        id: row.get(c.id).unwrap_or_default(),
+        tid: row.get(c.tid).unwrap_or_default(),
+        contact_id,
+        flow_id,
+        version,
+        node: row.get(c.node).unwrap_or_default(),
+        seq: row.get(c.seq).unwrap_or_default(),
+        flow_name,
+        contact,
+        event: Event::new(row.get(c.data)),
+        flow,
+        contact_found: row.get::<bool>(c.found).unwrap_or(false),
+        zone: row
+            .get::<String>(c.zone)
+            .unwrap_or_else(|| "UTC".into())
+            .parse()
+            .unwrap_or(Tz::UTC),
+        waiting,
+        attempts: row.get(c.attempts).unwrap_or_default(),
+        unreadable,
+    }
+}
+
+/// The attributes' text parsed straight into Liquid values; attributes that cannot be read (a
+/// number beyond f64, nesting past serde's limit) set `unreadable`: only this enrollment fails.
+fn attributes(
+    text: Option<String>,
+    contact_id: i64,
+    unreadable: &mut Option<String>,
+) -> liquid::Object {
+    let Some(text) = text else {
+        return liquid::Object::new();
+    };
+    template::parse_object(&text).unwrap_or_else(|| {
+        let what = format!("contact {contact_id}'s attributes");
+        *unreadable = Some(
+            crate::model::json::parse(&text, &what)
+                .err()
+                .unwrap_or_else(|| format!("{what} cannot be read")),
+        );
+        liquid::Object::new()
+    })
+}
+
+/// The Liquid `flow` variable: `id`, `name`, `version`.
+fn flow_value(id: i64, name: &str, version: i32) -> Rc<liquid::model::Value> {
+    let mut flow = liquid::Object::new();
+    flow.insert("id".into(), liquid::model::Value::scalar(id));
+    flow.insert(
+        "name".into(),
+        liquid::model::Value::scalar(name.to_string()),
+    );
+    flow.insert(
+        "version".into(),
+        liquid::model::Value::scalar(i64::from(version)),
+    );
+    Rc::new(liquid::model::Value::Object(flow))
+}
+
+/// A date as `YYYY-MM-DD` whatever the session's DateStyle (Postgres's date range is wider
+/// than the timestamp range `to_char` converts through: no date can fail the claim).
+fn iso_date(d: pgrx::datum::Date) -> String {
+    if d.is_infinity() {
+        "infinity".into()
+    } else if d.is_neg_infinity() {
+        "-infinity".into()
+    } else {
+        format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    }
+}
