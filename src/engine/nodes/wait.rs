@@ -1,0 +1,53 @@
+//! wait: the enrollment waits `delay`, then until the first allowed moment of `at` and `days`,
+//! in the contact's zone; its `next` edge is followed from then.
+use super::{Context, Outcome};
+use crate::engine::claim::Enrollment;
+use crate::engine::schedule;
+use crate::error::Result;
+use crate::model::{Node, NodeKind};
+
+pub fn run<'d>(e: &Enrollment, node: &'d Node, cx: &mut Context) -> Result<Outcome<'d>> {
+    let NodeKind::Wait { delay, at, days } = &node.kind else {
+        unreachable!("{} is not a wait", node.type_name())
+    };
+    let until = schedule::due(cx.now, *delay, *at, days.as_deref(), e.zone)
+        .ok_or_else(|| super::out_of_range(e, &node.id))?;
+    Ok(Outcome::Waited(until))
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use crate::engine::nodes::testing::{enrollment, node, noon, settings, with_context};
+    use crate::engine::nodes::Route;
+    use serde_json::json;
+
+    #[test]
+    fn waits_then_follows_next_from_then() {
+        let wait = node(
+            "w",
+            json!({"type": "wait", "delay": "1 day", "at": "10:00", "next": "x"}),
+        );
+        let outcome = with_context(&settings(), noon(), |cx| run(&enrollment("w"), &wait, cx));
+        let outcome = outcome.unwrap();
+        assert_eq!(outcome.text(), "waited");
+        match outcome.into_route(wait.next.as_ref()).1 {
+            Route::Follow { edge, from } => {
+                assert_eq!(edge.map(|e| e.to.as_str()), Some("x"));
+                assert_eq!(
+                    from.map(|t| t.to_rfc3339()),
+                    Some("2026-06-03T10:00:00+00:00".into())
+                );
+            }
+            _ => panic!("a wait follows next"),
+        }
+    }
+
+    #[test]
+    fn a_time_past_the_range_is_an_error() {
+        let wait = node("w", json!({"type": "wait", "delay": "100 years"}));
+        let far = chrono::DateTime::<chrono::Utc>::MAX_UTC - chrono::Duration::days(1);
+        let err = with_context(&settings(), far, |cx| run(&enrollment("w"), &wait, cx));
+        assert!(err.err().unwrap().to_string().contains("out of range"));
+    }
+}
