@@ -179,7 +179,7 @@ CREATE TABLE journey.steps (
 );
 CREATE INDEX steps_flow_node ON journey.steps (flow_id, node);
 COMMENT ON TABLE journey.steps IS
-  'Append-only history: one row per node an enrollment entered (outcome: done, sent, suppressed:<reason>, goal, exited, failed:<error>, retry:<error> for a transient failure retried later). Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
+  'Append-only history: one row per node an enrollment entered, with what the node did in outcome, one of: sent, created, queued, suppressed: <reason>, updated, waited, goal, exited, then, else, branch <n>, yes, yes: <status>, no: <reason>, waiting, failed: <error>, retry: <error>. created is a task, queued a webhook; a send is suppressed for sms_opt_out, email_opt_out, no phone, no email or no admin_email; a check writes yes: <status> (the message''s status), a wait_event yes; no: <reason> is a message status, no message was sent, or timed out; retry is a transient failure retried later. Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
 
 -- enrollments has no foreign keys: they would double the cost of enrolling (two checks per
 -- row, in the app's INSERT). Its rows are written only by journey._enroll, from flows that exist

@@ -1,7 +1,8 @@
 //! What a node did: one [`Outcome`] per node entered. It gives the `journey.steps.outcome`
 //! text, the outbox message (if any) and the [`Route`] the enrollment takes. The two failure
 //! outcomes (`retry`, `failed`) are made by the engine's retry policy from a node's error.
-//! [`forms`] lists every form of outcome text.
+//! [`forms`] lists every form of outcome text; the COMMENT on journey.steps lists the same, in
+//! the same order (a test compares them).
 use crate::engine::batch::Message;
 use crate::model::Edge;
 use chrono::{DateTime, Utc};
@@ -255,5 +256,24 @@ mod unit {
             Outcome::Exited.into_route(Some(&next)).1,
             Route::End("exited")
         ));
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    /// The COMMENT on journey.steps lists exactly the outcomes the engine writes, in order.
+    #[pg_test]
+    fn steps_comment_lists_every_outcome() {
+        let comment = Spi::get_one::<String>("SELECT obj_description('journey.steps'::regclass)")
+            .unwrap()
+            .unwrap_or_default();
+        let list = format!("one of: {}.", super::forms().join(", "));
+        assert!(
+            comment.contains(&list),
+            "the COMMENT on journey.steps should list \"{list}\": {comment}"
+        );
     }
 }
