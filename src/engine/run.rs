@@ -17,9 +17,6 @@ use crate::model::{Edge, FlowDef, Node, NodeKind};
 use chrono::{DateTime, Utc};
 use pgrx::datum::TimestampWithTimeZone;
 
-/// (kept for callers of its former place)
-pub use super::nodes::branch::split_bucket;
-
 /// Most nodes one enrollment runs in one go (validation forbids cycles without a delay).
 const MAX_NODES_PER_STEP: usize = 100;
 
