@@ -5,8 +5,8 @@
 //! every SQL function and the install SQL (sql/*.sql, wired in order by `api::install`),
 //! `engine` due-step execution, `render` Liquid and SMS encoding, `worker` the background
 //! worker, `memory` the allocation count renders are bounded by. Dependencies run one way:
-//! api -> engine -> model, render; worker -> engine (api calls worker only to wake it at
-//! commit).
+//! api -> engine -> model, render; worker -> engine (waking the worker at commit is
+//! `engine::wake`).
 use pgrx::prelude::*;
 
 pub mod api;
@@ -25,9 +25,6 @@ pub extern "C-unwind" fn _PG_init() {
     guc::init();
     worker::register();
 }
-
-#[cfg(any(test, feature = "pg_test"))]
-mod tests;
 
 /// This module is required by `cargo pgrx test` invocations.
 /// It must be visible at the root of your extension crate.

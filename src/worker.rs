@@ -4,28 +4,16 @@
 //! transaction is rolled back and logged; every step is idempotent, so re-running is safe).
 //! Postgres restarts it a second after a crash; nothing is in flight across transactions.
 //!
-//! Transactions that enroll someone or make a step due set `PENDING_WAKE`; at commit the
-//! worker's latch (its address kept in shared memory) is set, so it starts at once instead of
-//! on its next poll.
+//! Transactions that enroll someone or make a step due wake it at commit through its latch
+//! (`engine::wake`), so it starts at once instead of on its next poll.
 use crate::guc;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::{pg_shmem_init, PgAtomic};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The worker session's search_path.
 const SEARCH_PATH: &std::ffi::CStr = c"pg_catalog, journey, pg_temp";
-
-static WORKER_LATCH: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"journey_worker_latch") };
-
-thread_local! {
-    static SHMEM_READY: Cell<bool> = const { Cell::new(false) };
-    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
-    static PENDING_WAKE: Cell<bool> = const { Cell::new(false) };
-}
 
 pub fn register() {
     // SAFETY: reads two of the postmaster's flags.
@@ -33,8 +21,7 @@ pub fn register() {
         // not preloaded, or a pg_upgrade restoring the schema: no worker
         return;
     }
-    pg_shmem_init!(WORKER_LATCH);
-    SHMEM_READY.with(|r| r.set(true));
+    crate::engine::wake::init_shared_memory();
     BackgroundWorkerBuilder::new("journey worker")
         .set_type("journey worker")
         .set_function("journey_worker_main")
@@ -42,39 +29,6 @@ pub fn register() {
         .enable_spi_access()
         .set_restart_time(Some(Duration::from_secs(1)))
         .load();
-}
-
-/// Asks for the worker to be woken when the current transaction commits (`journey._wake`, in
-/// api/wake.rs, calls it for the SQL functions).
-pub fn wake_on_commit() {
-    if !SHMEM_READY.with(|r| r.get()) {
-        return;
-    }
-    PENDING_WAKE.with(|p| p.set(true));
-    if !CALLBACK_REGISTERED.with(|r| r.replace(true)) {
-        unsafe { pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut()) };
-    }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn on_xact_event(
-    event: pg_sys::XactEvent::Type,
-    _arg: *mut std::ffi::c_void,
-) {
-    match event {
-        pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
-            if PENDING_WAKE.with(|p| p.replace(false)) =>
-        {
-            let latch = WORKER_LATCH.get().load(Ordering::Acquire);
-            if latch != 0 {
-                unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) };
-            }
-        }
-        pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
-            PENDING_WAKE.with(|p| p.set(false));
-        }
-        _ => {}
-    }
 }
 
 #[pg_guard]
@@ -94,12 +48,7 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
             pg_sys::GucSource::PGC_S_SESSION,
         );
     }
-    SHMEM_READY.with(|r| r.set(true));
-    unsafe {
-        WORKER_LATCH
-            .get()
-            .store(pg_sys::MyLatch as u64, Ordering::Release);
-    }
+    crate::engine::wake::attach_worker_latch();
     log!(
         "journey worker started in database \"{database}\" as role \"{}\"",
         role.as_deref().unwrap_or("(bootstrap superuser)")
@@ -156,7 +105,7 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
             release_free_memory();
         }
     }
-    WORKER_LATCH.get().store(0, Ordering::Release);
+    crate::engine::wake::detach_worker_latch();
     log!("journey worker stopped");
     // Exit code 1: the postmaster restarts a worker that exits non-zero (after restart_time),
     // so pg_terminate_backend() on the worker pauses it for a second instead of for good. At
@@ -192,9 +141,7 @@ fn in_transaction<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Resul
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
-    let result = PgTryBuilder::new(|| Ok(body()))
-        .catch_others(|e| Err(crate::engine::subxact::Caught::from(e).message))
-        .execute();
+    let result = crate::engine::subxact::catch(body).map_err(|caught| caught.message);
     unsafe {
         if result.is_ok() {
             pg_sys::PopActiveSnapshot();

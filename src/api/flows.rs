@@ -427,7 +427,7 @@ pub fn activate_flow(
                 &[flow.id.into()],
             )?;
         }
-        crate::worker::wake_on_commit();
+        crate::engine::wake::wake_on_commit();
         Ok(())
     })()
     .or_report()
@@ -527,7 +527,7 @@ pub fn enroll(
             &[f.id.into(), contact.into(), JsonB(data).into()],
         )?;
         if id.is_some() {
-            crate::worker::wake_on_commit();
+            crate::engine::wake::wake_on_commit();
         }
         Ok(id)
     })()

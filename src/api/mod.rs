@@ -1,5 +1,6 @@
-//! SQL functions, one file per concern. Audience, relay and stats functions are set-based SQL
-//! (sql/*.sql, installed from here); flows are Rust because they parse and validate definitions.
+//! Every SQL-callable function (`#[pg_extern]`), one file per concern. The audience, relay and
+//! stats functions are hand-written SQL (sql/*.sql), wired into the install script by
+//! `install.rs` in order; flows, the engine entry point and the internal helpers are Rust.
 pub mod engine;
 pub mod flows;
 pub mod install;

@@ -5,7 +5,7 @@ use pgrx::prelude::*;
 /// `journey._wake()`: called by the trigger functions after they enroll someone.
 #[pg_extern(name = "_wake", volatile, parallel_unsafe)]
 pub fn wake() {
-    crate::worker::wake_on_commit();
+    crate::engine::wake::wake_on_commit();
 }
 
 extension_sql!(

@@ -15,3 +15,4 @@ pub mod run;
 pub mod schedule;
 pub mod store;
 pub mod subxact;
+pub mod wake;

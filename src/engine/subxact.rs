@@ -77,6 +77,14 @@ pub fn attempt<R>(
     })
 }
 
+/// Runs `body`, catching an ERROR it raises (or a Rust panic) as a [`Caught`]. The caller
+/// rolls back what the error interrupted: a subtransaction ([`run`]), the worker's transaction.
+pub fn catch<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Caught> {
+    PgTryBuilder::new(|| Ok(body()))
+        .catch_others(|e| Err(Caught::from(e)))
+        .execute()
+}
+
 /// Runs `body` in a subtransaction: released when it returns, rolled back when it raises. An
 /// interrupt (cancel, shutdown) is raised again after the rollback, never returned.
 pub fn run<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Caught> {
@@ -89,9 +97,7 @@ pub fn run<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Ca
         pg_sys::MemoryContextSwitchTo(context);
         (context, owner)
     };
-    let result = PgTryBuilder::new(|| Ok(body()))
-        .catch_others(|e| Err(Caught::from(e)))
-        .execute();
+    let result = catch(body);
     unsafe {
         if result.is_ok() {
             pg_sys::ReleaseCurrentSubTransaction();
