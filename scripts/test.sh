@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The whole suite: set-up, `cargo pgrx test` (SQL-level tests in a real cluster with the worker
-# preloaded), then the integration tests in tests/ against a cluster this script starts.
+# The whole suite: set-up, `cargo pgrx test` (the unit tests, and the #[pg_test]s in a real
+# cluster with the worker preloaded), then tests/run.sh (the release build installed, then every
+# tests/*_test.sh: the pg_regress files, the isolation specs and the integration scripts, each
+# against a cluster it starts), then a small benchmark run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
