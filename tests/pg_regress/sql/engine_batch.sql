@@ -5,27 +5,7 @@
 -- Each scenario runs in a transaction that is rolled back, so each starts from the state set
 -- up below (ids aside: sequences are not rolled back). now() is constant inside a transaction;
 -- the virtual clock run_due(n, at) is given now().
-\set SHOW_CONTEXT never
-SET TimeZone = 'UTC';
-SET DateStyle = 'ISO, YMD';
-SET IntervalStyle = 'postgres';
-INSERT INTO journey.groups (name) VALUES ('newsletter'), ('vip');
-INSERT INTO journey.templates (name, channel, subject, body)
-VALUES ('welcome_email', 'email', 'Welcome {{ contact.first_name }}', 'Hello {{ contact.first_name }} from {{ flow.name }}');
-SELECT journey.create_flow('welcome', '{
-  "triggers": [{"type": "group_joined", "group": "newsletter"}],
-  "start": "sms",
-  "nodes": {
-    "sms":  {"type": "send_sms", "text": "Hi {{ contact.first_name }}", "sender": "ACME",
-             "next": {"to": "mail", "delay": "1 hour"}},
-    "mail": {"type": "send_email", "template": "welcome_email", "next": "won"},
-    "won":  {"type": "goal", "name": "welcomed"}
-  }}');
--- a contact named first, with phone +1555<first> and email <first>@example.com
-CREATE FUNCTION pg_temp.contact(first text) RETURNS bigint LANGUAGE sql AS $$
-  SELECT journey.upsert_contact(jsonb_build_object('first_name', first, 'phone', '+1555' || first,
-                                                   'email', lower(first) || '@example.com'))
-$$;
+\i tests/pg_regress/include/welcome.sql
 
 -- Deleting a contact deletes its enrollments and steps; deleting a flow deletes its own.
 BEGIN;
