@@ -987,6 +987,34 @@ COMMENT ON FUNCTION journey._matches(jsonb, bigint, jsonb) IS 'Internal: evaluat
 COMMENT ON TABLE journey.steps IS
   'Append-only history: one row per node an enrollment entered, with what the node did in outcome, one of: sent, created, queued, suppressed: <reason>, updated, waited, goal, exited, then, else, branch <n>, yes, yes: <status>, no: <reason>, waiting, failed: <error>, retry: <error>. created is a task, queued a webhook; a send is suppressed for sms_opt_out, email_opt_out, no phone, no email or no admin_email; a check writes yes: <status> (the message''s status), a wait_event yes; no: <reason> is a message status, no message was sent, or timed out; retry is a transient failure retried later. Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
 
+-- ================================================================ issue 13: settings for quotas, phones, date triggers
+ALTER TABLE journey.settings
+    ADD COLUMN whatsapp_quota  integer CHECK (whatsapp_quota >= 0),
+    ADD COLUMN default_country text CHECK (default_country ~ '^[A-Z]{2}$'),
+    ADD COLUMN date_trigger_at time NOT NULL DEFAULT '09:00',
+    ADD COLUMN date_catch_up   interval NOT NULL DEFAULT '1 day' CHECK (date_catch_up BETWEEN interval '0' AND interval '366 days');
+COMMENT ON TABLE journey.settings IS
+  'Account settings, exactly one row: default time zone, SMS quiet hours (contact''s zone, may span midnight), unsubscribe text, admin e-mail, quotas (NULL = unlimited), max_attempts for retries (failed sends reported by relays, transient step failures in the engine), and the limits of a rendered message: max_message_bytes for a body (e-mail, WhatsApp, admin e-mail, webhook, SMS text) and max_sms_segments for an SMS; a message past them fails its enrollment. whatsapp_quota counts WhatsApp messages when set (sms_quota counts SMS segments, email_quota e-mails; admin e-mails are never counted). default_country (ISO 3166 alpha-2, e.g. IL) turns national phone numbers into E.164. date_trigger_at is the local time of day date triggers fire at when they give no at; date_catch_up is how late a date occurrence may still be enrolled after downtime.';
+CREATE OR REPLACE FUNCTION journey._settings_replace() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM journey.settings) THEN
+        UPDATE journey.settings SET
+            time_zone = NEW.time_zone, quiet_hours_start = NEW.quiet_hours_start,
+            quiet_hours_end = NEW.quiet_hours_end, sms_unsubscribe_text = NEW.sms_unsubscribe_text,
+            admin_email = NEW.admin_email, sms_quota = NEW.sms_quota, email_quota = NEW.email_quota,
+            max_attempts = NEW.max_attempts, max_message_bytes = NEW.max_message_bytes,
+            max_sms_segments = NEW.max_sms_segments, whatsapp_quota = NEW.whatsapp_quota,
+            default_country = NEW.default_country, date_trigger_at = NEW.date_trigger_at,
+            date_catch_up = NEW.date_catch_up;
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after

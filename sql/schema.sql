@@ -14,11 +14,16 @@ CREATE TABLE journey.settings (
     max_attempts         integer NOT NULL DEFAULT 5 CHECK (max_attempts BETWEEN 1 AND 100),
     max_message_bytes    integer NOT NULL DEFAULT 262144 CHECK (max_message_bytes BETWEEN 1024 AND 10485760),
     max_sms_segments     integer NOT NULL DEFAULT 10 CHECK (max_sms_segments BETWEEN 1 AND 100),
+    -- last: 0.3.0 added them (ALTER TABLE ADD COLUMN), a fresh install has the same column order
+    whatsapp_quota       integer CHECK (whatsapp_quota >= 0),
+    default_country      text CHECK (default_country ~ '^[A-Z]{2}$'),
+    date_trigger_at      time NOT NULL DEFAULT '09:00',
+    date_catch_up        interval NOT NULL DEFAULT '1 day' CHECK (date_catch_up BETWEEN interval '0' AND interval '366 days'),
     CONSTRAINT settings_time_zone_valid CHECK (journey._is_time_zone(time_zone))
 );
 INSERT INTO journey.settings DEFAULT VALUES;
 COMMENT ON TABLE journey.settings IS
-  'Account settings, exactly one row: default time zone, SMS quiet hours (contact''s zone, may span midnight), unsubscribe text, admin e-mail, quotas (NULL = unlimited), max_attempts for retries (failed sends reported by relays, transient step failures in the engine), and the limits of a rendered message: max_message_bytes for a body (e-mail, WhatsApp, admin e-mail, webhook, SMS text) and max_sms_segments for an SMS; a message past them fails its enrollment.';
+  'Account settings, exactly one row: default time zone, SMS quiet hours (contact''s zone, may span midnight), unsubscribe text, admin e-mail, quotas (NULL = unlimited), max_attempts for retries (failed sends reported by relays, transient step failures in the engine), and the limits of a rendered message: max_message_bytes for a body (e-mail, WhatsApp, admin e-mail, webhook, SMS text) and max_sms_segments for an SMS; a message past them fails its enrollment. whatsapp_quota counts WhatsApp messages when set (sms_quota counts SMS segments, email_quota e-mails; admin e-mails are never counted). default_country (ISO 3166 alpha-2, e.g. IL) turns national phone numbers into E.164. date_trigger_at is the local time of day date triggers fire at when they give no at; date_catch_up is how late a date occurrence may still be enrolled after downtime.';
 
 -- ---------------------------------------------------------------- contacts
 CREATE TABLE journey.contacts (
@@ -297,7 +302,9 @@ BEGIN
             quiet_hours_end = NEW.quiet_hours_end, sms_unsubscribe_text = NEW.sms_unsubscribe_text,
             admin_email = NEW.admin_email, sms_quota = NEW.sms_quota, email_quota = NEW.email_quota,
             max_attempts = NEW.max_attempts, max_message_bytes = NEW.max_message_bytes,
-            max_sms_segments = NEW.max_sms_segments;
+            max_sms_segments = NEW.max_sms_segments, whatsapp_quota = NEW.whatsapp_quota,
+            default_country = NEW.default_country, date_trigger_at = NEW.date_trigger_at,
+            date_catch_up = NEW.date_catch_up;
         RETURN NULL;
     END IF;
     RETURN NEW;
