@@ -137,13 +137,30 @@ COMMENT ON TABLE journey.flow_versions IS 'Every saved definition of a flow; ver
 
 CREATE TABLE journey.flow_triggers (
     flow_id   bigint NOT NULL REFERENCES journey.flows (id) ON DELETE CASCADE,
-    kind      text NOT NULL CHECK (kind IN ('group_joined', 'form_submitted', 'event')),
+    kind      text NOT NULL,
     key       text NOT NULL,
     condition jsonb,
-    PRIMARY KEY (kind, key, flow_id)
+    -- last: 0.3.0 added them (ALTER TABLE ADD COLUMN), a fresh install has the same column order
+    pos       integer NOT NULL DEFAULT 0,
+    params    jsonb,
+    CONSTRAINT flow_triggers_pkey PRIMARY KEY (kind, key, flow_id, pos),
+    CONSTRAINT flow_triggers_kind_check CHECK (kind IN ('group_joined', 'group_left', 'form_submitted', 'event',
+                                                      'date', 'contact_created', 'contact_updated'))
 );
 COMMENT ON TABLE journey.flow_triggers IS
-  'Derived routing table: (trigger kind, key) -> active flow. Rebuilt at activation, emptied at pause/archive, so a write with no matching flow costs one index probe. key is the group id, form id or event name.';
+  'Derived routing table: (trigger kind, key) -> active flow, one row per trigger of the flow''s definition (pos: its position in triggers). Rebuilt at activation, emptied at pause/archive, so a write with no matching flow costs one index probe. key is the group id (group_joined, group_left), form id, event name, date field (date: birthday or attributes.<key>) or empty (contact_created, contact_updated); condition is the trigger''s where; params holds a date trigger''s rules (repeat, offset_days, at, feb29, groups and their group_ids) or contact_updated''s fields.';
+
+CREATE TABLE journey.date_schedule (
+    contact_id bigint NOT NULL,
+    flow_id    bigint NOT NULL REFERENCES journey.flows (id) ON DELETE CASCADE,
+    pos        integer NOT NULL,
+    fire_at    timestamptz NOT NULL,
+    PRIMARY KEY (contact_id, flow_id, pos)
+);
+CREATE INDEX date_schedule_due ON journey.date_schedule (fire_at);
+CREATE INDEX date_schedule_flow ON journey.date_schedule (flow_id);
+COMMENT ON TABLE journey.date_schedule IS
+  'Derived: the next occurrence of each date trigger (flow, pos = its flow_triggers row) for each contact with a date in its field, at fire_at. Filled at activation, kept current by the contacts'' triggers (a changed date, attribute or zone moves it; a deleted contact takes it along) and by settings changes, advanced by journey._date_pass once enrolled (or skipped as too late), emptied at pause/archive. The pass finds due rows by an index probe on fire_at.';
 
 CREATE TABLE journey.enrollments (
     id          bigint GENERATED ALWAYS AS IDENTITY,
@@ -332,6 +349,7 @@ SELECT pg_catalog.pg_extension_config_dump('journey.templates', '');
 SELECT pg_catalog.pg_extension_config_dump('journey.flows', '');
 SELECT pg_catalog.pg_extension_config_dump('journey.flow_versions', '');
 SELECT pg_catalog.pg_extension_config_dump('journey.flow_triggers', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.date_schedule', '');
 SELECT pg_catalog.pg_extension_config_dump('journey.enrollments', '');
 SELECT pg_catalog.pg_extension_config_dump('journey.steps', '');
 SELECT pg_catalog.pg_extension_config_dump('journey.outbox', '');

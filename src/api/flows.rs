@@ -1,9 +1,10 @@
 //! Flow lifecycle: create_flow, update_flow, validate_flow, activate_flow, pause_flow,
 //! archive_flow, enroll.
 use super::jsonb::JsonbText;
+use super::routes;
 use crate::error::{required, JourneyError, OrReport, Result};
 use crate::model::definition::check_shape;
-use crate::model::{FlowDef, Problem, Reentry, Trigger};
+use crate::model::{FlowDef, Problem, Reentry};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
@@ -163,15 +164,6 @@ fn load(name: &str, lock: FlowLock) -> Result<FlowRow> {
     })
 }
 
-/// Takes the flow out of the trigger routing table: writes stop enrolling into it.
-fn clear_triggers(flow_id: i64) -> Result<()> {
-    Spi::run_with_args(
-        "DELETE FROM journey.flow_triggers WHERE flow_id = $1",
-        &[flow_id.into()],
-    )?;
-    Ok(())
-}
-
 /// The definition argument parsed (from its text: a number beyond f64 or nesting past serde's
 /// limit is a clear error) and checked for shape and size.
 fn checked_definition(flow: &str, definition: Option<JsonbText>) -> Result<serde_json::Value> {
@@ -263,7 +255,7 @@ pub fn update_flow(name: Option<&str>, definition: Option<JsonbText>) -> i32 {
              WHERE id = $1",
             &[flow.id.into(), version.into()],
         )?;
-        clear_triggers(flow.id)?;
+        routes::clear(flow.id)?;
         Ok(version)
     })()
     .or_report()
@@ -342,6 +334,12 @@ pub fn activate_flow(
             // while this waits for it.
             Spi::run("LOCK TABLE journey.group_members IN SHARE MODE")?;
         }
+        let dated = routes::has_date_trigger(name)?;
+        if dated {
+            // The same for contacts and their dates: a contact written while this scans
+            // contacts would be scheduled by neither this nor its own trigger.
+            Spi::run("LOCK TABLE journey.contacts IN SHARE MODE")?;
+        }
         let flow = load(name, FlowLock::Exclusive)?;
         let in_flight = required(in_flight, "in_flight", "Pass 'continue' or 'stop'.")?;
         if !["continue", "stop"].contains(&in_flight) {
@@ -361,6 +359,9 @@ pub fn activate_flow(
                 problems: problems.into_iter().map(|p| (p.node, p.problem)).collect(),
             });
         }
+        if include_existing {
+            routes::check_include_existing(&flow.name, &def.triggers)?;
+        }
         let reentry = match def.reentry {
             Reentry::Never => None,
             Reentry::Always => Some("0".to_string()),
@@ -371,21 +372,7 @@ pub fn activate_flow(
                  start_node = $2, reentry_after = $3::interval WHERE id = $1",
             &[flow.id.into(), def.start.as_str().into(), reentry.into()],
         )?;
-        clear_triggers(flow.id)?;
-        for t in &def.triggers {
-            let (kind, key_sql, key, condition) = match t {
-                Trigger::GroupJoined { group } => ("group_joined", "SELECT id::text FROM journey.groups WHERE name = $1", group, None),
-                Trigger::FormSubmitted { form } => ("form_submitted", "SELECT id::text FROM journey.forms WHERE name = $1", form, None),
-                Trigger::Event { event, condition } => ("event", "SELECT name FROM journey.event_types WHERE name = $1", event, condition.clone()),
-                Trigger::Manual => continue,
-            };
-            let key = Spi::get_one_with_args::<String>(key_sql, &[key.as_str().into()])?.unwrap_or_default();
-            Spi::run_with_args(
-                "INSERT INTO journey.flow_triggers (flow_id, kind, key, condition) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT DO NOTHING",
-                &[flow.id.into(), kind.into(), key.into(), condition.map(JsonB).into()],
-            )?;
-        }
+        routes::install(flow.id, &def.triggers)?;
         let nodes: Vec<String> = def.nodes.keys().cloned().collect();
         if in_flight == "stop" {
             Spi::run_with_args(
@@ -408,24 +395,10 @@ pub fn activate_flow(
             )?;
         }
         if include_existing {
-            // KEY SHARE on each member's contact, as `enroll` does: enrollments have no foreign
-            // key, and the contacts' delete trigger cannot see an enrollment not committed yet.
-            // A DELETE of a member now waits for this transaction and then deletes its
-            // enrollment; a member deleted by a transaction that commits while this waits is
-            // skipped (READ COMMITTED re-checks the locked row and finds it gone).
-            Spi::run_with_args(
-                "SELECT count(*) FROM (SELECT journey._enroll(array_agg(m.flow_id), array_agg(m.contact_id), \
-                     array_agg(jsonb_build_object('trigger', 'group_joined', 'group', m.name))) \
-                   FROM (SELECT t.flow_id, c.id AS contact_id, g.name \
-                         FROM journey.flow_triggers t \
-                         JOIN journey.group_members m ON m.group_id::text = t.key \
-                         JOIN journey.groups g ON g.id = m.group_id \
-                         JOIN journey.contacts c ON c.id = m.contact_id \
-                         WHERE t.flow_id = $1 AND t.kind = 'group_joined' \
-                         FOR KEY SHARE OF c) m \
-                   HAVING count(*) > 0) x",
-                &[flow.id.into()],
-            )?;
+            routes::enroll_members(flow.id)?;
+        }
+        if def.triggers.iter().any(|t| t.kind == "date") {
+            routes::schedule_dates(flow.id, include_existing)?;
         }
         crate::engine::wake::wake_on_commit();
         Ok(())
@@ -454,7 +427,7 @@ pub fn pause_flow(name: Option<&str>) {
             "UPDATE journey.flows SET status = 'paused', paused_reason = 'manual' WHERE id = $1",
             &[flow.id.into()],
         )?;
-        clear_triggers(flow.id)?;
+        routes::clear(flow.id)?;
         Ok(())
     })()
     .or_report()
@@ -472,7 +445,7 @@ pub fn archive_flow(name: Option<&str>) {
             "UPDATE journey.flows SET status = 'archived', paused_reason = NULL WHERE id = $1",
             &[flow.id.into()],
         )?;
-        clear_triggers(flow.id)?;
+        routes::clear(flow.id)?;
         Spi::run_with_args(
             "UPDATE journey.enrollments SET status = 'stopped', due_at = NULL, updated_at = now(), \
                  last_error = 'flow archived' WHERE flow_id = $1 AND status = 'active'",

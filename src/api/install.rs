@@ -28,12 +28,25 @@ extension_sql_file!(
     ]
 );
 
+// Date triggers: the schedule of next occurrences kept current by the contacts' and settings'
+// triggers, and journey._date_pass, which enrolls due occurrences (journey._date_next and
+// journey._date_days compute them).
+extension_sql_file!(
+    "../../sql/dates.sql",
+    name = "dates",
+    requires = [
+        "triggers",
+        api::dates::date_next,
+        api::dates::date_days
+    ]
+);
+
 // Audience helpers: upsert_contact, add_to_group, remove_from_group, submit_form,
 // define_event, emit.
 extension_sql_file!(
     "../../sql/audience.sql",
     name = "audience",
-    requires = ["triggers"]
+    requires = ["dates"]
 );
 
 // Relay protocol: claim, mark_sent, mark_failed, report.

@@ -11,7 +11,7 @@ mod parse;
 pub mod predicate;
 pub mod registry;
 pub mod times;
-mod triggers;
+pub mod triggers;
 pub mod zone;
 
 pub use definition::{check_shape, Edge, FlowDef, Node, NodeKind, Problem, Reentry, Trigger};
