@@ -9,6 +9,7 @@ pub mod cache;
 pub mod claim;
 pub mod clock;
 pub mod nodes;
+pub mod occurrence;
 pub mod prepared;
 pub mod rows;
 pub mod run;
