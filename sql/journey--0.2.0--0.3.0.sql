@@ -1015,6 +1015,476 @@ BEGIN
 END
 $$;
 
+-- ================================================================ issue 13: trigger kinds, date triggers
+-- flow_triggers: one row per trigger (pos: its place in the definition), params for the kinds
+-- that have settings (date rules, contact_updated fields), and the new kinds.
+ALTER TABLE journey.flow_triggers DROP CONSTRAINT flow_triggers_kind_check;
+ALTER TABLE journey.flow_triggers DROP CONSTRAINT flow_triggers_pkey;
+ALTER TABLE journey.flow_triggers
+    ADD COLUMN pos    integer NOT NULL DEFAULT 0,
+    ADD COLUMN params jsonb;
+-- (0.2.0 wrote one row per (kind, key, flow): pos 0 keeps them unique; the next activation
+-- rewrites them with their positions)
+ALTER TABLE journey.flow_triggers
+    ADD CONSTRAINT flow_triggers_pkey PRIMARY KEY (kind, key, flow_id, pos),
+    ADD CONSTRAINT flow_triggers_kind_check CHECK (kind IN ('group_joined', 'group_left', 'form_submitted', 'event',
+                                                          'date', 'contact_created', 'contact_updated'));
+COMMENT ON TABLE journey.flow_triggers IS
+  'Derived routing table: (trigger kind, key) -> active flow, one row per trigger of the flow''s definition (pos: its position in triggers). Rebuilt at activation, emptied at pause/archive, so a write with no matching flow costs one index probe. key is the group id (group_joined, group_left), form id, event name, date field (date: birthday or attributes.<key>) or empty (contact_created, contact_updated); condition is the trigger''s where; params holds a date trigger''s rules (repeat, offset_days, at, feb29, groups and their group_ids) or contact_updated''s fields.';
+
+CREATE TABLE journey.date_schedule (
+    contact_id bigint NOT NULL,
+    flow_id    bigint NOT NULL REFERENCES journey.flows (id) ON DELETE CASCADE,
+    pos        integer NOT NULL,
+    fire_at    timestamptz NOT NULL,
+    PRIMARY KEY (contact_id, flow_id, pos)
+);
+CREATE INDEX date_schedule_due ON journey.date_schedule (fire_at);
+CREATE INDEX date_schedule_flow ON journey.date_schedule (flow_id);
+COMMENT ON TABLE journey.date_schedule IS
+  'Derived: the next occurrence of each date trigger (flow, pos = its flow_triggers row) for each contact with a date in its field, at fire_at. Filled at activation, kept current by the contacts'' triggers (a changed date, attribute or zone moves it; a deleted contact takes it along) and by settings changes, advanced by journey._date_pass once enrolled (or skipped as too late), emptied at pause/archive. The pass finds due rows by an index probe on fire_at.';
+
+SELECT pg_catalog.pg_extension_config_dump('journey.date_schedule', '');
+
+CREATE OR REPLACE FUNCTION journey._delete_contact_enrollments() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    DELETE FROM journey.enrollments e USING old_rows o WHERE e.contact_id = o.id;
+    DELETE FROM journey.date_schedule d USING old_rows o WHERE d.contact_id = o.id;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._delete_contact_enrollments() IS 'Trigger: deletes the enrollments (and so their steps) and the date schedule rows of deleted contacts.';
+
+CREATE FUNCTION journey._date_next(days integer, yearly boolean, offset_days integer, at_seconds integer,
+                                   mar1 boolean, zone text, after timestamptz)
+RETURNS timestamptz
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'date_next_wrapper';
+CREATE FUNCTION journey._date_days(text text, zone text) RETURNS integer
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'date_days_wrapper';
+COMMENT ON FUNCTION journey._date_next(integer, boolean, integer, integer, boolean, text, timestamptz) IS 'Internal: when a date trigger (yearly or once, offset_days, at as seconds after midnight, Feb 29 on Mar 1 or Feb 28) next fires after a time for a date given as days since 2000-01-01, in a zone; NULL when never.';
+COMMENT ON FUNCTION journey._date_days(text, text) IS 'Internal: the date a contact attribute holds (an ISO date, or a timestamp''s date in the zone) as days since 2000-01-01; NULL when it holds none.';
+
+-- sql/dates.sql as a fresh install has it
+-- Date triggers: the schedule of next occurrences (journey.date_schedule, in schema.sql), kept
+-- current by the contacts' and settings' triggers, and the pass that enrolls what is due.
+-- The occurrence arithmetic (anniversaries, Feb 29, offsets, local times across DST) is Rust:
+-- journey._date_next and journey._date_days (src/api/dates.rs, src/engine/occurrence.rs).
+
+-- When a date trigger next fires after p_after for a contact (NULL: no date in the field, or a
+-- `once` date already past). Not SECURITY DEFINER and without a SET clause, so the planner
+-- inlines it into the set-based statements below (whose functions pin search_path).
+CREATE FUNCTION journey._date_fire_at(p_key text, p_params jsonb, p_birthday date, p_attributes jsonb,
+                                      p_zone text, p_default_at time, p_after timestamptz)
+RETURNS timestamptz
+LANGUAGE sql STABLE
+AS $$
+    SELECT journey._date_next(
+        CASE WHEN p_key = 'birthday' THEN p_birthday - DATE '2000-01-01'
+             ELSE journey._date_days(p_attributes ->> substr(p_key, 12), p_zone) END,
+        p_params ->> 'repeat' = 'yearly',
+        (p_params ->> 'offset_days')::integer,
+        extract(epoch FROM coalesce((p_params ->> 'at')::time, p_default_at))::integer,
+        p_params ->> 'feb29' = 'mar1',
+        p_zone, p_after)
+$$;
+COMMENT ON FUNCTION journey._date_fire_at(text, jsonb, date, jsonb, text, time, timestamptz) IS
+  'Internal: when the date trigger with this key (birthday or attributes.<key>) and params next fires after p_after for a contact with this birthday, attributes and zone; NULL when its field holds no date or a once date is past.';
+
+-- Recomputes the schedule rows of these (contact, flow, trigger position) triples: the next
+-- occurrence after p_after, or no row when there is none.
+CREATE FUNCTION journey._date_schedule(p_contacts bigint[], p_flows bigint[], p_pos integer[], p_after timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    DELETE FROM journey.date_schedule d
+    USING unnest(p_contacts, p_flows, p_pos) AS u (contact_id, flow_id, pos)
+    WHERE d.contact_id = u.contact_id AND d.flow_id = u.flow_id AND d.pos = u.pos;
+    INSERT INTO journey.date_schedule (contact_id, flow_id, pos, fire_at)
+    SELECT u.contact_id, u.flow_id, u.pos, x.fire_at
+    FROM unnest(p_contacts, p_flows, p_pos) AS u (contact_id, flow_id, pos)
+    JOIN journey.flow_triggers t ON t.kind = 'date' AND t.flow_id = u.flow_id AND t.pos = u.pos
+    JOIN journey.contacts c ON c.id = u.contact_id
+    CROSS JOIN journey.settings s
+    CROSS JOIN LATERAL (SELECT journey._date_fire_at(t.key, t.params, c.birthday, c.attributes,
+                               coalesce(c.time_zone, s.time_zone), s.date_trigger_at, p_after) AS fire_at) x
+    WHERE x.fire_at IS NOT NULL
+    ON CONFLICT DO NOTHING;
+END
+$$;
+COMMENT ON FUNCTION journey._date_schedule(bigint[], bigint[], integer[], timestamptz) IS
+  'Internal: recomputes the date_schedule rows of these (contact, flow, trigger position) triples: the next occurrence firing after p_after, or none.';
+
+-- Every contact with a value in the field of one of the flow's date triggers (activation).
+CREATE FUNCTION journey._date_schedule_flow(p_flow bigint, p_after timestamptz) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    PERFORM journey._date_schedule(array_agg(c.id), array_agg(t.flow_id), array_agg(t.pos), p_after)
+    FROM journey.flow_triggers t
+    JOIN journey.contacts c ON CASE WHEN t.key = 'birthday' THEN c.birthday IS NOT NULL
+                                    ELSE c.attributes ? substr(t.key, 12) END
+    WHERE t.kind = 'date' AND t.flow_id = p_flow
+    HAVING count(*) > 0;
+END
+$$;
+COMMENT ON FUNCTION journey._date_schedule_flow(bigint, timestamptz) IS
+  'Internal: schedules the next occurrence after p_after of each date trigger of the flow for every contact with a value in its field (activate_flow; with include_existing p_after is now() - settings.date_catch_up, so occurrences passed within the catch-up window are enrolled by the next pass).';
+
+-- contacts AFTER INSERT: schedule the new contacts' dates.
+CREATE FUNCTION journey._on_contacts_dated() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM journey.flow_triggers WHERE kind = 'date') THEN
+        RETURN NULL;   -- no date flow: one index probe
+    END IF;
+    PERFORM journey._date_schedule(array_agg(n.id), array_agg(t.flow_id), array_agg(t.pos), now())
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'date'
+    WHERE CASE WHEN t.key = 'birthday' THEN n.birthday IS NOT NULL ELSE n.attributes ? substr(t.key, 12) END
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_contacts_dated() IS 'Trigger: schedules the date occurrences of new contacts (one index probe when no active flow has a date trigger).';
+CREATE TRIGGER contacts_dated AFTER INSERT ON journey.contacts
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._on_contacts_dated();
+
+-- contacts AFTER UPDATE: a changed date (the trigger's field) or zone moves the next occurrence.
+CREATE FUNCTION journey._on_contacts_redated() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM journey.flow_triggers WHERE kind = 'date') THEN
+        RETURN NULL;
+    END IF;
+    PERFORM journey._date_schedule(array_agg(n.id), array_agg(t.flow_id), array_agg(t.pos), now())
+    FROM new_rows n
+    JOIN old_rows o ON o.id = n.id
+    JOIN journey.flow_triggers t ON t.kind = 'date'
+    WHERE n.time_zone IS DISTINCT FROM o.time_zone
+       OR CASE WHEN t.key = 'birthday' THEN n.birthday IS DISTINCT FROM o.birthday
+               ELSE n.attributes -> substr(t.key, 12) IS DISTINCT FROM o.attributes -> substr(t.key, 12) END
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_contacts_redated() IS 'Trigger: reschedules the date occurrences of contacts whose date field or time zone changed (the next occurrence after now; one already enrolled is not enrolled again).';
+CREATE TRIGGER contacts_redated AFTER UPDATE ON journey.contacts
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION journey._on_contacts_redated();
+
+-- settings AFTER UPDATE: the default zone and time of day are part of every occurrence.
+CREATE FUNCTION journey._on_settings_redated() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    PERFORM journey._date_schedule(array_agg(d.contact_id), array_agg(d.flow_id), array_agg(d.pos), now())
+    FROM journey.date_schedule d
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_settings_redated() IS 'Trigger: reschedules every date occurrence when settings.time_zone or settings.date_trigger_at changes.';
+CREATE TRIGGER settings_redated AFTER UPDATE ON journey.settings
+    FOR EACH ROW WHEN (OLD.time_zone IS DISTINCT FROM NEW.time_zone OR OLD.date_trigger_at IS DISTINCT FROM NEW.date_trigger_at)
+    EXECUTE FUNCTION journey._on_settings_redated();
+
+-- Enrolls date occurrences: one enrollment per (flow, contact, occurrence) ever (the unique
+-- index enrollments_flow_contact), whatever the flow's reentry (a yearly flow runs every year),
+-- never two active at once (an occurrence meeting an enrollment still active is skipped).
+CREATE FUNCTION journey._enroll_occurrences(p_flows bigint[], p_contacts bigint[], p_data jsonb[],
+                                            p_occurrences text[], p_due timestamptz)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM journey._lock_flows(p_flows);   -- as journey._enroll
+    INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data, occurrence)
+    SELECT DISTINCT ON (f.id, u.contact_id)
+           f.id, f.version, u.contact_id, f.start_node, p_due, u.data, u.occurrence
+    FROM unnest(p_flows, p_contacts, p_data, p_occurrences) AS u (flow_id, contact_id, data, occurrence)
+    JOIN journey.flows f ON f.id = u.flow_id AND f.status = 'active'
+    WHERE NOT EXISTS (SELECT 1 FROM journey.enrollments e
+                      WHERE e.flow_id = f.id AND e.contact_id = u.contact_id
+                        AND (e.status = 'active' OR e.occurrence = u.occurrence))
+    ORDER BY f.id, u.contact_id
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM journey._wake();
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION journey._enroll_occurrences(bigint[], bigint[], jsonb[], text[], timestamptz) IS
+  'Internal: enrolls (flow, contact, data, occurrence) into active flows, due at p_due: at most one enrollment per occurrence ever and one active per (flow, contact), whatever the flow''s reentry. Returns how many it enrolled. Takes the shared flow locks first, as journey._enroll.';
+
+-- The due occurrences as of p_at (at most p_max): those that fired less than
+-- settings.date_catch_up ago are enrolled (when the contact is in the trigger's groups and its
+-- where holds), older ones skipped; each row then moves to its next occurrence (or goes).
+-- FOR UPDATE SKIP LOCKED: concurrent passes (the worker, run_due callers) take disjoint rows.
+CREATE FUNCTION journey._date_pass(p_at timestamptz, p_max integer) RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    s journey.settings;
+    v_contacts bigint[]; v_flows bigint[]; v_pos integer[]; v_fire timestamptz[];
+    e_flows bigint[]; e_contacts bigint[]; e_data jsonb[]; e_occ text[];
+    n integer := 0;
+BEGIN
+    SELECT array_agg(d.contact_id), array_agg(d.flow_id), array_agg(d.pos), array_agg(d.fire_at)
+      INTO v_contacts, v_flows, v_pos, v_fire
+    FROM (SELECT d.contact_id, d.flow_id, d.pos, d.fire_at FROM journey.date_schedule d
+          WHERE d.fire_at <= p_at ORDER BY d.fire_at LIMIT p_max FOR UPDATE SKIP LOCKED) d;
+    IF v_contacts IS NULL THEN
+        RETURN 0;
+    END IF;
+    SELECT * INTO s FROM journey.settings;
+    SELECT array_agg(x.flow_id), array_agg(x.contact_id), array_agg(x.data), array_agg(x.occurrence)
+      INTO e_flows, e_contacts, e_data, e_occ
+    FROM (SELECT u.flow_id, u.contact_id, t.condition, o.occurrence,
+                 jsonb_build_object('trigger', 'date', 'field', t.key,
+                     'date', CASE WHEN t.key = 'birthday' THEN to_jsonb(k.birthday)
+                                  ELSE k.attributes -> substr(t.key, 12) END,
+                     'occurrence', o.occurrence, 'scheduled_at', u.fire_at,
+                     'late', p_at - u.fire_at > interval '5 minutes') AS data
+          FROM unnest(v_contacts, v_flows, v_pos, v_fire) AS u (contact_id, flow_id, pos, fire_at)
+          JOIN journey.flow_triggers t ON t.kind = 'date' AND t.flow_id = u.flow_id AND t.pos = u.pos
+          JOIN journey.contacts k ON k.id = u.contact_id
+          CROSS JOIN LATERAL (SELECT to_char(u.fire_at AT TIME ZONE coalesce(k.time_zone, s.time_zone),
+                                             'YYYY-MM-DD') AS occurrence) o
+          WHERE u.fire_at > p_at - s.date_catch_up
+            AND (coalesce(jsonb_array_length(t.params -> 'group_ids'), 0) = 0
+                 OR EXISTS (SELECT 1 FROM journey.group_members m
+                            WHERE m.contact_id = u.contact_id
+                              AND m.group_id IN (SELECT jsonb_array_elements_text(t.params -> 'group_ids')::bigint)))
+         ) x
+    WHERE x.condition IS NULL OR journey._matches(x.condition, x.contact_id, x.data);
+    IF e_flows IS NOT NULL THEN
+        n := journey._enroll_occurrences(e_flows, e_contacts, e_data, e_occ, p_at);
+    END IF;
+    -- advance: the next occurrence after this one (and after the catch-up window: an older one
+    -- would only be skipped), or no row
+    WITH nxt AS (
+        SELECT u.contact_id, u.flow_id, u.pos,
+               journey._date_fire_at(t.key, t.params, k.birthday, k.attributes,
+                                     coalesce(k.time_zone, s.time_zone), s.date_trigger_at,
+                                     greatest(u.fire_at, p_at - s.date_catch_up)) AS fire_at
+        FROM unnest(v_contacts, v_flows, v_pos, v_fire) AS u (contact_id, flow_id, pos, fire_at)
+        LEFT JOIN journey.flow_triggers t ON t.kind = 'date' AND t.flow_id = u.flow_id AND t.pos = u.pos
+        LEFT JOIN journey.contacts k ON k.id = u.contact_id),
+    gone AS (
+        DELETE FROM journey.date_schedule d USING nxt
+        WHERE d.contact_id = nxt.contact_id AND d.flow_id = nxt.flow_id AND d.pos = nxt.pos
+          AND nxt.fire_at IS NULL)
+    UPDATE journey.date_schedule d SET fire_at = nxt.fire_at
+    FROM nxt
+    WHERE d.contact_id = nxt.contact_id AND d.flow_id = nxt.flow_id AND d.pos = nxt.pos
+      AND nxt.fire_at IS NOT NULL;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION journey._date_pass(timestamptz, integer) IS
+  'Internal: enrolls the date occurrences due by p_at (at most p_max schedule rows): those that fired less than settings.date_catch_up ago, for contacts in the trigger''s groups whose where holds; the enrollment''s data says trigger date, field, date, occurrence (the local date it fired on), scheduled_at and late. Each row then moves to its next occurrence. Returns how many it enrolled. journey.run_due runs it first; the worker at least every 10 seconds.';
+
+REVOKE ALL ON FUNCTION journey._date_next(integer, boolean, integer, integer, boolean, text, timestamptz),
+    journey._date_days(text, text),
+    journey._date_fire_at(text, jsonb, date, jsonb, text, time, timestamptz),
+    journey._date_schedule(bigint[], bigint[], integer[], timestamptz),
+    journey._date_schedule_flow(bigint, timestamptz),
+    journey._on_contacts_dated(), journey._on_contacts_redated(), journey._on_settings_redated(),
+    journey._enroll_occurrences(bigint[], bigint[], jsonb[], text[], timestamptz),
+    journey._date_pass(timestamptz, integer) FROM PUBLIC;
+COMMENT ON FUNCTION journey.run_due(integer, timestamptz) IS 'Enrolls the date occurrences due by at (journey._date_pass), then runs up to max_steps due enrollments as of at (a virtual clock for tests and dry runs): each runs its nodes until it waits, completes, exits or fails. Returns how many enrollments were advanced. The background worker calls the same code.';
+
+-- ================================================================ issue 13: quotas
+-- sql/quota.sql: journey.add_quota, journey._quota_channels, journey._quota_exhausted (the
+-- engine calls it when a send's channel quota cannot cover it) and the settings trigger that
+-- resumes the flows paused for quota; steps gain the outcome quota.
+CREATE FUNCTION journey._quota_channels(definition jsonb) RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    SELECT coalesce(array_agg(DISTINCT c ORDER BY c), '{}')
+      FROM (SELECT CASE n.value->>'type' WHEN 'send_sms' THEN 'sms' WHEN 'send_email' THEN 'email'
+                                         WHEN 'send_whatsapp' THEN 'whatsapp' END AS c
+              FROM jsonb_each(CASE jsonb_typeof(definition->'nodes') WHEN 'object' THEN definition->'nodes'
+                                                                      ELSE '{}' END) n
+             WHERE jsonb_typeof(n.value) = 'object') x
+     WHERE c IS NOT NULL
+$$;
+COMMENT ON FUNCTION journey._quota_channels(jsonb) IS
+  'Internal: the channels with a quota a flow definition sends on (send_sms: sms, send_email: email, send_whatsapp: whatsapp), sorted.';
+
+CREATE FUNCTION journey._quota_exhausted(channels text[], flows bigint[], contact bigint) RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    paused bigint[];
+    names  text;
+    admin  text;
+    credit text;
+BEGIN
+    -- the UPDATE re-checks status on a row another transaction changed meanwhile: a flow
+    -- paused by hand (or archived) in between is left as it is
+    WITH p AS (
+        UPDATE journey.flows f SET status = 'paused', paused_reason = 'quota'
+          FROM journey.flow_versions v
+         WHERE v.flow_id = f.id AND v.version = f.version AND f.status = 'active'
+           AND (f.id = ANY (flows) OR journey._quota_channels(v.definition) && channels)
+        RETURNING f.id, f.name)
+    SELECT array_agg(p.id ORDER BY p.id), string_agg(p.name, ', ' ORDER BY p.name) INTO paused, names FROM p;
+    IF paused IS NULL THEN
+        RETURN 0;   -- another batch paused them already (and told the admin)
+    END IF;
+    -- as pause_flow does: a paused flow enrolls nobody
+    DELETE FROM journey.flow_triggers t WHERE t.flow_id = ANY (paused);
+    SELECT s.admin_email,
+           concat_ws(', ', 'sms_quota ' || coalesce(s.sms_quota::text, 'unlimited'),
+                     'email_quota ' || coalesce(s.email_quota::text, 'unlimited'),
+                     'whatsapp_quota ' || coalesce(s.whatsapp_quota::text, 'unlimited'))
+      INTO admin, credit FROM journey.settings s;
+    IF admin IS NOT NULL AND btrim(admin) <> '' THEN
+        INSERT INTO journey.outbox (idempotency_key, channel, contact_id, recipient, subject, body)
+        VALUES ('quota:' || array_to_string(channels, ',') || ':' || gen_random_uuid(), 'admin_email', contact, admin,
+                'journey: ' || array_to_string(channels, ', ') || ' quota used up',
+                format('The %s quota is used up (%s). Paused until there is credit again: %s. Their enrollments wait where they stopped. '
+                       'Add credit with journey.add_quota(''%s'', amount): the flows resume by themselves.',
+                       array_to_string(channels, ', '), credit, names, channels[1]));
+    END IF;
+    RETURN cardinality(paused);
+END
+$$;
+COMMENT ON FUNCTION journey._quota_exhausted(text[], bigint[], bigint) IS
+  'Internal, called by the engine when a send''s channel quota cannot cover it: pauses (paused_reason quota, routes removed) every active flow whose current version sends on one of channels, and the flows given; if it paused any, writes one admin_email outbox row (to settings.admin_email, if set; contact_id is that of the first refused send). Returns the number of flows it paused.';
+
+CREATE FUNCTION journey._quota_raised() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    f record;
+BEGIN
+    FOR f IN SELECT fl.name FROM journey.flows fl
+               JOIN journey.flow_versions v ON v.flow_id = fl.id AND v.version = fl.version
+              WHERE fl.status = 'paused' AND fl.paused_reason = 'quota'
+                AND NOT EXISTS (SELECT 1 FROM unnest(journey._quota_channels(v.definition)) c
+                                 WHERE CASE c WHEN 'sms' THEN NEW.sms_quota WHEN 'email' THEN NEW.email_quota
+                                              ELSE NEW.whatsapp_quota END = 0)
+              ORDER BY fl.id LOOP
+        BEGIN
+            PERFORM journey.activate_flow(f.name);
+        EXCEPTION WHEN OTHERS THEN
+            -- a flow that cannot be activated (a template deleted while it was paused...) stays
+            -- paused; the quota is raised all the same
+            RAISE WARNING 'flow "%" stays paused for quota: %', f.name, SQLERRM
+                USING HINT = 'Fix it and call journey.activate_flow(''' || f.name || ''').';
+        END;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._quota_raised() IS
+  'Trigger: after an UPDATE of settings that raises a quota or sets it NULL, resumes (journey.activate_flow) the flows paused for quota whose channels all have credit (a quota above 0 or NULL); flows paused by hand or by an edit stay paused. A flow that cannot be activated stays paused with a WARNING.';
+CREATE TRIGGER settings_quota_raised AFTER UPDATE ON journey.settings
+    FOR EACH ROW
+    WHEN ((NEW.sms_quota IS DISTINCT FROM OLD.sms_quota AND (NEW.sms_quota IS NULL OR NEW.sms_quota > OLD.sms_quota))
+       OR (NEW.email_quota IS DISTINCT FROM OLD.email_quota AND (NEW.email_quota IS NULL OR NEW.email_quota > OLD.email_quota))
+       OR (NEW.whatsapp_quota IS DISTINCT FROM OLD.whatsapp_quota AND (NEW.whatsapp_quota IS NULL OR NEW.whatsapp_quota > OLD.whatsapp_quota)))
+    EXECUTE FUNCTION journey._quota_raised();
+
+CREATE FUNCTION journey.add_quota(channel text, amount integer) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    remaining bigint;
+    credit  bigint;
+BEGIN
+    IF channel IS NULL OR channel NOT IN ('sms', 'email', 'whatsapp') THEN
+        RAISE EXCEPTION 'add_quota: unknown channel "%"', coalesce(channel, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Channels with a quota are sms (counts SMS segments), email and whatsapp.';
+    END IF;
+    IF amount IS NULL THEN
+        RAISE EXCEPTION 'add_quota: amount must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass the credit to add (a negative amount takes credit away); to make a channel unlimited, UPDATE journey.settings SET <channel>_quota = NULL.';
+    END IF;
+    -- locked, so a batch spending credit commits first and its decrement is not lost
+    SELECT CASE channel WHEN 'sms' THEN s.sms_quota WHEN 'email' THEN s.email_quota ELSE s.whatsapp_quota END
+      INTO remaining FROM journey.settings s FOR NO KEY UPDATE;
+    IF remaining IS NULL THEN
+        RETURN NULL;   -- unlimited stays unlimited
+    END IF;
+    credit := remaining + amount;
+    IF credit < 0 THEN
+        RAISE EXCEPTION 'add_quota: %_quota would fall below zero (% left, % added)', channel, remaining, amount
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('Take away at most %s.', remaining);
+    END IF;
+    IF credit > 2147483647 THEN
+        RAISE EXCEPTION 'add_quota: %_quota would exceed 2147483647 (% left, % added)', channel, remaining, amount
+            USING ERRCODE = 'numeric_value_out_of_range',
+                  HINT = 'To make the channel unlimited, UPDATE journey.settings SET ' || channel || '_quota = NULL.';
+    END IF;
+    UPDATE journey.settings s
+       SET sms_quota = CASE WHEN channel = 'sms' THEN credit::integer ELSE s.sms_quota END,
+           email_quota = CASE WHEN channel = 'email' THEN credit::integer ELSE s.email_quota END,
+           whatsapp_quota = CASE WHEN channel = 'whatsapp' THEN credit::integer ELSE s.whatsapp_quota END;
+    RETURN credit;
+END
+$$;
+COMMENT ON FUNCTION journey.add_quota(text, integer) IS
+  'Adds amount to a channel''s quota (sms: SMS segments, email, whatsapp) and returns the credit left; a quota that is NULL (unlimited) stays NULL and NULL is returned. A negative amount takes credit away, never below zero. Raising a quota resumes the flows paused for quota whose channels all have credit (see journey._quota_raised).';
+REVOKE ALL ON FUNCTION journey._quota_channels(jsonb), journey._quota_exhausted(text[], bigint[], bigint),
+    journey._quota_raised(), journey.add_quota(text, integer) FROM PUBLIC;
+-- Admin roles (those that may pause flows) may call them, as grant_role(role, 'admin') now gives.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT a.grantee::regrole::text AS grantee
+               FROM pg_proc p, aclexplode(p.proacl) a
+              WHERE p.oid = 'journey.pause_flow(text)'::regprocedure
+                AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION journey._quota_channels(jsonb), journey._quota_exhausted(text[], bigint[], bigint),
+                        journey._quota_raised(), journey.add_quota(text, integer) TO %s', r.grantee);
+    END LOOP;
+END
+$$;
+COMMENT ON TABLE journey.steps IS
+  'Append-only history: one row per node an enrollment entered, with what the node did in outcome, one of: sent, created, queued, suppressed: <reason>, updated, waited, goal, exited, then, else, branch <n>, yes, yes: <status>, no: <reason>, waiting, failed: <error>, retry: <error>, quota. created is a task, queued a webhook; a send is suppressed for sms_opt_out, email_opt_out, no phone, no email or no admin_email; a check writes yes: <status> (the message''s status), a wait_event yes; no: <reason> is a message status, no message was sent, or timed out; retry is a transient failure retried later; quota is a send its channel''s quota (settings.sms_quota, email_quota, whatsapp_quota) could not cover: nothing written, the enrollment waits at the node while its flow is paused for quota. Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after

@@ -56,6 +56,14 @@ extension_sql_file!(
     requires = ["audience"]
 );
 
+// Quotas: add_quota, journey._quota_exhausted (the engine calls it when a channel's credit
+// runs out: flows paused, the admin told) and the settings trigger that resumes them.
+extension_sql_file!(
+    "../../sql/quota.sql",
+    name = "quota",
+    requires = ["relay"]
+);
+
 // Introspection: flow_stats, goal_stats, flow_overview, timeline (in flow order, from
 // journey._node_order).
 extension_sql_file!(
