@@ -11,6 +11,7 @@
 use super::batch::{Batch, Step, Update};
 use super::claim::{claim, Enrollment, Settings};
 use super::nodes::{self, Context, Outcome, Route};
+use super::quota::{self, Quota};
 use super::{cache, clock, schedule, subxact};
 use crate::error::{JourneyError, Result};
 use crate::model::{Edge, FlowDef, Node, NodeKind};
@@ -60,8 +61,13 @@ fn run_claimed(
     // claims them again
     let in_time = || started.elapsed() < BATCH_TIME;
     let mut ran = 0;
+    // the quotas' credit, carried from one enrollment's batch to the next when one by one
+    let mut quota = Quota::new(settings.quotas);
     if !one_by_one {
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            quota,
+            ..Batch::default()
+        };
         for e in due.iter().take_while(|_| in_time()) {
             step(e, &settings, now, &mut batch);
             ran += 1;
@@ -71,11 +77,18 @@ fn run_claimed(
     }
     for e in due.iter().take_while(|_| in_time()) {
         ran += 1;
+        let mut batch = Batch {
+            quota: quota.carried(),
+            ..Batch::default()
+        };
         let done = subxact::attempt(std::panic::AssertUnwindSafe(|| {
-            let mut batch = Batch::default();
             step(e, &settings, now, &mut batch);
             batch.finish(at)
         }));
+        // a rolled-back enrollment took no credit (nor, if it took the settings lock, the lock)
+        if done.is_ok() {
+            quota = batch.quota.carried();
+        }
         if let Err(caught) = done {
             let mut batch = Batch::default();
             let failure = Failure {
@@ -170,7 +183,19 @@ fn advance(
             interrupts: nodes::postgres_interrupts,
         };
         let outcome = run_node(e, node, &mut cx).map_err(|err| failure(at, err))?;
-        seq += 1;
+        let lock_timeout = &mut batch.lock_timeout;
+        let outcome = batch
+            .quota
+            .charge(e, outcome, now, || {
+                // the settings lock is waited for with the session's own lock_timeout
+                lock_timeout.restore()?;
+                quota::lock_settings()
+            })
+            .map_err(|err| failure(at, err))?;
+        // a held node is entered again with the same seq (and so the same message key)
+        if !matches!(outcome, Outcome::Quota(_)) {
+            seq += 1;
+        }
         let Some((edge, from)) = record(batch, e, current, seq, outcome, node.next.as_ref()) else {
             return Ok(());
         };
@@ -179,7 +204,7 @@ fn advance(
             current = &edge.to;
             continue;
         }
-        let due = schedule::due(from, edge.delay, edge.at, edge.days.as_deref(), e.zone)
+        let due = schedule::edge_due(from, edge, e.zone)
             .ok_or_else(|| failure(at, nodes::out_of_range(e, current)))?;
         let update = Update::of(e, "active", edge.to.clone(), Some(due), seq);
         batch.updates.push(update);
@@ -269,6 +294,7 @@ fn record<'d>(
             attempts,
             ..Update::of(e, "failed", node.into(), None, seq)
         },
+        Route::Hold { until } => Update::of(e, "active", node.into(), Some(until), seq),
     };
     batch.updates.push(update);
     None

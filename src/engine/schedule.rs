@@ -1,7 +1,10 @@
-//! When is a step due: delays, `at` (HH:MM) and `days` windows and quiet hours, all in the
-//! contact's zone (chrono-tz). A local time inside a DST gap resolves to the first instant
-//! after the gap; an ambiguous one (DST fall-back) to its first occurrence.
-use crate::model::Interval;
+//! When is a step due: delays, `at` (HH:MM) and `days`, send windows (`{"from", "to",
+//! "days"}`) and quiet hours, all in the contact's zone (chrono-tz). A local time inside a DST
+//! gap resolves to the first instant after the gap; an ambiguous one (DST fall-back) to its
+//! first occurrence, except the end of a send window: its last (every local time inside the
+//! hours is inside the window).
+use crate::model::times::Window;
+use crate::model::{Edge, Interval};
 use chrono::{
     DateTime, Datelike, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime,
     TimeZone, Utc, Weekday,
@@ -94,6 +97,49 @@ pub fn due(
     } else {
         window(t, at, days, tz)
     })
+}
+
+/// Due time after following `edge` from `from`: its delay, then its `at`/`days`, then its
+/// window. None when out of range.
+pub fn edge_due(from: DateTime<Utc>, edge: &Edge, tz: Tz) -> Option<DateTime<Utc>> {
+    let t = due(from, edge.delay, edge.at, edge.days.as_deref(), tz)?;
+    match &edge.window {
+        Some(w) => in_window(t, w, tz),
+        None => Some(t),
+    }
+}
+
+/// The first instant at or after `t` inside the window: `t` itself when it is inside, else the
+/// next opening (`from` on an allowed day). A window spanning midnight belongs to the day it
+/// opens. None when out of range.
+pub fn in_window(t: DateTime<Utc>, w: &Window, tz: Tz) -> Option<DateTime<Utc>> {
+    let allowed = |d: NaiveDate| w.days.as_ref().is_none_or(|ds| ds.contains(&d.weekday()));
+    // yesterday's window may still be open (past midnight)
+    let mut date = t.with_timezone(&tz).date_naive().pred_opt()?;
+    for _ in 0..10 {
+        if allowed(date) {
+            let start = resolve(tz, date.and_time(w.from));
+            let end_date = if w.spans_midnight() {
+                date.succ_opt()?
+            } else {
+                date
+            };
+            let end = resolve_last(tz, end_date.and_time(w.to));
+            if start < end && t < end {
+                return Some(start.max(t));
+            }
+        }
+        date = date.succ_opt()?;
+    }
+    Some(t)
+}
+
+/// As [`resolve`], but an ambiguous local time (DST fall-back) is its second occurrence.
+fn resolve_last(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    match tz.from_local_datetime(&local) {
+        LocalResult::Ambiguous(_, second) => second.with_timezone(&Utc),
+        _ => resolve(tz, local),
+    }
 }
 
 /// If `t` falls in the quiet hours [start, end) (local, may span midnight), the end of that
@@ -379,6 +425,211 @@ mod unit {
             quiet_until(utc("2026-11-01T05:10:00Z"), hm(1, 0), hm(1, 30), ny),
             Some(utc("2026-11-01T05:30:00Z"))
         );
+    }
+
+    fn win(from: (u32, u32), to: (u32, u32), days: Option<&[Weekday]>) -> Window {
+        Window {
+            from: hm(from.0, from.1),
+            to: hm(to.0, to.1),
+            days: days.map(|d| d.to_vec()),
+        }
+    }
+
+    /// (zone, t (UTC), window, expected (UTC)): inside goes at once, before waits for the
+    /// opening, after waits for the next day's; across midnight; days; both DST nights.
+    #[test]
+    fn send_windows() {
+        let weekdays: &[Weekday] = &[Mon, Tue, Wed, Thu, Fri];
+        let nine_to_six = win((9, 0), (18, 0), None);
+        let weekdays_nine_to_six = win((9, 0), (18, 0), Some(weekdays));
+        let night = win((22, 0), (2, 0), None);
+        let friday_night = win((22, 0), (2, 0), Some(&[Fri]));
+        let rows: &[(&str, &str, &Window, &str)] = &[
+            // Friday 2026-11-20: inside at 15:33 -> at once (where `at: 09:00` would wait a day)
+            (
+                "UTC",
+                "2026-11-20T15:33:00Z",
+                &nine_to_six,
+                "2026-11-20T15:33:00Z",
+            ),
+            (
+                "UTC",
+                "2026-11-20T09:00:00Z",
+                &nine_to_six,
+                "2026-11-20T09:00:00Z",
+            ),
+            // before -> the opening the same day; at the closing time or after -> the next day
+            (
+                "UTC",
+                "2026-11-20T06:10:00Z",
+                &nine_to_six,
+                "2026-11-20T09:00:00Z",
+            ),
+            (
+                "UTC",
+                "2026-11-20T18:00:00Z",
+                &nine_to_six,
+                "2026-11-21T09:00:00Z",
+            ),
+            (
+                "UTC",
+                "2026-11-20T23:59:00Z",
+                &nine_to_six,
+                "2026-11-21T09:00:00Z",
+            ),
+            // weekdays: Friday evening and Saturday -> Monday 09:00; Wednesday noon at once
+            (
+                "UTC",
+                "2026-11-20T19:00:00Z",
+                &weekdays_nine_to_six,
+                "2026-11-23T09:00:00Z",
+            ),
+            (
+                "UTC",
+                "2026-11-21T12:00:00Z",
+                &weekdays_nine_to_six,
+                "2026-11-23T09:00:00Z",
+            ),
+            (
+                "UTC",
+                "2026-11-18T12:00:00Z",
+                &weekdays_nine_to_six,
+                "2026-11-18T12:00:00Z",
+            ),
+            // across midnight: 23:00 and 01:00 inside; 02:00 and noon wait for 22:00
+            (
+                "UTC",
+                "2026-11-20T23:00:00Z",
+                &night,
+                "2026-11-20T23:00:00Z",
+            ),
+            (
+                "UTC",
+                "2026-11-21T01:00:00Z",
+                &night,
+                "2026-11-21T01:00:00Z",
+            ),
+            (
+                "UTC",
+                "2026-11-21T02:00:00Z",
+                &night,
+                "2026-11-21T22:00:00Z",
+            ),
+            (
+                "UTC",
+                "2026-11-21T12:00:00Z",
+                &night,
+                "2026-11-21T22:00:00Z",
+            ),
+            // a Friday night window: Saturday 01:00 is inside (it opened on Friday); Saturday
+            // 23:00 is not (Saturday's window is not allowed) -> next Friday 22:00
+            (
+                "UTC",
+                "2026-11-21T01:00:00Z",
+                &friday_night,
+                "2026-11-21T01:00:00Z",
+            ),
+            (
+                "UTC",
+                "2026-11-21T23:00:00Z",
+                &friday_night,
+                "2026-11-27T22:00:00Z",
+            ),
+            // in the contact's zone: Jerusalem (UTC+2 in November) 06:00 local -> 09:00 local
+            (
+                "Asia/Jerusalem",
+                "2026-11-20T04:00:00Z",
+                &nine_to_six,
+                "2026-11-20T07:00:00Z",
+            ),
+            (
+                "Asia/Jerusalem",
+                "2026-11-20T15:59:00Z",
+                &nine_to_six,
+                "2026-11-20T15:59:00Z",
+            ),
+            (
+                "Asia/Jerusalem",
+                "2026-11-20T16:00:00Z",
+                &nine_to_six,
+                "2026-11-21T07:00:00Z",
+            ),
+            // New York springs forward 2026-03-08 02:00 EST -> 03:00 EDT: a window from 02:30
+            // opens at 03:00 EDT (07:00 UTC); 09:00 EDT is 13:00 UTC that day
+            (
+                "America/New_York",
+                "2026-03-08T06:00:00Z",
+                &win((2, 30), (5, 0), None),
+                "2026-03-08T07:00:00Z",
+            ),
+            (
+                "America/New_York",
+                "2026-03-08T05:00:00Z",
+                &nine_to_six,
+                "2026-03-08T13:00:00Z",
+            ),
+            // falls back 2026-11-01 02:00 EDT -> 01:00 EST: a window to 01:30 ends at the second
+            // 01:30 (06:30 UTC), so 01:10 in the repeated hour (06:10 UTC) is inside
+            (
+                "America/New_York",
+                "2026-11-01T06:10:00Z",
+                &win((22, 0), (1, 30), None),
+                "2026-11-01T06:10:00Z",
+            ),
+            (
+                "America/New_York",
+                "2026-11-01T06:30:00Z",
+                &win((22, 0), (1, 30), None),
+                "2026-11-02T03:00:00Z",
+            ),
+            // Bucharest springs forward 2026-03-29 03:00 EET -> 04:00 EEST: 09:00 is 06:00 UTC
+            (
+                "Europe/Bucharest",
+                "2026-03-29T00:30:00Z",
+                &nine_to_six,
+                "2026-03-29T06:00:00Z",
+            ),
+            (
+                "Europe/Bucharest",
+                "2026-03-28T16:30:00Z",
+                &nine_to_six,
+                "2026-03-29T06:00:00Z",
+            ),
+        ];
+        for (zone, t, w, expected) in rows {
+            let tz: Tz = zone.parse().unwrap();
+            assert_eq!(
+                in_window(utc(t), w, tz),
+                Some(utc(expected)),
+                "{zone} {t} {w:?}"
+            );
+        }
+    }
+
+    /// A delay first, then the window: Friday 17:00 + 2 hours is 19:00, outside 09:00-18:00 on
+    /// weekdays -> Monday 09:00; + 30 minutes is inside -> 17:30.
+    #[test]
+    fn an_edge_with_a_delay_and_a_window() {
+        let edge = |delay: &str| Edge {
+            to: "x".into(),
+            delay: Interval::parse(delay).ok(),
+            window: Some(win((9, 0), (18, 0), Some(&[Mon, Tue, Wed, Thu, Fri]))),
+            ..Edge::default()
+        };
+        let friday_five = utc("2026-11-20T17:00:00Z");
+        assert_eq!(
+            edge_due(friday_five, &edge("2 hours"), Tz::UTC),
+            Some(utc("2026-11-23T09:00:00Z"))
+        );
+        assert_eq!(
+            edge_due(friday_five, &edge("30 minutes"), Tz::UTC),
+            Some(utc("2026-11-20T17:30:00Z"))
+        );
+        let plain = Edge {
+            to: "x".into(),
+            ..Edge::default()
+        };
+        assert_eq!(edge_due(friday_five, &plain, Tz::UTC), Some(friday_five));
     }
 
     #[test]

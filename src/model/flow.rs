@@ -3,6 +3,7 @@
 //! to a node type (its name, parser, Liquid fields, branches) is found through the registry.
 use super::interval::Interval;
 use super::registry::{self, NodeType};
+use super::times::Window;
 use super::triggers::Trigger;
 use chrono::{NaiveTime, Weekday};
 use serde_json::{Map, Value};
@@ -22,13 +23,15 @@ pub enum Reentry {
     After(Interval),
 }
 
-/// Where to go after a node, and when.
+/// Where to go after a node, and when: after `delay`, then exactly `at` on `days`, or at once
+/// inside `window` (never both `at` and `window`, nor `days` beside a window: its own `days`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Edge {
     pub to: String,
     pub delay: Option<Interval>,
     pub at: Option<NaiveTime>,
     pub days: Option<Vec<Weekday>>,
+    pub window: Option<Window>,
 }
 
 impl Edge {
@@ -38,7 +41,10 @@ impl Edge {
     }
 
     pub fn is_immediate(&self) -> bool {
-        self.delay.is_none_or(|d| d.is_zero()) && self.at.is_none() && self.days.is_none()
+        self.delay.is_none_or(|d| d.is_zero())
+            && self.at.is_none()
+            && self.days.is_none()
+            && self.window.is_none()
     }
 }
 
@@ -64,6 +70,7 @@ pub enum NodeKind {
         delay: Option<Interval>,
         at: Option<NaiveTime>,
         days: Option<Vec<Weekday>>,
+        window: Option<Window>,
     },
     Goal {
         name: String,

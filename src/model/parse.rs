@@ -3,7 +3,7 @@
 use super::flow::{Edge, Problem, Reference};
 use super::interval::Interval;
 use super::predicate;
-use super::times;
+use super::times::{self, Window};
 use chrono::{NaiveTime, Weekday};
 use serde_json::{Map, Value};
 
@@ -119,6 +119,41 @@ impl Ctx {
         }
     }
 
+    /// A send window (`times::parse_window`) at `obj[key]`; its problems name `label.key`
+    /// (`window.from`, `next.window.days`).
+    pub fn window(&mut self, obj: &Map<String, Value>, key: &str, label: &str) -> Option<Window> {
+        match obj.get(key) {
+            None | Some(Value::Null) => None,
+            Some(v) => times::parse_window(v)
+                .map_err(|problems| {
+                    for p in problems {
+                        self.problem(format!("field \"{label}\": {p}"));
+                    }
+                })
+                .ok(),
+        }
+    }
+
+    /// A window decides when a step goes on its own: `at` beside it ("exactly at" against "at
+    /// once inside the hours") is a problem, and so are `days` beside it (they go inside it).
+    pub fn window_alone(&mut self, obj: &Map<String, Value>, field: &str) {
+        if !obj.get("window").is_some_and(|w| !w.is_null()) {
+            return;
+        }
+        if obj.contains_key("at") {
+            self.problem(format!(
+                "{field}\"at\" and \"window\" cannot both be given: \"at\" goes exactly at a time, \
+                 a window at once inside its hours (drop one)"
+            ));
+        }
+        if obj.contains_key("days") {
+            self.problem(format!(
+                "{field}\"days\" beside \"window\": put the days inside the window \
+                 ({{\"window\": {{\"from\": ..., \"to\": ..., \"days\": ...}}}})"
+            ));
+        }
+    }
+
     pub fn edge(&mut self, v: Option<&Value>, field: &str) -> Option<Edge> {
         match v {
             None | Some(Value::Null) => None,
@@ -129,21 +164,23 @@ impl Ctx {
             Some(Value::Object(o)) => {
                 let to = self.string(o, "to", true)?;
                 for key in o.keys() {
-                    if !["to", "delay", "at", "days"].contains(&key.as_str()) {
+                    if !["to", "delay", "at", "days", "window"].contains(&key.as_str()) {
                         self.problem(format!(
-                            "field \"{field}\" has unknown key \"{key}\" (use to, delay, at, days)"
+                            "field \"{field}\" has unknown key \"{key}\" (use to, delay, at, days, window)"
                         ));
                     }
                 }
+                self.window_alone(o, &format!("field \"{field}\": "));
                 Some(Edge {
                     to,
                     delay: self.interval(o, "delay"),
                     at: self.time(o, "at"),
                     days: self.days(o, "days"),
+                    window: self.window(o, "window", &format!("{field}.window")),
                 })
             }
             Some(other) => {
-                self.problem(format!("field \"{field}\" must be a node id or {{\"to\", \"delay\", \"at\", \"days\"}}, not {other}"));
+                self.problem(format!("field \"{field}\" must be a node id or {{\"to\", \"delay\", \"at\", \"days\", \"window\"}}, not {other}"));
                 None
             }
         }
