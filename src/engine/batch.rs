@@ -5,6 +5,7 @@
 //! holds what its nodes share: the templates read by name, and the lock_timeout a node
 //! shortened.
 use super::claim::Enrollment;
+use super::quota::{self, Quota};
 use super::{clock, prepared, store, subxact};
 use crate::error::{JourneyError, Result};
 use chrono::{DateTime, Utc};
@@ -177,13 +178,17 @@ pub struct Batch {
     pub updates: Vec<Update>,
     pub templates: Templates,
     pub lock_timeout: LockTimeout,
+    /// The credit the batch takes from the quotas, and the sends they refused.
+    pub quota: Quota,
 }
 
 impl Batch {
-    /// Restores the lock_timeout and writes the batch back (see [`write_back`]).
+    /// Restores the lock_timeout and writes the batch back (see [`write_back`]), then its
+    /// quota (see [`quota::write_back`]).
     pub fn finish(&mut self, at: TimestampWithTimeZone) -> Result<()> {
         self.lock_timeout.restore()?;
-        write_back(self, at)
+        write_back(self, at)?;
+        quota::write_back(&self.quota)
     }
 }
 

@@ -3,6 +3,7 @@
 //! (resolved to ordinals once per batch) from rows deformed once each (`rows`); the contact's
 //! columns become the Liquid `contact` and the enrollment's data the Liquid `event` with no
 //! JSON in between.
+use super::quota::Quotas;
 use super::rows::{columns, Rows};
 use super::{clock, prepared};
 use crate::error::Result;
@@ -59,6 +60,9 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// Most segments one SMS may take.
     pub max_sms_segments: i32,
+    /// sms_quota, email_quota, whatsapp_quota as read without a lock (None = unlimited); see
+    /// `quota`.
+    pub quotas: Quotas,
 }
 
 columns!(SettingsColumns {
@@ -69,11 +73,16 @@ columns!(SettingsColumns {
     max_attempts,
     max_message_bytes,
     max_sms_segments,
+    sms_quota,
+    email_quota,
+    whatsapp_quota,
 });
 
 const SETTINGS: &str = "SELECT quiet_hours_start::text AS quiet_hours_start, \
         quiet_hours_end::text AS quiet_hours_end, sms_unsubscribe_text, admin_email, max_attempts, \
-        max_message_bytes, max_sms_segments FROM journey.settings";
+        max_message_bytes, max_sms_segments, sms_quota::bigint AS sms_quota, \
+        email_quota::bigint AS email_quota, whatsapp_quota::bigint AS whatsapp_quota \
+     FROM journey.settings";
 
 columns!(
     /// The claim's columns: the enrollment's, then its contact's (`found` is NULL when the
@@ -153,6 +162,11 @@ fn settings(row: &Rows, c: &SettingsColumns) -> Settings {
             .unwrap_or(262_144)
             .max(0) as usize,
         max_sms_segments: row.get(c.max_sms_segments).unwrap_or(10),
+        quotas: [
+            row.get(c.sms_quota),
+            row.get(c.email_quota),
+            row.get(c.whatsapp_quota),
+        ],
     }
 }
 

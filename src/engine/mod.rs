@@ -11,6 +11,7 @@ pub mod clock;
 pub mod nodes;
 pub mod occurrence;
 pub mod prepared;
+pub mod quota;
 pub mod rows;
 pub mod run;
 pub mod schedule;

@@ -114,6 +114,7 @@ pub mod testing {
             max_attempts: 5,
             max_message_bytes: 1000,
             max_sms_segments: 2,
+            quotas: [None, None, None],
         }
     }
 

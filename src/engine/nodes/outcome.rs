@@ -56,6 +56,10 @@ pub enum Outcome<'d> {
     },
     /// `failed: <error>`: the enrollment fails at the node.
     Failed { error: String, attempts: i32 },
+    /// A send the channel's quota cannot cover (engine/quota.rs): `quota`, nothing written;
+    /// the enrollment stays at the node, due at this time (its flow is paused until the quota
+    /// is raised).
+    Quota(DateTime<Utc>),
 }
 
 /// Where an enrollment goes after a node.
@@ -81,6 +85,8 @@ pub enum Route<'d> {
     },
     /// Fails at the node with its error.
     Fail { error: String, attempts: i32 },
+    /// Stays at the node, due at `until`, to enter it again (with the same message key).
+    Hold { until: DateTime<Utc> },
 }
 
 impl<'d> Outcome<'d> {
@@ -106,6 +112,7 @@ impl<'d> Outcome<'d> {
             Waiting { .. } => "waiting",
             Retry { .. } => "retry: <error>",
             Failed { .. } => "failed: <error>",
+            Quota(_) => "quota",
         }
     }
 
@@ -164,6 +171,7 @@ impl<'d> Outcome<'d> {
                 },
             ),
             Failed { error, attempts } => (None, Route::Fail { error, attempts }),
+            Quota(until) => (None, Route::Hold { until }),
         }
     }
 }
@@ -201,6 +209,7 @@ fn one_of_each() -> Vec<Outcome<'static>> {
             until: t,
             attempts: 1,
         },
+        Quota(t),
     ]
 }
 
@@ -219,7 +228,7 @@ mod unit {
         assert_eq!(
             texts.join(", "),
             "sent, created, queued, suppressed: no phone, updated, waited, goal, exited, then, \
-             else, branch 0, yes, yes: delivered, no: timed out, waiting, failed: e, retry: e"
+             else, branch 0, yes, yes: delivered, no: timed out, waiting, failed: e, retry: e, quota"
         );
     }
 
@@ -229,7 +238,7 @@ mod unit {
         for (i, form) in forms.iter().enumerate() {
             assert!(!forms[..i].contains(form), "{form} listed twice");
         }
-        assert_eq!(forms.len(), 17);
+        assert_eq!(forms.len(), 18);
     }
 
     #[test]
