@@ -214,10 +214,11 @@ SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     DELETE FROM journey.enrollments e USING old_rows o WHERE e.contact_id = o.id;
+    DELETE FROM journey.date_schedule d USING old_rows o WHERE d.contact_id = o.id;
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION journey._delete_contact_enrollments() IS 'Trigger: deletes the enrollments of deleted contacts (and so their steps).';
+COMMENT ON FUNCTION journey._delete_contact_enrollments() IS 'Trigger: deletes the enrollments (and so their steps) and the date schedule rows of deleted contacts.';
 CREATE TRIGGER contacts_delete_enrollments AFTER DELETE ON journey.contacts
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._delete_contact_enrollments();
 

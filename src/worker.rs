@@ -54,10 +54,11 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
         role.as_deref().unwrap_or("(bootstrap superuser)")
     );
     let mut installed_logged = false;
+    let mut dates = DatePasses::default();
     loop {
-        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(
-            guc::NAPTIME.get().max(10) as u64
-        ))) {
+        // at least every DATE_PASS_EVERY, whatever journey.naptime says
+        let nap = Duration::from_millis(guc::NAPTIME.get().max(10) as u64).min(DATE_PASS_EVERY);
+        if !BackgroundWorker::wait_latch(Some(nap)) {
             break;
         }
         if BackgroundWorker::sighup_received() {
@@ -66,6 +67,7 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
         if !guc::WORKER_ENABLED.get() {
             continue;
         }
+        dates.run_if_due();
         let batch = guc::BATCH_SIZE.get();
         let mut ran = false;
         // the extension is looked up in the first batch's transaction after each wake-up, not
@@ -111,6 +113,39 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
     // so pg_terminate_backend() on the worker pauses it for a second instead of for good. At
     // shutdown the postmaster restarts nothing.
     unsafe { pg_sys::proc_exit(1) };
+}
+
+/// How often the worker enrolls due date occurrences (journey._date_pass).
+const DATE_PASS_EVERY: Duration = Duration::from_secs(10);
+
+/// The date passes: one every DATE_PASS_EVERY, in a transaction of its own (a pass that fails
+/// is logged and never holds up the steps), and again at once after a pass that took a full
+/// `PASS_ROWS`.
+#[derive(Default)]
+struct DatePasses {
+    last: Option<std::time::Instant>,
+}
+
+impl DatePasses {
+    fn run_if_due(&mut self) {
+        if self.last.is_some_and(|t| t.elapsed() < DATE_PASS_EVERY) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        let result = in_transaction(|| {
+            if !extension_installed() {
+                return Ok(0);
+            }
+            let now = crate::engine::clock::to_pg(chrono::Utc::now());
+            crate::engine::occurrence::enroll_due(now)
+        });
+        match result {
+            Ok(Ok(n)) if n >= crate::engine::occurrence::PASS_ROWS => self.last = None,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warning!("journey worker: date pass failed and was rolled back: {e}"),
+            Err(e) => warning!("journey worker: date pass failed and was rolled back: {e}"),
+        }
+    }
 }
 
 /// Whether `CREATE EXTENSION journey` has run in the worker's database.

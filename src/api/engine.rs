@@ -1,6 +1,6 @@
 //! `journey.run_due`: runs due enrollments now or on a virtual clock (the background worker
 //! runs the same batches; see `engine::run`).
-use crate::engine::{clock, run};
+use crate::engine::{clock, occurrence, run};
 use crate::error::{JourneyError, OrReport};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
@@ -35,12 +35,14 @@ pub fn run_due(
         }
         .report()
     }
+    // the date occurrences due by `at` first, so the virtual clock drives date flows too
+    occurrence::enroll_due(at).or_report();
     run::run_batch(max, at).or_report()
 }
 
 extension_sql!(
     "COMMENT ON FUNCTION journey.run_due(integer, timestamptz) IS \
-     'Runs up to max_steps due enrollments as of at (a virtual clock for tests and dry runs): each runs its nodes until it waits, completes, exits or fails. Returns how many enrollments were advanced. The background worker calls the same code.';",
+     'Enrolls the date occurrences due by at (journey._date_pass), then runs up to max_steps due enrollments as of at (a virtual clock for tests and dry runs): each runs its nodes until it waits, completes, exits or fails. Returns how many enrollments were advanced. The background worker calls the same code.';",
     name = "run_due_comment",
     requires = [run_due]
 );

@@ -3,8 +3,25 @@
 //! local time of day in the contact's zone, resolved as edges resolve local times (a time in a
 //! DST gap is the first instant after it; an ambiguous one its first instant).
 use super::schedule::resolve;
+use crate::error::Result;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+
+/// Most schedule rows one pass takes (the worker passes again at once when it took this many).
+pub const PASS_ROWS: i32 = 10_000;
+
+/// Enrolls the date occurrences due by `at` (sql/dates.sql, `journey._date_pass`): up to
+/// `PASS_ROWS` schedule rows, each enrolled (or skipped as too late) and moved on. Returns how
+/// many it enrolled.
+pub fn enroll_due(at: TimestampWithTimeZone) -> Result<i32> {
+    Ok(Spi::get_one_with_args::<i32>(
+        "SELECT journey._date_pass($1, $2)",
+        &[at.into(), PASS_ROWS.into()],
+    )?
+    .unwrap_or(0))
+}
 
 /// A date trigger's rule (the params of its `flow_triggers` row).
 #[derive(Debug, Clone, Copy)]
