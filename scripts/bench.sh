@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: the engine against hand-written set-based SQL on the same cluster, trigger
-# overhead, wake-up latency, due lookup at scale and worker memory. Prints one table of
+# overhead, wake-up latency, due lookup at scale, worker memory and the date pass. Prints one table of
 # figures and ratios (measured in this run, never compared with fixed timings).
 #
 #   bash scripts/bench.sh [N]        N due steps for baseline and engine (default 100000)
@@ -273,6 +273,29 @@ mapfile -t S_WAIT < <(awk '$1 == "waiting" {print $2}' <<<"$SCALE_OUT")
 SZ=$(median "${S_ZERO[@]}"); SW=$(median "${S_WAIT[@]}")
 [ "$(q "SELECT count(*) FROM journey.enrollments WHERE status = 'active'")" = 0 ] || { echo "scale run left due rows"; exit 1; }
 
+# ------------------------------------------------------------------ 7. date pass
+echo "== date pass: a yearly birthday flow over $CONTACTS contacts with random birthdays"
+worker off
+q "TRUNCATE journey.enrollments, journey.steps, journey.outbox CASCADE"
+q "UPDATE journey.contacts SET birthday = DATE '1950-01-01' + (random() * 20000)::integer"
+q "SELECT journey.create_flow('birthday', jsonb_build_object(
+     'triggers', jsonb_build_array(jsonb_build_object('type', 'date', 'field', 'birthday', 'at', '09:00')),
+     'start', 'sms', 'nodes', jsonb_build_object('sms', jsonb_build_object('type', 'send_sms', 'text', 'Happy birthday'))))" >/dev/null
+q "VACUUM ANALYZE journey.contacts"
+T_ACTIVATE=$(ms "SELECT journey.activate_flow('birthday')")
+q "VACUUM ANALYZE journey.date_schedule"
+# the pass a day from now takes every occurrence of the next 24 hours (1/365 of the contacts);
+# the passes after it find nothing due: an index probe
+q "CREATE FUNCTION bench.time_date_pass(kind text) RETURNS text LANGUAGE plpgsql AS \$\$
+   DECLARE t0 timestamptz := clock_timestamp(); n integer;
+   BEGIN n := journey._date_pass(now() + interval '1 day', 100000);
+         RETURN kind || ' ' || round(extract(epoch FROM clock_timestamp() - t0) * 1000, 2) || ' ' || n; END \$\$"
+DATE_OUT=$(psql_ <<<"SELECT bench.time_date_pass('daily'); $(for _ in $(seq 20); do echo "SELECT bench.time_date_pass('idle');"; done)")
+T_DAILY=$(awk '$1 == "daily" {print $2}' <<<"$DATE_OUT"); N_DAILY=$(awk '$1 == "daily" {print $3}' <<<"$DATE_OUT")
+mapfile -t T_IDLE < <(awk '$1 == "idle" {print $2}' <<<"$DATE_OUT")
+T_IDLE_MED=$(median "${T_IDLE[@]}")
+[ "$(q "SELECT count(*) FROM journey.enrollments")" = "$N_DAILY" ] || { echo "the idle date passes enrolled: $DATE_OUT"; exit 1; }
+
 # ------------------------------------------------------------------ 6. memory
 [ "$(worker_pid)" = "$WPID" ] || { echo "the worker restarted during the run"; exit 1; }
 RSS1=$(rss_kb "$WPID" VmRSS); ANON1=$(rss_kb "$WPID" RssAnon)
@@ -300,4 +323,7 @@ printf '%-58s %16s %10s %8s %4s\n' "5. run_due($DUE), 0 waiting" "$SZ ms" "1.00"
 printf '%-58s %16s %10s %8s %4s\n' "5. run_due($DUE), $WAITING waiting far ahead" "$SW ms" "$Q_S" "<= 1.50" "$(ok "$Q_S" "<=" 1.5)"
 printf '%-58s %16s %10s %8s %4s\n' "6. worker private memory (RssAnon) start -> end" "$((ANON0 / 1024)) -> $((ANON1 / 1024)) MB" "+$GROWTH MB" "< 10 MB" "$(ok "$GROWTH" "<=" 9.999)"
 printf '%-58s %16s %10s %8s %4s\n' "6. worker VmRSS incl. shared buffers touched" "$((RSS0 / 1024)) -> $((RSS1 / 1024)) MB" "" "" ""
+printf '%-58s %16s %10s %8s %4s\n' "7. activate a birthday flow: schedule $CONTACTS contacts" "$T_ACTIVATE ms" "" "" ""
+printf '%-58s %16s %10s %8s %4s\n' "7. daily date pass, $N_DAILY occurrences due" "$T_DAILY ms" "" "<= 1000" "$(ok "$T_DAILY" "<=" 1000)"
+printf '%-58s %16s %10s %8s %4s\n' "7. date pass with nothing due, median of 20" "$T_IDLE_MED ms" "" "<= 5" "$(ok "$T_IDLE_MED" "<=" 5)"
 echo "runs (ms, in order): baseline ${T_BASES[*]} | worker ${T_WORKERS[*]} | loop ${T_LOOPS[*]}"
