@@ -45,8 +45,9 @@ BEGIN
     IF paused IS NULL THEN
         RETURN 0;   -- another batch paused them already (and told the admin)
     END IF;
-    -- as pause_flow does: a paused flow enrolls nobody
+    -- as pause_flow does (routes::clear): a paused flow enrolls nobody; activate_flow puts both back
     DELETE FROM journey.flow_triggers t WHERE t.flow_id = ANY (paused);
+    DELETE FROM journey.date_schedule d WHERE d.flow_id = ANY (paused);
     SELECT s.admin_email,
            concat_ws(', ', 'sms_quota ' || coalesce(s.sms_quota::text, 'unlimited'),
                      'email_quota ' || coalesce(s.email_quota::text, 'unlimited'),
@@ -64,7 +65,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey._quota_exhausted(text[], bigint[], bigint) IS
-  'Internal, called by the engine when a send''s channel quota cannot cover it: pauses (paused_reason quota, routes removed) every active flow whose current version sends on one of channels, and the flows given; if it paused any, writes one admin_email outbox row (to settings.admin_email, if set; contact_id is that of the first refused send). Returns the number of flows it paused.';
+  'Internal, called by the engine when a send''s channel quota cannot cover it: pauses (paused_reason quota, routes and date schedule removed) every active flow whose current version sends on one of channels, and the flows given; if it paused any, writes one admin_email outbox row (to settings.admin_email, if set; contact_id is that of the first refused send). Returns the number of flows it paused.';
 
 CREATE FUNCTION journey._quota_raised() RETURNS trigger
 LANGUAGE plpgsql

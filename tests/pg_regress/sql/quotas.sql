@@ -92,6 +92,24 @@ SELECT status, paused_reason FROM journey.flows WHERE name = 'welcome';
 SELECT count(*) AS admin FROM journey.outbox WHERE channel = 'admin_email';
 ROLLBACK;
 
+-- A flow with a date trigger sending SMS is paused with the others, its date schedule emptied
+-- (as pause_flow does); resumed, it is scheduled again.
+BEGIN;
+SELECT journey.create_flow('bday', '{"triggers": [{"type": "date", "field": "birthday"}], "start": "s",
+  "nodes": {"s": {"type": "send_sms", "text": "Happy birthday {{ contact.first_name }}"}}}') IS NOT NULL AS created;
+SELECT journey.activate_flow('bday'), journey.activate_flow('welcome');
+SELECT journey.upsert_contact('{"first_name": "B", "phone": "+15550009", "birthday": "1990-05-06"}') IS NOT NULL AS contact;
+SELECT count(*) AS scheduled FROM journey.date_schedule;
+UPDATE journey.settings SET sms_quota = 0;
+SELECT journey.add_to_group(pg_temp.contact('C1'), 'newsletter');
+SELECT journey.run_due(100, now());
+SELECT * FROM pg_temp.flows() WHERE name IN ('bday', 'welcome');
+SELECT count(*) AS scheduled FROM journey.date_schedule;
+SELECT journey.add_quota('sms', 1);
+SELECT * FROM pg_temp.flows() WHERE name IN ('bday', 'welcome');
+SELECT count(*) AS scheduled FROM journey.date_schedule;
+ROLLBACK;
+
 -- An SMS costs its segments: with 3 left, a 2-segment SMS goes, the next does not; the credit
 -- left (1) stays. A flow waiting for e-mail credit resumes only once every channel it sends
 -- on has credit.
