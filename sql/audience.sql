@@ -18,10 +18,20 @@ BEGIN
         SELECT id INTO cid FROM journey.contacts WHERE lower(email) = lower(data->>'email') ORDER BY id LIMIT 1;
     END IF;
     IF cid IS NULL AND data ? 'phone' THEN
-        SELECT id INTO cid FROM journey.contacts WHERE phone = data->>'phone' ORDER BY id LIMIT 1;
+        SELECT id INTO cid FROM journey.contacts
+        WHERE phone = journey._e164(data->>'phone', (SELECT s.default_country FROM journey.settings s)) ORDER BY id LIMIT 1;
     END IF;
     IF cid IS NULL THEN
-        INSERT INTO journey.contacts DEFAULT VALUES RETURNING id INTO cid;
+        -- a new contact is inserted with its fields (checked first), so contact_created flows
+        -- see them (their where) and no contact_updated fires for it
+        PERFORM journey._apply_contact_fields(NULL, data);
+        INSERT INTO journey.contacts (external_id, email, phone, first_name, last_name, birthday,
+                                      time_zone, attributes, email_opt_out, sms_opt_out)
+        SELECT r.external_id, r.email, r.phone, r.first_name, r.last_name, r.birthday, r.time_zone,
+               coalesce(r.attributes, '{}'), coalesce(r.email_opt_out, false), coalesce(r.sms_opt_out, false)
+        FROM jsonb_populate_record(NULL::journey.contacts, data) r
+        RETURNING id INTO cid;
+        RETURN cid;
     END IF;
     PERFORM journey._apply_contact_fields(cid, data);
     RETURN cid;

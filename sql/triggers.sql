@@ -69,19 +69,66 @@ BEGIN
         RETURN NULL;
     END IF;
     PERFORM journey._lock_flows(flows);
-    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
-                            array_agg(jsonb_build_object('trigger', 'group_joined', 'group', g.name)))
+    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id), array_agg(d.data))
     FROM new_rows n
     JOIN journey.flow_triggers t ON t.kind = 'group_joined' AND t.key = n.group_id::text
                                 AND t.flow_id = ANY (flows)
     JOIN journey.groups g ON g.id = n.group_id
+    CROSS JOIN LATERAL (SELECT jsonb_build_object('trigger', 'group_joined', 'group', g.name) AS data) d
+    -- the where is evaluated in this transaction, against the data the enrollment will carry (the
+    -- key is tested again inside the expression: the planner may order join quals as it likes,
+    -- but not the operands of AND, so a where is only read for the rows it is for)
+    WHERE t.condition IS NULL
+       OR (t.key = n.group_id::text AND journey._matches(t.condition, n.contact_id, d.data))
     HAVING count(*) > 0;
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION journey._on_group_joined() IS 'Trigger: enrolls new group members into active group_joined flows of their group.';
+COMMENT ON FUNCTION journey._on_group_joined() IS 'Trigger: enrolls new group members into active group_joined flows of their group whose where predicate matches.';
 CREATE TRIGGER group_joined AFTER INSERT ON journey.group_members
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._on_group_joined();
+
+-- group_members AFTER DELETE: statement-level, with the deleted rows.
+CREATE FUNCTION journey._on_group_left() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    flows bigint[];
+BEGIN
+    -- locked, then routed again with a new snapshot (see journey._on_group_joined)
+    SELECT array_agg(DISTINCT t.flow_id) INTO flows
+    FROM old_rows o
+    JOIN journey.flow_triggers t ON t.kind = 'group_left' AND t.key = o.group_id::text;
+    IF flows IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM journey._lock_flows(flows);
+    -- A membership that went with its contact or its group (ON DELETE CASCADE) enrolls nobody:
+    -- the joins find neither. A removed membership's contact is locked FOR KEY SHARE, as
+    -- activate_flow(include_existing) does: enrollments have no foreign key, and nothing else in
+    -- this write holds the contact, so a concurrent DELETE of it waits for this transaction and
+    -- then deletes its enrollment.
+    PERFORM journey._enroll(array_agg(m.flow_id), array_agg(m.contact_id), array_agg(m.data))
+    FROM (SELECT t.flow_id, c.id AS contact_id, d.data
+          FROM old_rows o
+          JOIN journey.flow_triggers t ON t.kind = 'group_left' AND t.key = o.group_id::text
+                                      AND t.flow_id = ANY (flows)
+          JOIN journey.groups g ON g.id = o.group_id
+          JOIN journey.contacts c ON c.id = o.contact_id
+          CROSS JOIN LATERAL (SELECT jsonb_build_object('trigger', 'group_left', 'group', g.name) AS data) d
+          -- (the key tested again: see journey._on_group_joined)
+          WHERE t.condition IS NULL
+             OR (t.key = o.group_id::text AND journey._matches(t.condition, o.contact_id, d.data))
+          FOR KEY SHARE OF c) m
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_group_left() IS 'Trigger: enrolls contacts removed from a group into active group_left flows of that group whose where predicate matches; a membership deleted with its contact or its group enrolls nobody.';
+CREATE TRIGGER group_left AFTER DELETE ON journey.group_members
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._on_group_left();
 
 -- Applies contact fields {email, phone, ..., attributes: {...}} to a contact.
 CREATE FUNCTION journey._apply_contact_fields(p_contact bigint, p_fields jsonb) RETURNS void
@@ -104,6 +151,9 @@ BEGIN
         RAISE EXCEPTION 'contact field "attributes" must be a JSON object'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass attributes as {"key": value, ...}.';
     END IF;
+    IF p_contact IS NULL THEN
+        RETURN;   -- only the checks: the caller inserts a new contact with these fields
+    END IF;
     UPDATE journey.contacts c SET
         external_id   = CASE WHEN p_fields ? 'external_id' THEN p_fields->>'external_id' ELSE c.external_id END,
         email         = CASE WHEN p_fields ? 'email' THEN p_fields->>'email' ELSE c.email END,
@@ -119,7 +169,7 @@ BEGIN
     WHERE c.id = p_contact;
 END
 $$;
-COMMENT ON FUNCTION journey._apply_contact_fields(bigint, jsonb) IS 'Internal: sets the given contact columns and merges attributes.';
+COMMENT ON FUNCTION journey._apply_contact_fields(bigint, jsonb) IS 'Internal: checks contact fields ({column: value, attributes: {...}}), then sets the given contact columns and merges attributes; with a NULL contact it only checks them (upsert_contact and form submissions then insert a new contact with them).';
 
 -- Maps {form field: value} through a field_map to {contact field: value, attributes: {...}}.
 CREATE FUNCTION journey._map_fields(p_data jsonb, p_field_map jsonb) RETURNS jsonb
@@ -165,18 +215,27 @@ BEGIN
         END IF;
         SELECT c.id INTO NEW.contact_id FROM journey.contacts c
         WHERE CASE f.match_on WHEN 'email' THEN lower(c.email) = lower(match_value)
-                              WHEN 'phone' THEN c.phone = match_value
+                              WHEN 'phone' THEN c.phone = journey._e164(match_value, (SELECT s.default_country FROM journey.settings s))
                               ELSE c.external_id = match_value END
         ORDER BY c.id LIMIT 1;
         IF NEW.contact_id IS NULL THEN
-            INSERT INTO journey.contacts DEFAULT VALUES RETURNING id INTO NEW.contact_id;
+            -- a new contact is inserted with its fields (checked first), so contact_created
+            -- flows see them (their where) and no contact_updated fires for it
+            PERFORM journey._apply_contact_fields(NULL, fields);
+            INSERT INTO journey.contacts (external_id, email, phone, first_name, last_name, birthday,
+                                          time_zone, attributes, email_opt_out, sms_opt_out)
+            SELECT r.external_id, r.email, r.phone, r.first_name, r.last_name, r.birthday, r.time_zone,
+                   coalesce(r.attributes, '{}'), coalesce(r.email_opt_out, false), coalesce(r.sms_opt_out, false)
+            FROM jsonb_populate_record(NULL::journey.contacts, fields) r
+            RETURNING id INTO NEW.contact_id;
+            RETURN NEW;
         END IF;
     END IF;
     PERFORM journey._apply_contact_fields(NEW.contact_id, fields);
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION journey._on_form_submission() IS 'Trigger: applies the form''s field_map to the matching contact (created when missing) and links the submission to it.';
+COMMENT ON FUNCTION journey._on_form_submission() IS 'Trigger: applies the form''s field_map to the matching contact, or inserts a new contact with those fields when none matches, and links the submission to it.';
 CREATE TRIGGER form_contact BEFORE INSERT ON journey.form_submissions
     FOR EACH ROW EXECUTE FUNCTION journey._on_form_submission();
 
@@ -196,17 +255,21 @@ BEGIN
         RETURN NULL;
     END IF;
     PERFORM journey._lock_flows(flows);
-    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id),
-                            array_agg(n.data || jsonb_build_object('trigger', 'form_submitted', 'form', f.name, 'submission_id', n.id)))
+    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id), array_agg(d.data))
     FROM new_rows n
     JOIN journey.flow_triggers t ON t.kind = 'form_submitted' AND t.key = n.form_id::text
                                 AND t.flow_id = ANY (flows)
     JOIN journey.forms f ON f.id = n.form_id
+    CROSS JOIN LATERAL (SELECT n.data || jsonb_build_object('trigger', 'form_submitted', 'form', f.name,
+                                                           'submission_id', n.id) AS data) d
+    -- (the key tested again: see journey._on_group_joined)
+    WHERE t.condition IS NULL
+       OR (t.key = n.form_id::text AND journey._matches(t.condition, n.contact_id, d.data))
     HAVING count(*) > 0;
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION journey._on_form_submitted() IS 'Trigger: enrolls submitters into active form_submitted flows of the form; the submission data becomes the enrollment''s event payload.';
+COMMENT ON FUNCTION journey._on_form_submitted() IS 'Trigger: enrolls submitters into active form_submitted flows of the form whose where predicate matches; the submission data becomes the enrollment''s event payload.';
 CREATE TRIGGER form_submitted AFTER INSERT ON journey.form_submissions
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._on_form_submitted();
 
@@ -315,3 +378,90 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey._event_arrived(bigint[], text[]) IS 'Internal: makes enrollments waiting in a wait_event node for these events due now.';
+
+-- contacts AFTER INSERT: contact_created (an INSERT, upsert_contact, a form that creates the
+-- contact: each inserts the contact with its fields, so a where reads them).
+CREATE FUNCTION journey._on_contact_created() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    flows bigint[];
+BEGIN
+    -- every contact routes to the key '': one index probe, whatever the statement's size
+    SELECT array_agg(DISTINCT t.flow_id) INTO flows
+    FROM journey.flow_triggers t WHERE t.kind = 'contact_created' AND t.key = '';
+    IF flows IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- locked, then routed again with a new snapshot (see journey._on_group_joined)
+    PERFORM journey._lock_flows(flows);
+    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.id), array_agg(d.data))
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'contact_created' AND t.key = '' AND t.flow_id = ANY (flows)
+    CROSS JOIN (SELECT jsonb_build_object('trigger', 'contact_created') AS data) d
+    WHERE t.condition IS NULL OR journey._matches(t.condition, n.id, d.data)
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_contact_created() IS 'Trigger: enrolls new contacts into active contact_created flows whose where predicate matches (event data {"trigger": "contact_created"}).';
+CREATE TRIGGER contact_created AFTER INSERT ON journey.contacts
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._on_contact_created();
+
+-- contacts AFTER UPDATE: contact_updated. A trigger's fields (flow_triggers.params->'fields':
+-- columns and attributes.<key>) are compared old to new as jsonb; an attribute absent and an
+-- attribute set to JSON null are the same. The event data lists the fields that changed:
+-- {"trigger": "contact_updated", "changed": {"<field>": {"old": ..., "new": ...}}}.
+CREATE FUNCTION journey._on_contact_updated() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    flows bigint[];
+BEGIN
+    -- every contact routes to the key '': one index probe, whatever the statement's size
+    SELECT array_agg(DISTINCT t.flow_id) INTO flows
+    FROM journey.flow_triggers t WHERE t.kind = 'contact_updated' AND t.key = '';
+    IF flows IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- locked, then routed again with a new snapshot (see journey._on_group_joined). The updated
+    -- rows are the writer's: its UPDATE holds them, so no foreign key is missed.
+    PERFORM journey._lock_flows(flows);
+    PERFORM journey._enroll(array_agg(c.flow_id), array_agg(c.contact_id), array_agg(c.data))
+    FROM (SELECT t.flow_id, t.condition, n.id AS contact_id,
+                 jsonb_build_object('trigger', 'contact_updated', 'changed',
+                     jsonb_object_agg(f.field, jsonb_build_object('old', v.old, 'new', v.new))) AS data
+          FROM journey.flow_triggers t
+          CROSS JOIN LATERAL jsonb_array_elements_text(t.params -> 'fields') f (field)
+          CROSS JOIN new_rows n
+          JOIN old_rows o ON o.id = n.id
+          CROSS JOIN LATERAL (SELECT
+              CASE f.field WHEN 'external_id' THEN to_jsonb(o.external_id) WHEN 'email' THEN to_jsonb(o.email)
+                           WHEN 'phone' THEN to_jsonb(o.phone) WHEN 'first_name' THEN to_jsonb(o.first_name)
+                           WHEN 'last_name' THEN to_jsonb(o.last_name) WHEN 'birthday' THEN to_jsonb(o.birthday)
+                           WHEN 'time_zone' THEN to_jsonb(o.time_zone) WHEN 'email_opt_out' THEN to_jsonb(o.email_opt_out)
+                           WHEN 'sms_opt_out' THEN to_jsonb(o.sms_opt_out) WHEN 'attributes' THEN o.attributes
+                           ELSE nullif(o.attributes -> substr(f.field, 12), 'null') END AS old,
+              CASE f.field WHEN 'external_id' THEN to_jsonb(n.external_id) WHEN 'email' THEN to_jsonb(n.email)
+                           WHEN 'phone' THEN to_jsonb(n.phone) WHEN 'first_name' THEN to_jsonb(n.first_name)
+                           WHEN 'last_name' THEN to_jsonb(n.last_name) WHEN 'birthday' THEN to_jsonb(n.birthday)
+                           WHEN 'time_zone' THEN to_jsonb(n.time_zone) WHEN 'email_opt_out' THEN to_jsonb(n.email_opt_out)
+                           WHEN 'sms_opt_out' THEN to_jsonb(n.sms_opt_out) WHEN 'attributes' THEN n.attributes
+                           ELSE nullif(n.attributes -> substr(f.field, 12), 'null') END AS new) v
+          WHERE t.kind = 'contact_updated' AND t.key = '' AND t.flow_id = ANY (flows)
+            AND v.old IS DISTINCT FROM v.new
+          -- (kind, key, flow_id, pos) is the key of flow_triggers: one row per trigger and contact
+          GROUP BY t.kind, t.key, t.flow_id, t.pos, n.id) c
+    WHERE c.condition IS NULL OR journey._matches(c.condition, c.contact_id, c.data)
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_contact_updated() IS 'Trigger: enrolls contacts whose update really changed (IS DISTINCT FROM) a field a contact_updated trigger lists into its active flow when its where predicate matches; the event data lists the listed fields that changed with their old and new values. A change of updated_at alone enrolls nobody.';
+CREATE TRIGGER contact_updated AFTER UPDATE ON journey.contacts
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION journey._on_contact_updated();

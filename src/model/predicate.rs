@@ -126,13 +126,35 @@ fn lookup(field: &str, s: &Subject) -> Value {
         return Value::Null;
     };
     let mut cur = root;
-    for key in path.split('.') {
-        match cur.get(key) {
-            Some(v) => cur = v,
-            None => return Value::Null,
+    let mut rest = path;
+    loop {
+        let Some((key, tail)) = step(cur, rest) else {
+            return Value::Null;
+        };
+        cur = &cur[key];
+        match tail {
+            Some(t) => rest = t,
+            None => return cur.clone(),
         }
     }
-    cur.clone()
+}
+
+/// The key of `cur` a path starts with, and the rest of the path after it. A key may hold dots
+/// (contact_updated's `event.changed` has keys `attributes.<key>`): the longest key that is the
+/// whole path, or a prefix of it ending before a dot, wins.
+fn step<'p>(cur: &Value, path: &'p str) -> Option<(&'p str, Option<&'p str>)> {
+    let obj = cur.as_object()?;
+    if obj.contains_key(path) {
+        return Some((path, None));
+    }
+    let mut end = path.len();
+    while let Some(i) = path[..end].rfind('.') {
+        if obj.contains_key(&path[..i]) {
+            return Some((&path[..i], Some(&path[i + 1..])));
+        }
+        end = i;
+    }
+    None
 }
 
 fn as_number(v: &Value) -> Option<f64> {
@@ -218,5 +240,31 @@ mod unit {
             &mut groups,
         );
         assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn keys_with_dots() {
+        let event = json!({"changed": {"attributes.status": {"old": null, "new": "gold"},
+                                       "attributes": {"old": {}, "new": {"status": "x"}},
+                                       "email": {"old": "a@x", "new": "b@x"}}});
+        let field = |f: &str| {
+            lookup(
+                f,
+                &Subject {
+                    contact: &Value::Null,
+                    event: &event,
+                    groups: &[],
+                },
+            )
+        };
+        assert_eq!(field("event.changed.attributes.status.new"), json!("gold"));
+        assert_eq!(
+            field("event.changed.attributes.status"),
+            json!({"old": null, "new": "gold"})
+        );
+        assert_eq!(field("event.changed.attributes.new.status"), json!("x"));
+        assert_eq!(field("event.changed.email.old"), json!("a@x"));
+        assert_eq!(field("event.changed.phone.old"), Value::Null);
+        assert_eq!(field("event.changed.email.old.more"), Value::Null);
     }
 }
