@@ -28,7 +28,12 @@ q "INSERT INTO journey.groups (name) VALUES ('newsletter')"
 q "SELECT journey.create_flow('welcome', '{\"triggers\": [{\"type\": \"group_joined\", \"group\": \"newsletter\"}], \"start\": \"a\",
    \"nodes\": {\"a\": {\"type\": \"send_sms\", \"text\": \"Hi {{ contact.first_name }}\", \"ignore_quiet_hours\": true, \"next\": {\"to\": \"b\", \"delay\": \"1 day\"}},
               \"b\": {\"type\": \"send_sms\", \"text\": \"Again {{ contact.first_name }}\", \"ignore_quiet_hours\": true}}}')" >/dev/null
-q "SELECT journey.activate_flow('welcome')" >/dev/null
+# Activated as the old version's activate_flow did: this version's library writes routing
+# columns and tables (flow_triggers.pos, date_schedule) the old schema lacks until the upgrade.
+q "UPDATE journey.flows SET status = 'active', start_node = 'a', activated_at = now() WHERE name = 'welcome';
+   INSERT INTO journey.flow_triggers (flow_id, kind, key)
+   SELECT f.id, 'group_joined', g.id::text FROM journey.flows f, journey.groups g
+   WHERE f.name = 'welcome' AND g.name = 'newsletter'"
 q "INSERT INTO journey.contacts (first_name, phone) SELECT 'C' || i, '+1555' || i FROM generate_series(1, 3) i"
 q "INSERT INTO journey.group_members (group_id, contact_id) SELECT 1, i FROM generate_series(1, 3) i"
 # The first SMS of each as run_due writes it: run_due itself is this version's library, which
