@@ -265,6 +265,11 @@ mod unit {
             Outcome::Exited.into_route(Some(&next)).1,
             Route::End("exited")
         ));
+        // quota: nothing written, the enrollment held at the node (not along next)
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        let (message, route) = Outcome::Quota(t).into_route(Some(&next));
+        assert!(message.is_none());
+        assert!(matches!(route, Route::Hold { until } if until == t));
     }
 }
 

@@ -15,11 +15,30 @@ SELECT journey.create_flow('promo', '{"triggers": [{"type": "group_joined", "gro
 -- what a flow sends on, as the pause reads it
 SELECT f.name, journey._quota_channels(v.definition) AS channels
   FROM journey.flows f JOIN journey.flow_versions v ON v.flow_id = f.id AND v.version = f.version ORDER BY f.name;
+-- a contact named first, with a phone of its own and email <first>@example.com
+CREATE TEMP SEQUENCE phones;
+CREATE FUNCTION pg_temp.person(first text) RETURNS bigint LANGUAGE sql AS $$
+  SELECT journey.upsert_contact(jsonb_build_object('first_name', first, 'email', lower(first) || '@example.com',
+                                                   'phone', '+1555' || lpad(nextval('phones')::text, 7, '0')))
+$$;
 CREATE FUNCTION pg_temp.flows() RETURNS TABLE (name text, status text, paused_reason text, routes bigint)
 LANGUAGE sql AS $$
   SELECT f.name, f.status, f.paused_reason, (SELECT count(*) FROM journey.flow_triggers t WHERE t.flow_id = f.id)
     FROM journey.flows f ORDER BY f.name
 $$;
+
+-- With every quota NULL a batch neither locks nor writes the settings row (xmax stays 0); with
+-- a quota set, the first SMS locks it.
+BEGIN;
+SELECT journey.activate_flow('welcome');
+SELECT journey.add_to_group(pg_temp.person('U1'), 'newsletter');
+SELECT journey.run_due(100, now());
+SELECT xmax = 0 AS settings_untouched FROM journey.settings;
+UPDATE journey.settings SET sms_quota = 10;
+SELECT journey.add_to_group(pg_temp.person('U2'), 'newsletter');
+SELECT journey.run_due(100, now());
+SELECT xmax = 0 AS settings_untouched, sms_quota FROM journey.settings;
+ROLLBACK;
 
 -- sms_quota 5, 8 contacts, a 1-segment SMS each: 5 SMS written, 3 steps quota, the flow paused
 -- for quota with its routes gone, one admin e-mail, credit 0. The e-mail flow goes on; the flow
@@ -28,7 +47,7 @@ BEGIN;
 SELECT journey.activate_flow('welcome'), journey.activate_flow('news'), journey.activate_flow('promo');
 SELECT journey.pause_flow('promo');
 UPDATE journey.settings SET sms_quota = 5;
-SELECT pg_temp.contact('C' || i) FROM generate_series(1, 8) i \g /dev/null
+SELECT pg_temp.person('C' || i) FROM generate_series(1, 8) i \g /dev/null
 INSERT INTO journey.group_members (group_id, contact_id)
 SELECT g.id, c.id FROM journey.groups g, journey.contacts c WHERE g.name = 'newsletter';
 SELECT journey.enroll('news', id) IS NOT NULL AS enrolled FROM journey.contacts WHERE first_name = 'C1';
@@ -43,7 +62,7 @@ SELECT e.node, e.status, e.seq, count(*) FROM journey.enrollments e JOIN journey
  WHERE f.name = 'welcome' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
 -- paused: nothing runs, nobody new is enrolled
 SELECT journey.run_due(100, now() + interval '10 minutes');
-SELECT pg_temp.contact('Late') AS late \gset
+SELECT pg_temp.person('Late') AS late \gset
 SELECT journey.add_to_group(:late, 'newsletter');
 SELECT count(*) AS late_enrollments FROM journey.enrollments WHERE contact_id = :late;
 -- credit back: the quota flow resumes (routes rebuilt), the one paused by hand does not
@@ -67,7 +86,7 @@ ROLLBACK;
 BEGIN;
 SELECT journey.activate_flow('welcome');
 UPDATE journey.settings SET sms_quota = 1;
-SELECT journey.add_to_group(pg_temp.contact('C' || i), 'newsletter') FROM generate_series(1, 4) i \g /dev/null
+SELECT journey.add_to_group(pg_temp.person('C' || i), 'newsletter') FROM generate_series(1, 4) i \g /dev/null
 SELECT journey.run_due(100, now());
 SELECT status, paused_reason FROM journey.flows WHERE name = 'welcome';
 UPDATE journey.settings SET sms_quota = 1;
@@ -86,7 +105,7 @@ SELECT count(*) AS sms FROM journey.outbox WHERE channel = 'sms';
 SELECT sms_quota FROM journey.settings;
 -- no admin_email: paused, nobody told
 UPDATE journey.settings SET sms_quota = 0;
-SELECT journey.add_to_group(pg_temp.contact('D1'), 'newsletter') \g /dev/null
+SELECT journey.add_to_group(pg_temp.person('D1'), 'newsletter') \g /dev/null
 SELECT journey.run_due(100, now());
 SELECT status, paused_reason FROM journey.flows WHERE name = 'welcome';
 SELECT count(*) AS admin FROM journey.outbox WHERE channel = 'admin_email';
@@ -98,10 +117,10 @@ BEGIN;
 SELECT journey.create_flow('bday', '{"triggers": [{"type": "date", "field": "birthday"}], "start": "s",
   "nodes": {"s": {"type": "send_sms", "text": "Happy birthday {{ contact.first_name }}"}}}') IS NOT NULL AS created;
 SELECT journey.activate_flow('bday'), journey.activate_flow('welcome');
-SELECT journey.upsert_contact('{"first_name": "B", "phone": "+15550009", "birthday": "1990-05-06"}') IS NOT NULL AS contact;
+SELECT journey.upsert_contact('{"first_name": "B", "phone": "+15559990000", "birthday": "1990-05-06"}') IS NOT NULL AS contact;
 SELECT count(*) AS scheduled FROM journey.date_schedule;
 UPDATE journey.settings SET sms_quota = 0;
-SELECT journey.add_to_group(pg_temp.contact('C1'), 'newsletter');
+SELECT journey.add_to_group(pg_temp.person('C1'), 'newsletter');
 SELECT journey.run_due(100, now());
 SELECT * FROM pg_temp.flows() WHERE name IN ('bday', 'welcome');
 SELECT count(*) AS scheduled FROM journey.date_schedule;
@@ -119,7 +138,7 @@ SELECT journey.create_flow('long', ('{"triggers": [{"type": "manual"}], "start":
             "m": {"type": "send_email", "subject": "s", "body": "b"}}}')::jsonb) IS NOT NULL AS created;
 SELECT journey.activate_flow('long');
 UPDATE journey.settings SET sms_quota = 3;
-SELECT journey.enroll('long', pg_temp.contact('L' || i)) IS NOT NULL AS enrolled FROM generate_series(1, 2) i;
+SELECT journey.enroll('long', pg_temp.person('L' || i)) IS NOT NULL AS enrolled FROM generate_series(1, 2) i;
 SELECT journey.run_due(100, now());
 SELECT sms_segments, count(*) FROM journey.outbox WHERE channel = 'sms' GROUP BY 1;
 SELECT outcome, count(*) FROM journey.steps GROUP BY outcome ORDER BY outcome;
@@ -146,13 +165,13 @@ SELECT journey.create_flow('ops', '{"triggers": [{"type": "manual"}], "start": "
             "h": {"type": "webhook", "url": "https://hooks.example.com/x"}}}') IS NOT NULL AS created;
 SELECT journey.activate_flow('wa'), journey.activate_flow('ops');
 UPDATE journey.settings SET sms_quota = 0, email_quota = 0;
-SELECT journey.enroll('wa', pg_temp.contact('W1')) IS NOT NULL AS enrolled;
-SELECT journey.enroll('ops', pg_temp.contact('O1')) IS NOT NULL AS enrolled;
+SELECT journey.enroll('wa', pg_temp.person('W1')) IS NOT NULL AS enrolled;
+SELECT journey.enroll('ops', pg_temp.person('O1')) IS NOT NULL AS enrolled;
 SELECT journey.run_due(100, now());
 SELECT channel, count(*) FROM journey.outbox GROUP BY channel ORDER BY channel;
 SELECT sms_quota, email_quota, whatsapp_quota FROM journey.settings;
 UPDATE journey.settings SET whatsapp_quota = 1;
-SELECT journey.enroll('wa', pg_temp.contact('W' || i)) IS NOT NULL AS enrolled FROM generate_series(2, 3) i;
+SELECT journey.enroll('wa', pg_temp.person('W' || i)) IS NOT NULL AS enrolled FROM generate_series(2, 3) i;
 SELECT journey.run_due(100, now());
 SELECT count(*) AS whatsapp FROM journey.outbox WHERE channel = 'whatsapp';
 SELECT outcome, count(*) FROM journey.steps s JOIN journey.flows f ON f.id = s.flow_id WHERE f.name = 'wa' GROUP BY 1 ORDER BY 1;
