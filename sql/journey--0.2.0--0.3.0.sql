@@ -1486,6 +1486,342 @@ $$;
 COMMENT ON TABLE journey.steps IS
   'Append-only history: one row per node an enrollment entered, with what the node did in outcome, one of: sent, created, queued, suppressed: <reason>, updated, waited, goal, exited, then, else, branch <n>, yes, yes: <status>, no: <reason>, waiting, failed: <error>, retry: <error>, quota. created is a task, queued a webhook; a send is suppressed for sms_opt_out, email_opt_out, no phone, no email or no admin_email; a check writes yes: <status> (the message''s status), a wait_event yes; no: <reason> is a message status, no message was sent, or timed out; retry is a transient failure retried later; quota is a send its channel''s quota (settings.sms_quota, email_quota, whatsapp_quota) could not cover: nothing written, the enrollment waits at the node while its flow is paused for quota. Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
 
+-- ================================================================ issue 13: contact_created, contact_updated, group_left; where on every trigger
+-- New contacts are inserted with their fields (upsert_contact, a form submission creating the
+-- contact: _apply_contact_fields(NULL, fields) only checks them), so contact_created's where
+-- sees them and a new contact fires no contact_updated. group_joined and form_submitted
+-- evaluate their where (journey._matches) as event already did. The new kinds' statement
+-- triggers: contact_created (contacts AFTER INSERT), contact_updated (contacts AFTER UPDATE, old
+-- and new rows), group_left (group_members AFTER DELETE).
+
+CREATE OR REPLACE FUNCTION journey._on_group_joined() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    flows bigint[];
+BEGIN
+    -- The flows these rows route to, locked before routing again with a new snapshot: a
+    -- lifecycle change committed meanwhile (new version, other trigger groups, paused) is seen.
+    -- A flow activated after the first read is left out (the write came first).
+    SELECT array_agg(DISTINCT t.flow_id) INTO flows
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'group_joined' AND t.key = n.group_id::text;
+    IF flows IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM journey._lock_flows(flows);
+    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id), array_agg(d.data))
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'group_joined' AND t.key = n.group_id::text
+                                AND t.flow_id = ANY (flows)
+    JOIN journey.groups g ON g.id = n.group_id
+    CROSS JOIN LATERAL (SELECT jsonb_build_object('trigger', 'group_joined', 'group', g.name) AS data) d
+    -- the where is evaluated in this transaction, against the data the enrollment will carry (the
+    -- key is tested again inside the expression: the planner may order join quals as it likes,
+    -- but not the operands of AND, so a where is only read for the rows it is for)
+    WHERE t.condition IS NULL
+       OR (t.key = n.group_id::text AND journey._matches(t.condition, n.contact_id, d.data))
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_group_joined() IS 'Trigger: enrolls new group members into active group_joined flows of their group whose where predicate matches.';
+
+
+CREATE FUNCTION journey._on_group_left() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    flows bigint[];
+BEGIN
+    -- locked, then routed again with a new snapshot (see journey._on_group_joined)
+    SELECT array_agg(DISTINCT t.flow_id) INTO flows
+    FROM old_rows o
+    JOIN journey.flow_triggers t ON t.kind = 'group_left' AND t.key = o.group_id::text;
+    IF flows IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM journey._lock_flows(flows);
+    -- A membership that went with its contact or its group (ON DELETE CASCADE) enrolls nobody:
+    -- the joins find neither. A removed membership's contact is locked FOR KEY SHARE, as
+    -- activate_flow(include_existing) does: enrollments have no foreign key, and nothing else in
+    -- this write holds the contact, so a concurrent DELETE of it waits for this transaction and
+    -- then deletes its enrollment.
+    PERFORM journey._enroll(array_agg(m.flow_id), array_agg(m.contact_id), array_agg(m.data))
+    FROM (SELECT t.flow_id, c.id AS contact_id, d.data
+          FROM old_rows o
+          JOIN journey.flow_triggers t ON t.kind = 'group_left' AND t.key = o.group_id::text
+                                      AND t.flow_id = ANY (flows)
+          JOIN journey.groups g ON g.id = o.group_id
+          JOIN journey.contacts c ON c.id = o.contact_id
+          CROSS JOIN LATERAL (SELECT jsonb_build_object('trigger', 'group_left', 'group', g.name) AS data) d
+          -- (the key tested again: see journey._on_group_joined)
+          WHERE t.condition IS NULL
+             OR (t.key = o.group_id::text AND journey._matches(t.condition, o.contact_id, d.data))
+          FOR KEY SHARE OF c) m
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_group_left() IS 'Trigger: enrolls contacts removed from a group into active group_left flows of that group whose where predicate matches; a membership deleted with its contact or its group enrolls nobody.';
+CREATE TRIGGER group_left AFTER DELETE ON journey.group_members
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._on_group_left();
+
+
+CREATE OR REPLACE FUNCTION journey._apply_contact_fields(p_contact bigint, p_fields jsonb) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    bad text;
+BEGIN
+    SELECT k INTO bad FROM jsonb_object_keys(p_fields) k
+    WHERE k NOT IN ('external_id', 'email', 'phone', 'first_name', 'last_name', 'birthday',
+                    'time_zone', 'attributes', 'email_opt_out', 'sms_opt_out')
+    LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown contact field "%"', bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Contact fields are external_id, email, phone, first_name, last_name, birthday, time_zone, email_opt_out, sms_opt_out and attributes.<key>.';
+    END IF;
+    IF p_fields ? 'attributes' AND jsonb_typeof(p_fields->'attributes') <> 'object' THEN
+        RAISE EXCEPTION 'contact field "attributes" must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass attributes as {"key": value, ...}.';
+    END IF;
+    IF p_contact IS NULL THEN
+        RETURN;   -- only the checks: the caller inserts a new contact with these fields
+    END IF;
+    UPDATE journey.contacts c SET
+        external_id   = CASE WHEN p_fields ? 'external_id' THEN p_fields->>'external_id' ELSE c.external_id END,
+        email         = CASE WHEN p_fields ? 'email' THEN p_fields->>'email' ELSE c.email END,
+        phone         = CASE WHEN p_fields ? 'phone' THEN p_fields->>'phone' ELSE c.phone END,
+        first_name    = CASE WHEN p_fields ? 'first_name' THEN p_fields->>'first_name' ELSE c.first_name END,
+        last_name     = CASE WHEN p_fields ? 'last_name' THEN p_fields->>'last_name' ELSE c.last_name END,
+        birthday      = CASE WHEN p_fields ? 'birthday' THEN (p_fields->>'birthday')::date ELSE c.birthday END,
+        time_zone     = CASE WHEN p_fields ? 'time_zone' THEN p_fields->>'time_zone' ELSE c.time_zone END,
+        email_opt_out = CASE WHEN p_fields ? 'email_opt_out' THEN (p_fields->>'email_opt_out')::boolean ELSE c.email_opt_out END,
+        sms_opt_out   = CASE WHEN p_fields ? 'sms_opt_out' THEN (p_fields->>'sms_opt_out')::boolean ELSE c.sms_opt_out END,
+        attributes    = c.attributes || coalesce(p_fields->'attributes', '{}'),
+        updated_at    = now()
+    WHERE c.id = p_contact;
+END
+$$;
+COMMENT ON FUNCTION journey._apply_contact_fields(bigint, jsonb) IS 'Internal: checks contact fields ({column: value, attributes: {...}}), then sets the given contact columns and merges attributes; with a NULL contact it only checks them (upsert_contact and form submissions then insert a new contact with them).';
+
+
+CREATE OR REPLACE FUNCTION journey._on_form_submission() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    f journey.forms;
+    fields jsonb;
+    match_value text;
+BEGIN
+    SELECT * INTO f FROM journey.forms WHERE id = NEW.form_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'form with id % does not exist', NEW.form_id
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create the form in journey.forms first.';
+    END IF;
+    IF NEW.data IS NULL OR jsonb_typeof(NEW.data) <> 'object' THEN
+        RAISE EXCEPTION 'submission data for form "%" must be a JSON object', f.name
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass data as {"field": value, ...}.';
+    END IF;
+    fields := journey._map_fields(NEW.data, f.field_map);
+    IF NEW.contact_id IS NULL THEN
+        match_value := fields->>f.match_on;
+        IF match_value IS NULL OR match_value = '' THEN
+            RAISE EXCEPTION 'submission for form "%" has no value for "%"', f.name, f.match_on
+                USING ERRCODE = 'not_null_violation',
+                      HINT = format('The form''s field_map must map a submitted field to %s (the form''s match_on).', f.match_on);
+        END IF;
+        SELECT c.id INTO NEW.contact_id FROM journey.contacts c
+        WHERE CASE f.match_on WHEN 'email' THEN lower(c.email) = lower(match_value)
+                              WHEN 'phone' THEN c.phone = journey._e164(match_value, (SELECT s.default_country FROM journey.settings s))
+                              ELSE c.external_id = match_value END
+        ORDER BY c.id LIMIT 1;
+        IF NEW.contact_id IS NULL THEN
+            -- a new contact is inserted with its fields (checked first), so contact_created
+            -- flows see them (their where) and no contact_updated fires for it
+            PERFORM journey._apply_contact_fields(NULL, fields);
+            INSERT INTO journey.contacts (external_id, email, phone, first_name, last_name, birthday,
+                                          time_zone, attributes, email_opt_out, sms_opt_out)
+            SELECT r.external_id, r.email, r.phone, r.first_name, r.last_name, r.birthday, r.time_zone,
+                   coalesce(r.attributes, '{}'), coalesce(r.email_opt_out, false), coalesce(r.sms_opt_out, false)
+            FROM jsonb_populate_record(NULL::journey.contacts, fields) r
+            RETURNING id INTO NEW.contact_id;
+            RETURN NEW;
+        END IF;
+    END IF;
+    PERFORM journey._apply_contact_fields(NEW.contact_id, fields);
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION journey._on_form_submission() IS 'Trigger: applies the form''s field_map to the matching contact, or inserts a new contact with those fields when none matches, and links the submission to it.';
+
+
+CREATE OR REPLACE FUNCTION journey._on_form_submitted() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    flows bigint[];
+BEGIN
+    -- locked, then routed again with a new snapshot (see journey._on_group_joined)
+    SELECT array_agg(DISTINCT t.flow_id) INTO flows
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'form_submitted' AND t.key = n.form_id::text;
+    IF flows IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM journey._lock_flows(flows);
+    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.contact_id), array_agg(d.data))
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'form_submitted' AND t.key = n.form_id::text
+                                AND t.flow_id = ANY (flows)
+    JOIN journey.forms f ON f.id = n.form_id
+    CROSS JOIN LATERAL (SELECT n.data || jsonb_build_object('trigger', 'form_submitted', 'form', f.name,
+                                                           'submission_id', n.id) AS data) d
+    -- (the key tested again: see journey._on_group_joined)
+    WHERE t.condition IS NULL
+       OR (t.key = n.form_id::text AND journey._matches(t.condition, n.contact_id, d.data))
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_form_submitted() IS 'Trigger: enrolls submitters into active form_submitted flows of the form whose where predicate matches; the submission data becomes the enrollment''s event payload.';
+
+
+CREATE FUNCTION journey._on_contact_created() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    flows bigint[];
+BEGIN
+    -- every contact routes to the key '': one index probe, whatever the statement's size
+    SELECT array_agg(DISTINCT t.flow_id) INTO flows
+    FROM journey.flow_triggers t WHERE t.kind = 'contact_created' AND t.key = '';
+    IF flows IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- locked, then routed again with a new snapshot (see journey._on_group_joined)
+    PERFORM journey._lock_flows(flows);
+    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(n.id), array_agg(d.data))
+    FROM new_rows n
+    JOIN journey.flow_triggers t ON t.kind = 'contact_created' AND t.key = '' AND t.flow_id = ANY (flows)
+    CROSS JOIN (SELECT jsonb_build_object('trigger', 'contact_created') AS data) d
+    WHERE t.condition IS NULL OR journey._matches(t.condition, n.id, d.data)
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_contact_created() IS 'Trigger: enrolls new contacts into active contact_created flows whose where predicate matches (event data {"trigger": "contact_created"}).';
+CREATE TRIGGER contact_created AFTER INSERT ON journey.contacts
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._on_contact_created();
+
+
+CREATE FUNCTION journey._on_contact_updated() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    flows bigint[];
+BEGIN
+    -- every contact routes to the key '': one index probe, whatever the statement's size
+    SELECT array_agg(DISTINCT t.flow_id) INTO flows
+    FROM journey.flow_triggers t WHERE t.kind = 'contact_updated' AND t.key = '';
+    IF flows IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- locked, then routed again with a new snapshot (see journey._on_group_joined). The updated
+    -- rows are the writer's: its UPDATE holds them, so no foreign key is missed.
+    PERFORM journey._lock_flows(flows);
+    PERFORM journey._enroll(array_agg(c.flow_id), array_agg(c.contact_id), array_agg(c.data))
+    FROM (SELECT t.flow_id, t.condition, n.id AS contact_id,
+                 jsonb_build_object('trigger', 'contact_updated', 'changed',
+                     jsonb_object_agg(f.field, jsonb_build_object('old', v.old, 'new', v.new))) AS data
+          FROM journey.flow_triggers t
+          CROSS JOIN LATERAL jsonb_array_elements_text(t.params -> 'fields') f (field)
+          CROSS JOIN new_rows n
+          JOIN old_rows o ON o.id = n.id
+          CROSS JOIN LATERAL (SELECT
+              CASE f.field WHEN 'external_id' THEN to_jsonb(o.external_id) WHEN 'email' THEN to_jsonb(o.email)
+                           WHEN 'phone' THEN to_jsonb(o.phone) WHEN 'first_name' THEN to_jsonb(o.first_name)
+                           WHEN 'last_name' THEN to_jsonb(o.last_name) WHEN 'birthday' THEN to_jsonb(o.birthday)
+                           WHEN 'time_zone' THEN to_jsonb(o.time_zone) WHEN 'email_opt_out' THEN to_jsonb(o.email_opt_out)
+                           WHEN 'sms_opt_out' THEN to_jsonb(o.sms_opt_out) WHEN 'attributes' THEN o.attributes
+                           ELSE nullif(o.attributes -> substr(f.field, 12), 'null') END AS old,
+              CASE f.field WHEN 'external_id' THEN to_jsonb(n.external_id) WHEN 'email' THEN to_jsonb(n.email)
+                           WHEN 'phone' THEN to_jsonb(n.phone) WHEN 'first_name' THEN to_jsonb(n.first_name)
+                           WHEN 'last_name' THEN to_jsonb(n.last_name) WHEN 'birthday' THEN to_jsonb(n.birthday)
+                           WHEN 'time_zone' THEN to_jsonb(n.time_zone) WHEN 'email_opt_out' THEN to_jsonb(n.email_opt_out)
+                           WHEN 'sms_opt_out' THEN to_jsonb(n.sms_opt_out) WHEN 'attributes' THEN n.attributes
+                           ELSE nullif(n.attributes -> substr(f.field, 12), 'null') END AS new) v
+          WHERE t.kind = 'contact_updated' AND t.key = '' AND t.flow_id = ANY (flows)
+            AND v.old IS DISTINCT FROM v.new
+          -- (kind, key, flow_id, pos) is the key of flow_triggers: one row per trigger and contact
+          GROUP BY t.kind, t.key, t.flow_id, t.pos, n.id) c
+    WHERE c.condition IS NULL OR journey._matches(c.condition, c.contact_id, c.data)
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_contact_updated() IS 'Trigger: enrolls contacts whose update really changed (IS DISTINCT FROM) a field a contact_updated trigger lists into its active flow when its where predicate matches; the event data lists the listed fields that changed with their old and new values. A change of updated_at alone enrolls nobody.';
+CREATE TRIGGER contact_updated AFTER UPDATE ON journey.contacts
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION journey._on_contact_updated();
+REVOKE ALL ON FUNCTION journey._on_group_left(), journey._on_contact_created(), journey._on_contact_updated() FROM PUBLIC;
+
+
+CREATE OR REPLACE FUNCTION journey.upsert_contact(data jsonb) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    cid bigint;
+BEGIN
+    IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
+        RAISE EXCEPTION 'contact data must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass {"email": ..., "phone": ..., "first_name": ..., "attributes": {...}}.';
+    END IF;
+    IF data ? 'external_id' THEN
+        SELECT id INTO cid FROM journey.contacts WHERE external_id = data->>'external_id';
+    END IF;
+    IF cid IS NULL AND data ? 'email' THEN
+        SELECT id INTO cid FROM journey.contacts WHERE lower(email) = lower(data->>'email') ORDER BY id LIMIT 1;
+    END IF;
+    IF cid IS NULL AND data ? 'phone' THEN
+        SELECT id INTO cid FROM journey.contacts
+        WHERE phone = journey._e164(data->>'phone', (SELECT s.default_country FROM journey.settings s)) ORDER BY id LIMIT 1;
+    END IF;
+    IF cid IS NULL THEN
+        -- a new contact is inserted with its fields (checked first), so contact_created flows
+        -- see them (their where) and no contact_updated fires for it
+        PERFORM journey._apply_contact_fields(NULL, data);
+        INSERT INTO journey.contacts (external_id, email, phone, first_name, last_name, birthday,
+                                      time_zone, attributes, email_opt_out, sms_opt_out)
+        SELECT r.external_id, r.email, r.phone, r.first_name, r.last_name, r.birthday, r.time_zone,
+               coalesce(r.attributes, '{}'), coalesce(r.email_opt_out, false), coalesce(r.sms_opt_out, false)
+        FROM jsonb_populate_record(NULL::journey.contacts, data) r
+        RETURNING id INTO cid;
+        RETURN cid;
+    END IF;
+    PERFORM journey._apply_contact_fields(cid, data);
+    RETURN cid;
+END
+$$;
+COMMENT ON FUNCTION journey.upsert_contact(jsonb) IS
+  'Creates or updates a contact from {external_id, email, phone, first_name, last_name, birthday, time_zone, email_opt_out, sms_opt_out, attributes}; matches on external_id, then email (case-insensitive), then phone. Returns the contact id.';
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after
