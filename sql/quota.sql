@@ -78,6 +78,9 @@ BEGIN
     FOR f IN SELECT fl.name FROM journey.flows fl
                JOIN journey.flow_versions v ON v.flow_id = fl.id AND v.version = fl.version
               WHERE fl.status = 'paused' AND fl.paused_reason = 'quota'
+                -- a version saved since the last activation (edited while paused) waits for
+                -- activate_flow by hand, as an edit of an active flow does
+                AND v.created_at <= fl.activated_at
                 AND NOT EXISTS (SELECT 1 FROM unnest(journey._quota_channels(v.definition)) c
                                  WHERE CASE c WHEN 'sms' THEN NEW.sms_quota WHEN 'email' THEN NEW.email_quota
                                               ELSE NEW.whatsapp_quota END = 0)
@@ -95,7 +98,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey._quota_raised() IS
-  'Trigger: after an UPDATE of settings that raises a quota or sets it NULL, resumes (journey.activate_flow) the flows paused for quota whose channels all have credit (a quota above 0 or NULL); flows paused by hand or by an edit stay paused. A flow that cannot be activated stays paused with a WARNING.';
+  'Trigger: after an UPDATE of settings that raises a quota or sets it NULL, resumes (journey.activate_flow) the flows paused for quota whose channels all have credit (a quota above 0 or NULL); flows paused by hand or by an edit, and flows edited while paused for quota, stay paused. A flow that cannot be activated stays paused with a WARNING.';
 CREATE TRIGGER settings_quota_raised AFTER UPDATE ON journey.settings
     FOR EACH ROW
     WHEN ((NEW.sms_quota IS DISTINCT FROM OLD.sms_quota AND (NEW.sms_quota IS NULL OR NEW.sms_quota > OLD.sms_quota))

@@ -179,6 +179,24 @@ SELECT whatsapp_quota FROM journey.settings;
 SELECT name, status, paused_reason FROM journey.flows WHERE name IN ('wa', 'ops') ORDER BY name;
 ROLLBACK;
 
+-- A flow edited while paused for quota is not resumed: its new version waits for
+-- activate_flow, as an edit of an active flow does. (Each statement in its own transaction: an
+-- edit is later than the activation. Last in the file: its rows stay.)
+SELECT journey.create_flow('edited', '{"triggers": [{"type": "manual"}], "start": "s",
+  "nodes": {"s": {"type": "send_sms", "text": "v1"}}}') IS NOT NULL AS created;
+SELECT journey.activate_flow('edited');
+UPDATE journey.settings SET sms_quota = 0;
+SELECT journey.enroll('edited', pg_temp.person('E1')) IS NOT NULL AS enrolled;
+SELECT journey.run_due(100, now());
+SELECT journey.update_flow('edited', '{"triggers": [{"type": "manual"}], "start": "s",
+  "nodes": {"s": {"type": "send_sms", "text": "v2"}}}');
+SELECT journey.add_quota('sms', 5);
+SELECT status, paused_reason, version FROM journey.flows WHERE name = 'edited';
+SELECT journey.activate_flow('edited');
+SELECT journey.run_due(100, now());
+SELECT body FROM journey.outbox WHERE channel = 'sms';
+UPDATE journey.settings SET sms_quota = NULL;
+
 -- add_quota: returns the credit left; NULL (unlimited) stays NULL; errors name what is wrong.
 BEGIN;
 SELECT journey.add_quota('sms', 5) AS unlimited;
