@@ -172,15 +172,14 @@ impl Quota {
     /// The channels this batch refused a send on, the flows of those sends and the contact of
     /// the first, if it refused any.
     pub fn exhausted(&self) -> Option<(Vec<&'static str>, &[i64], i64)> {
+        // (a refused send sets the contact: a batch that refused nothing allocates nothing)
+        let contact = self.contact?;
         let channels: Vec<_> = Channel::ALL
             .iter()
             .filter(|c| self.exhausted[c.index()])
             .map(|c| c.name())
             .collect();
-        match (channels.is_empty(), self.contact) {
-            (false, Some(contact)) => Some((channels, &self.flows, contact)),
-            _ => None,
-        }
+        Some((channels, &self.flows, contact))
     }
 }
 
