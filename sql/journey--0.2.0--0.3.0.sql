@@ -555,7 +555,7 @@ BEGIN
                         journey.timeline(bigint), journey.flow_stats(text), journey.goal_stats(text),
                         journey.flow_diagram(text), journey._group_id(text), journey._check_contact(bigint),
                         journey._flow_id(text), journey._node_order(jsonb), journey._apply_contact_fields(bigint, jsonb),
-                        journey._is_time_zone(text) TO %I', role);
+                        journey._is_time_zone(text), journey._e164(text, text) TO %I', role);
     ELSE
         EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),
                         journey.mark_sent(bigint, text, uuid), journey.mark_failed(bigint, text, boolean, uuid),
@@ -1824,6 +1824,146 @@ END
 $$;
 COMMENT ON FUNCTION journey.upsert_contact(jsonb) IS
   'Creates or updates a contact from {external_id, email, phone, first_name, last_name, birthday, time_zone, email_opt_out, sms_opt_out, attributes}; matches on external_id, then email (case-insensitive), then phone. Returns the contact id.';
+
+-- ================================================================ issue 13: phones in E.164
+-- Phones are stored in E.164 form (sql/phones.sql): the contacts' BEFORE INSERT OR UPDATE OF
+-- phone trigger runs journey._e164 (src/api/phones.rs) with settings.default_country for
+-- national numbers; its WHEN clause skips NULL and E.164 phones. upsert_contact and form
+-- submissions matched on phone normalize the value they look up. Phones stored before 0.3.0
+-- are left as they are (an update that leaves a phone unchanged keeps it). The app kind of
+-- grant_role may execute journey._e164 (upsert_contact calls it); roles that may execute
+-- upsert_contact now get it here.
+CREATE FUNCTION journey."_e164"("phone" TEXT, "country" TEXT) RETURNS TEXT
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'e164_wrapper';
+COMMENT ON FUNCTION journey._e164(text, text) IS 'Internal: the phone number in E.164 form (+<country code><number>, 7 to 15 digits; NULL for NULL or blank text), a national number given the country (ISO 3166 alpha-2: its calling code, its trunk prefix dropped); spaces, dashes, dots and brackets dropped, a leading 00 is +. Formatting, not carrier validation. Raises 22023 for text that is not a phone number or a national number with no country.';
+CREATE FUNCTION journey._on_contact_phone() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    -- an update that leaves the phone as it was (upsert_contact sets every column) keeps it,
+    -- even one stored before 0.3.0 in another form
+    IF TG_OP = 'UPDATE' AND NEW.phone IS NOT DISTINCT FROM OLD.phone THEN
+        RETURN NEW;
+    END IF;
+    NEW.phone := journey._e164(NEW.phone, (SELECT s.default_country FROM journey.settings s));
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION journey._on_contact_phone() IS
+  'Trigger: stores a contact''s phone in E.164 form (journey._e164 with settings.default_country for national numbers); raises 22023 for text that is not a phone number. An update that leaves the phone unchanged keeps it as it is.';
+-- The WHEN clause skips NULL phones and phones already in E.164 form: bulk inserts of E.164
+-- numbers call no function.
+CREATE TRIGGER contacts_phone_e164 BEFORE INSERT OR UPDATE OF phone ON journey.contacts
+    FOR EACH ROW WHEN (NEW.phone IS NOT NULL AND NEW.phone !~ '^\+[1-9][0-9]{6,14}$')
+    EXECUTE FUNCTION journey._on_contact_phone();
+COMMENT ON TRIGGER contacts_phone_e164 ON journey.contacts IS
+  'Phones in E.164 form: a phone that is not (^\+[1-9][0-9]{6,14}$) goes through journey._on_contact_phone.';
+REVOKE ALL ON FUNCTION journey._e164(text, text), journey._on_contact_phone() FROM PUBLIC;
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT a.grantee::regrole::text AS grantee
+               FROM pg_proc p, aclexplode(p.proacl) a
+              WHERE p.oid = 'journey.upsert_contact(jsonb)'::regprocedure
+                AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION journey._e164(text, text) TO %s', r.grantee);
+    END LOOP;
+END
+$$;
+CREATE OR REPLACE FUNCTION journey.upsert_contact(data jsonb) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    cid bigint;
+BEGIN
+    IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
+        RAISE EXCEPTION 'contact data must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass {"email": ..., "phone": ..., "first_name": ..., "attributes": {...}}.';
+    END IF;
+    IF data ? 'external_id' THEN
+        SELECT id INTO cid FROM journey.contacts WHERE external_id = data->>'external_id';
+    END IF;
+    IF cid IS NULL AND data ? 'email' THEN
+        SELECT id INTO cid FROM journey.contacts WHERE lower(email) = lower(data->>'email') ORDER BY id LIMIT 1;
+    END IF;
+    IF cid IS NULL AND data ? 'phone' THEN
+        SELECT id INTO cid FROM journey.contacts
+        WHERE phone = journey._e164(data->>'phone', (SELECT s.default_country FROM journey.settings s)) ORDER BY id LIMIT 1;
+    END IF;
+    IF cid IS NULL THEN
+        -- a new contact is inserted with its fields (checked first), so contact_created flows
+        -- see them (their where) and no contact_updated fires for it
+        PERFORM journey._apply_contact_fields(NULL, data);
+        INSERT INTO journey.contacts (external_id, email, phone, first_name, last_name, birthday,
+                                      time_zone, attributes, email_opt_out, sms_opt_out)
+        SELECT r.external_id, r.email, r.phone, r.first_name, r.last_name, r.birthday, r.time_zone,
+               coalesce(r.attributes, '{}'), coalesce(r.email_opt_out, false), coalesce(r.sms_opt_out, false)
+        FROM jsonb_populate_record(NULL::journey.contacts, data) r
+        RETURNING id INTO cid;
+        RETURN cid;
+    END IF;
+    PERFORM journey._apply_contact_fields(cid, data);
+    RETURN cid;
+END
+$$;
+COMMENT ON FUNCTION journey.upsert_contact(jsonb) IS
+  'Creates or updates a contact from {external_id, email, phone, first_name, last_name, birthday, time_zone, email_opt_out, sms_opt_out, attributes}; matches on external_id, then email (case-insensitive), then phone. Returns the contact id.';
+CREATE OR REPLACE FUNCTION journey._on_form_submission() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    f journey.forms;
+    fields jsonb;
+    match_value text;
+BEGIN
+    SELECT * INTO f FROM journey.forms WHERE id = NEW.form_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'form with id % does not exist', NEW.form_id
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create the form in journey.forms first.';
+    END IF;
+    IF NEW.data IS NULL OR jsonb_typeof(NEW.data) <> 'object' THEN
+        RAISE EXCEPTION 'submission data for form "%" must be a JSON object', f.name
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass data as {"field": value, ...}.';
+    END IF;
+    fields := journey._map_fields(NEW.data, f.field_map);
+    IF NEW.contact_id IS NULL THEN
+        match_value := fields->>f.match_on;
+        IF match_value IS NULL OR match_value = '' THEN
+            RAISE EXCEPTION 'submission for form "%" has no value for "%"', f.name, f.match_on
+                USING ERRCODE = 'not_null_violation',
+                      HINT = format('The form''s field_map must map a submitted field to %s (the form''s match_on).', f.match_on);
+        END IF;
+        SELECT c.id INTO NEW.contact_id FROM journey.contacts c
+        WHERE CASE f.match_on WHEN 'email' THEN lower(c.email) = lower(match_value)
+                              WHEN 'phone' THEN c.phone = journey._e164(match_value, (SELECT s.default_country FROM journey.settings s))
+                              ELSE c.external_id = match_value END
+        ORDER BY c.id LIMIT 1;
+        IF NEW.contact_id IS NULL THEN
+            -- a new contact is inserted with its fields (checked first), so contact_created
+            -- flows see them (their where) and no contact_updated fires for it
+            PERFORM journey._apply_contact_fields(NULL, fields);
+            INSERT INTO journey.contacts (external_id, email, phone, first_name, last_name, birthday,
+                                          time_zone, attributes, email_opt_out, sms_opt_out)
+            SELECT r.external_id, r.email, r.phone, r.first_name, r.last_name, r.birthday, r.time_zone,
+                   coalesce(r.attributes, '{}'), coalesce(r.email_opt_out, false), coalesce(r.sms_opt_out, false)
+            FROM jsonb_populate_record(NULL::journey.contacts, fields) r
+            RETURNING id INTO NEW.contact_id;
+            RETURN NEW;
+        END IF;
+    END IF;
+    PERFORM journey._apply_contact_fields(NEW.contact_id, fields);
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION journey._on_form_submission() IS 'Trigger: applies the form''s field_map to the matching contact, or inserts a new contact with those fields when none matches, and links the submission to it.';
 
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its

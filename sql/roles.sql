@@ -72,7 +72,7 @@ BEGIN
                         journey.timeline(bigint), journey.flow_stats(text), journey.goal_stats(text),
                         journey.flow_diagram(text), journey._group_id(text), journey._check_contact(bigint),
                         journey._flow_id(text), journey._node_order(jsonb), journey._apply_contact_fields(bigint, jsonb),
-                        journey._is_time_zone(text) TO %I', role);
+                        journey._is_time_zone(text), journey._e164(text, text) TO %I', role);
     ELSE
         EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),
                         journey.mark_sent(bigint, text, uuid), journey.mark_failed(bigint, text, boolean, uuid),

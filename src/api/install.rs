@@ -13,6 +13,14 @@ extension_sql_file!(
     requires = [api::zones::is_time_zone]
 );
 
+// Phones in E.164 form: the contacts' BEFORE INSERT OR UPDATE OF phone trigger
+// (journey._on_contact_phone, through journey._e164 with settings.default_country).
+extension_sql_file!(
+    "../../sql/phones.sql",
+    name = "phones",
+    requires = ["schema", api::phones::e164]
+);
+
 // Enrollment from the audience tables: journey._enroll and the statement-level trigger
 // functions (transition tables, routed through journey.flow_triggers, so a write no flow
 // listens to costs one index probe), which take the flow lock (journey._lock_flows), evaluate
@@ -21,7 +29,7 @@ extension_sql_file!(
     "../../sql/triggers.sql",
     name = "triggers",
     requires = [
-        "schema",
+        "phones",
         api::flows::lock_flows,
         api::predicates::matches,
         api::wake::wake

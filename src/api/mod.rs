@@ -6,6 +6,7 @@ pub mod engine;
 pub mod flows;
 pub mod install;
 pub mod jsonb;
+pub mod phones;
 pub mod predicates;
 pub mod routes;
 pub mod stats;

@@ -8,6 +8,7 @@ pub mod interval;
 pub mod json;
 mod nodes;
 mod parse;
+pub mod phone;
 pub mod predicate;
 pub mod registry;
 pub mod times;

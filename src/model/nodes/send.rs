@@ -3,16 +3,46 @@
 use super::Input;
 use crate::model::flow::NodeKind;
 use crate::model::parse::Ctx;
+use crate::model::phone;
 use serde_json::Value;
 
 pub fn sms(input: &Input, cx: &mut Ctx) -> NodeKind {
     let o = input.fields;
+    let sender = cx.string(o, "sender", false);
+    if let Some(problem) = sender.as_deref().and_then(sender_problem) {
+        cx.problem(problem);
+    }
     NodeKind::SendSms {
         text: cx.string(o, "text", true).unwrap_or_default(),
-        sender: cx.string(o, "sender", false),
+        sender,
         unsubscribe: cx.boolean(o, "unsubscribe"),
         ignore_quiet_hours: cx.boolean(o, "ignore_quiet_hours"),
     }
+}
+
+/// An SMS sender id is alphanumeric (the GSM rule: at most 11 letters, digits or spaces, at
+/// least one letter) or a phone number (E.164, or 3 to 15 digits: short codes too). A sender
+/// holding Liquid is rendered per message and not checked here.
+fn sender_problem(sender: &str) -> Option<String> {
+    if sender.contains("{{") || sender.contains("{%") {
+        return None;
+    }
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let numeric = phone::is_e164(sender) || (digits(sender) && (3..=15).contains(&sender.len()));
+    let alphanumeric = (1..=11).contains(&sender.chars().count())
+        && sender
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ')
+        && sender.chars().any(|c| c.is_ascii_alphabetic())
+        && sender.trim() == sender;
+    if numeric || alphanumeric {
+        return None;
+    }
+    Some(format!(
+        "field \"sender\": \"{sender}\" is not an SMS sender id: an alphanumeric sender is at \
+         most 11 letters, digits or spaces with at least one letter (e.g. \"ACME\"), a numeric \
+         one a phone number (e.g. +15550001) or a short code of digits"
+    ))
 }
 
 /// `template` (a name that must exist), or `subject` and `body`.
@@ -149,4 +179,42 @@ pub fn templates(kind: &NodeKind) -> Vec<(&'static str, &str)> {
         _ => {}
     }
     out
+}
+
+#[cfg(test)]
+mod unit {
+    use super::sender_problem;
+
+    #[test]
+    fn sms_sender_ids() {
+        for ok in [
+            "ACME",
+            "Acme Shop",
+            "ACME2026",
+            "12345678901",
+            "A",
+            "+15550001",
+            "+972501234567",
+            "12345",
+            "{{ contact.attributes.brand }}",
+        ] {
+            assert_eq!(sender_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "Acme Corporation",
+            "ACME!",
+            "Ácme",
+            " ACME",
+            "",
+            "12",
+            "1234567890123456",
+            "+1555",
+            "+1 555 0001",
+        ] {
+            let p = sender_problem(bad).expect(bad);
+            assert!(p.starts_with(&format!(
+                "field \"sender\": \"{bad}\" is not an SMS sender id"
+            )));
+        }
+    }
 }
