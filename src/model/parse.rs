@@ -137,7 +137,7 @@ impl Ctx {
     /// A window decides when a step goes on its own: `at` beside it ("exactly at" against "at
     /// once inside the hours") is a problem, and so are `days` beside it (they go inside it).
     pub fn window_alone(&mut self, obj: &Map<String, Value>, field: &str) {
-        if !obj.get("window").is_some_and(|w| !w.is_null()) {
+        if obj.get("window").is_none_or(|w| w.is_null()) {
             return;
         }
         if obj.contains_key("at") {
