@@ -14,7 +14,8 @@
 use super::batch::Message;
 use super::claim::Enrollment;
 use super::nodes::Outcome;
-use crate::error::Result;
+use super::subxact;
+use crate::error::{JourneyError, Result};
 use chrono::{DateTime, Utc};
 use pgrx::prelude::*;
 
@@ -61,10 +62,26 @@ pub type Quotas = [Option<i64>; 3];
 const LOCK: &str = "SELECT sms_quota::bigint, email_quota::bigint, whatsapp_quota::bigint \
      FROM journey.settings FOR NO KEY UPDATE";
 
-/// Locks the settings row and returns its quotas (see [`LOCK`]).
-pub fn lock_settings() -> Result<Quotas> {
-    let (sms, email, whatsapp) = Spi::get_three::<i64, i64, i64>(LOCK)?;
-    Ok([sms, email, whatsapp])
+/// Locks the settings row and returns its quotas (see [`LOCK`]), for `e`'s send at `node`. In
+/// a subtransaction: an error while waiting (a deadlock, a lock timeout, a serialization
+/// failure) fails or retries that enrollment (`transient`), not the batch.
+pub fn lock_settings(e: &Enrollment, node: &str) -> Result<Quotas> {
+    let locked = subxact::run(|| Spi::get_three::<i64, i64, i64>(LOCK));
+    match locked {
+        Ok(row) => {
+            let (sms, email, whatsapp) = row?;
+            Ok([sms, email, whatsapp])
+        }
+        Err(caught) => Err(JourneyError::Step {
+            flow: e.flow_name.clone(),
+            node: node.to_string(),
+            message: format!(
+                "locking journey.settings for its quotas: {}",
+                caught.message
+            ),
+            transient: caught.is_transient(),
+        }),
+    }
 }
 
 /// A run's credit and one batch's spending of it. The run's part (`credit`, `locked`,

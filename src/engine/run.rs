@@ -189,7 +189,7 @@ fn advance(
             .charge(e, outcome, now, || {
                 // the settings lock is waited for with the session's own lock_timeout
                 lock_timeout.restore()?;
-                quota::lock_settings()
+                quota::lock_settings(e, &node.id)
             })
             .map_err(|err| failure(at, err))?;
         // a held node is entered again with the same seq (and so the same message key)
