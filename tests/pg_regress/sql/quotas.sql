@@ -129,6 +129,29 @@ SELECT * FROM pg_temp.flows() WHERE name IN ('bday', 'welcome');
 SELECT count(*) AS scheduled FROM journey.date_schedule;
 ROLLBACK;
 
+-- A batch that raises runs again one enrollment at a time: the credit is counted as rows are
+-- written. sms_quota 3, four SMS due in order, the second poisoned (an outbox trigger raises on
+-- it): as one batch the fourth would be refused; one at a time the poisoned one fails and
+-- takes no credit, the three others are sent, the credit ends at 0 and nothing is paused.
+BEGIN;
+CREATE FUNCTION public.poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.body LIKE 'Hi P2%' THEN RAISE EXCEPTION 'poisoned'; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER poison BEFORE INSERT ON journey.outbox FOR EACH ROW EXECUTE FUNCTION public.poison();
+SELECT journey.activate_flow('welcome');
+UPDATE journey.settings SET sms_quota = 3;
+SELECT journey.add_to_group(pg_temp.person('P' || i), 'newsletter') FROM generate_series(1, 4) i \g /dev/null
+UPDATE journey.enrollments e SET due_at = now() - interval '1 hour' + substr(c.first_name, 2)::int * interval '1 minute'
+  FROM journey.contacts c WHERE c.id = e.contact_id;
+SELECT journey.run_due(100, now());
+SELECT c.first_name, e.status, e.node, left(e.last_error, 60) AS error
+  FROM journey.enrollments e JOIN journey.contacts c ON c.id = e.contact_id ORDER BY c.first_name;
+SELECT count(*) AS sms FROM journey.outbox WHERE channel = 'sms';
+SELECT sms_quota, status, paused_reason FROM journey.settings, journey.flows WHERE name = 'welcome';
+ROLLBACK;
+
 -- An SMS costs its segments: with 3 left, a 2-segment SMS goes, the next does not; the credit
 -- left (1) stays. A flow waiting for e-mail credit resumes only once every channel it sends
 -- on has credit.
