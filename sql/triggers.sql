@@ -411,53 +411,72 @@ CREATE TRIGGER contact_created AFTER INSERT ON journey.contacts
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._on_contact_created();
 
 -- contacts AFTER UPDATE: contact_updated. A trigger's fields (flow_triggers.params->'fields':
--- columns and attributes.<key>) are compared old to new as jsonb; an attribute absent and an
--- attribute set to JSON null are the same. The event data lists the fields that changed:
+-- columns and attributes.<key>) are compared old to new; an attribute absent and an attribute
+-- set to JSON null are the same. The event data lists the fields that changed:
 -- {"trigger": "contact_updated", "changed": {"<field>": {"old": ..., "new": ...}}}.
 CREATE FUNCTION journey._on_contact_updated() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
+-- The transition tables have no statistics: the join of old and new rows on id is estimated far
+-- above its size, and a large UPDATE would spend longer compiling it (JIT) than running it.
+SET jit = off
 AS $$
 DECLARE
     flows bigint[];
+    t record;
+    old_value text;
+    new_value text;
+    changed text;
+    test text;
 BEGIN
     -- every contact routes to the key '': one index probe, whatever the statement's size
-    SELECT array_agg(DISTINCT t.flow_id) INTO flows
-    FROM journey.flow_triggers t WHERE t.kind = 'contact_updated' AND t.key = '';
+    SELECT array_agg(DISTINCT r.flow_id) INTO flows
+    FROM journey.flow_triggers r WHERE r.kind = 'contact_updated' AND r.key = '';
     IF flows IS NULL THEN
         RETURN NULL;
     END IF;
     -- locked, then routed again with a new snapshot (see journey._on_group_joined). The updated
     -- rows are the writer's: its UPDATE holds them, so no foreign key is missed.
     PERFORM journey._lock_flows(flows);
-    PERFORM journey._enroll(array_agg(c.flow_id), array_agg(c.contact_id), array_agg(c.data))
-    FROM (SELECT t.flow_id, t.condition, n.id AS contact_id,
-                 jsonb_build_object('trigger', 'contact_updated', 'changed',
-                     jsonb_object_agg(f.field, jsonb_build_object('old', v.old, 'new', v.new))) AS data
-          FROM journey.flow_triggers t
-          CROSS JOIN LATERAL jsonb_array_elements_text(t.params -> 'fields') f (field)
-          CROSS JOIN new_rows n
-          JOIN old_rows o ON o.id = n.id
-          CROSS JOIN LATERAL (SELECT
-              CASE f.field WHEN 'external_id' THEN to_jsonb(o.external_id) WHEN 'email' THEN to_jsonb(o.email)
-                           WHEN 'phone' THEN to_jsonb(o.phone) WHEN 'first_name' THEN to_jsonb(o.first_name)
-                           WHEN 'last_name' THEN to_jsonb(o.last_name) WHEN 'birthday' THEN to_jsonb(o.birthday)
-                           WHEN 'time_zone' THEN to_jsonb(o.time_zone) WHEN 'email_opt_out' THEN to_jsonb(o.email_opt_out)
-                           WHEN 'sms_opt_out' THEN to_jsonb(o.sms_opt_out) WHEN 'attributes' THEN o.attributes
-                           ELSE nullif(o.attributes -> substr(f.field, 12), 'null') END AS old,
-              CASE f.field WHEN 'external_id' THEN to_jsonb(n.external_id) WHEN 'email' THEN to_jsonb(n.email)
-                           WHEN 'phone' THEN to_jsonb(n.phone) WHEN 'first_name' THEN to_jsonb(n.first_name)
-                           WHEN 'last_name' THEN to_jsonb(n.last_name) WHEN 'birthday' THEN to_jsonb(n.birthday)
-                           WHEN 'time_zone' THEN to_jsonb(n.time_zone) WHEN 'email_opt_out' THEN to_jsonb(n.email_opt_out)
-                           WHEN 'sms_opt_out' THEN to_jsonb(n.sms_opt_out) WHEN 'attributes' THEN n.attributes
-                           ELSE nullif(n.attributes -> substr(f.field, 12), 'null') END AS new) v
-          WHERE t.kind = 'contact_updated' AND t.key = '' AND t.flow_id = ANY (flows)
-            AND v.old IS DISTINCT FROM v.new
-          -- (kind, key, flow_id, pos) is the key of flow_triggers: one row per trigger and contact
-          GROUP BY t.kind, t.key, t.flow_id, t.pos, n.id) c
-    WHERE c.condition IS NULL OR journey._matches(c.condition, c.contact_id, c.data)
-    HAVING count(*) > 0;
+    -- One set-based statement per trigger, written for its fields, so each row pays only for the
+    -- fields listed: a column is compared as itself, an attribute as its jsonb value. Only column
+    -- names from the list below are written into the statement; the fields themselves (the
+    -- event data's keys, the attribute keys) are its argument $3.
+    FOR t IN SELECT r.flow_id, r.condition, ARRAY(SELECT jsonb_array_elements_text(r.params -> 'fields')) AS fields
+             FROM journey.flow_triggers r
+             WHERE r.kind = 'contact_updated' AND r.key = '' AND r.flow_id = ANY (flows)
+             ORDER BY r.flow_id, r.pos LOOP
+        changed := NULL;
+        test := NULL;
+        FOR i IN 1 .. coalesce(array_length(t.fields, 1), 0) LOOP
+            IF t.fields[i] = ANY (ARRAY['external_id', 'email', 'phone', 'first_name', 'last_name', 'birthday',
+                                        'time_zone', 'email_opt_out', 'sms_opt_out', 'attributes']) THEN
+                old_value := format('o.%I', t.fields[i]);
+                new_value := format('n.%I', t.fields[i]);
+            ELSIF t.fields[i] LIKE 'attributes._%' THEN
+                old_value := format('nullif(o.attributes -> substr($3[%s], 12), ''null'')', i);
+                new_value := format('nullif(n.attributes -> substr($3[%s], 12), ''null'')', i);
+            ELSE
+                CONTINUE;   -- not a field (activation accepts none)
+            END IF;
+            test := concat_ws(' OR ', test, format('%s IS DISTINCT FROM %s', old_value, new_value));
+            changed := concat_ws(' || ', changed, format(
+                'CASE WHEN %1$s IS DISTINCT FROM %2$s THEN jsonb_build_object($3[%3$s], jsonb_build_object(''old'', %1$s, ''new'', %2$s)) ELSE ''{}'' END',
+                old_value, new_value, i));
+        END LOOP;
+        CONTINUE WHEN test IS NULL;
+        -- (a flow with two contact_updated triggers: the first that matches a contact enrolls
+        -- it, _enroll skips it for the next one)
+        EXECUTE format(
+            'SELECT journey._enroll(array_agg($1), array_agg(n.id), array_agg(d.data))
+             FROM new_rows n
+             JOIN old_rows o ON o.id = n.id
+             CROSS JOIN LATERAL (SELECT jsonb_build_object(''trigger'', ''contact_updated'', ''changed'', %s) AS data) d
+             WHERE (%s) AND ($2 IS NULL OR journey._matches($2, n.id, d.data))
+             HAVING count(*) > 0', changed, test)
+        USING t.flow_id, t.condition, t.fields;
+    END LOOP;
     RETURN NULL;
 END
 $$;
