@@ -107,6 +107,34 @@ done
 TP=$(median "${T_PLAIN[@]}"); TB=$(median "${T_NOFLOW[@]}"); TC=$(median "${T_FLOW[@]}")
 q "TRUNCATE bench.group_members_plain, journey.group_members, journey.enrollments, journey.steps CASCADE"
 
+# ------------------------------------------------------------------ 3d. contact_updated
+echo "== trigger overhead: UPDATE of $TRIGGER_ROWS contacts (a new last_name each), no flow vs one contact_updated flow, median of $REPS"
+q "SELECT journey.create_flow('updated', jsonb_build_object(
+     'triggers', jsonb_build_array(jsonb_build_object('type', 'contact_updated', 'fields', jsonb_build_array('last_name'))),
+     'start', 'sms',
+     'nodes', jsonb_build_object('sms', jsonb_build_object('type', 'send_sms', 'unsubscribe', false,
+        'text', 'Hi {{ contact.first_name }}, now {{ event.changed.last_name.new }}'))))" >/dev/null
+update_contacts() { # new last_name
+  echo "UPDATE journey.contacts SET last_name = '$1' WHERE id <= $TRIGGER_ROWS"
+}
+declare -a T_UNOFLOW T_UFLOW
+# As above: one untimed warm-up update after the checkpoint takes the full-page images; each
+# timed update starts after a VACUUM, so both find the same free space for their new versions.
+q "CHECKPOINT"
+q "$(update_contacts warm-up)"
+for r in $(seq $REPS); do
+  q "TRUNCATE journey.enrollments, journey.steps"; q "VACUUM ANALYZE journey.contacts"
+  T_UNOFLOW+=("$(ms "$(update_contacts "noflow-$r")")")
+  q "SELECT journey.activate_flow('updated')" >/dev/null
+  q "VACUUM ANALYZE journey.contacts"
+  T_UFLOW+=("$(ms "$(update_contacts "flow-$r")")")
+  q "SELECT journey.pause_flow('updated')" >/dev/null
+done
+[ "$(q "SELECT count(*) FROM journey.enrollments")" = "$TRIGGER_ROWS" ] || { echo "contact_updated run did not enroll"; exit 1; }
+TU=$(median "${T_UNOFLOW[@]}"); TV=$(median "${T_UFLOW[@]}")
+q "TRUNCATE journey.enrollments, journey.steps"
+q "VACUUM ANALYZE journey.contacts"
+
 # ------------------------------------------------------------------ 1. baseline
 echo "== baseline and engine: $N due rows, median of $RUNS alternating runs"
 psql_ -v n="$N" <<'SQL'
@@ -306,7 +334,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 ok() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {r = (op == "<=") ? v <= t : v >= t; print r ? "yes" : "NO"}'; }
 R_BASE=$(rate "$N" "$T_BASE"); R_WORKER=$(rate "$N" "$T_WORKER"); R_LOOP=$(rate "$N" "$T_LOOP")
 Q_WORKER=$(ratio "$R_WORKER" "$R_BASE"); Q_LOOP=$(ratio "$R_LOOP" "$R_BASE")
-Q_B=$(ratio "$TB" "$TP"); Q_C=$(ratio "$TC" "$TP"); Q_S=$(ratio "$SW" "$SZ")
+Q_B=$(ratio "$TB" "$TP"); Q_C=$(ratio "$TC" "$TP"); Q_S=$(ratio "$SW" "$SZ"); Q_U=$(ratio "$TV" "$TU")
 GROWTH=$(( (ANON1 - ANON0) / 1024 ))
 echo
 echo "journey benchmark  $(date -u +%Y-%m-%dT%H:%MZ)  $(nproc) cores  $(awk '/MemTotal/ {printf "%.1f GB", $2 / 1048576}' /proc/meminfo)  PostgreSQL $(q "SHOW server_version")"
@@ -317,6 +345,8 @@ printf '%-58s %16s %10s %8s %4s\n' "2b. engine, run_due(1000) loop" "$R_LOOP ste
 printf '%-58s %16s %10s %8s %4s\n' "3a. INSERT..SELECT $TRIGGER_ROWS rows, plain table" "$TP ms" "1.00" "" ""
 printf '%-58s %16s %10s %8s %4s\n' "3b. same into group_members, no flow on the group" "$TB ms" "$Q_B" "<= 1.30" "$(ok "$Q_B" "<=" 1.3)"
 printf '%-58s %16s %10s %8s %4s\n' "3c. same, one active flow on the group (enrolls all)" "$TC ms" "$Q_C" "<= 3.00" "$(ok "$Q_C" "<=" 3)"
+printf '%-58s %16s %10s %8s %4s\n' "3d. UPDATE $TRIGGER_ROWS contacts, no contact_updated flow" "$TU ms" "1.00" "" ""
+printf '%-58s %16s %10s %8s %4s\n' "3e. same, one contact_updated flow (enrolls all)" "$TV ms" "$Q_U" "<= 3.00" "$(ok "$Q_U" "<=" 3)"
 printf '%-58s %16s %10s %8s %4s\n' "4. latency commit -> outbox row, p50" "$P50 ms" "" "" ""
 printf '%-58s %16s %10s %8s %4s\n' "4. latency commit -> outbox row, p99 (naptime 1000 ms)" "$P99 ms" "" "<= 50 ms" "$(ok "$P99" "<=" 50)"
 printf '%-58s %16s %10s %8s %4s\n' "5. run_due($DUE), 0 waiting" "$SZ ms" "1.00" "" ""
@@ -326,4 +356,4 @@ printf '%-58s %16s %10s %8s %4s\n' "6. worker VmRSS incl. shared buffers touched
 printf '%-58s %16s %10s %8s %4s\n' "7. activate a birthday flow: schedule $CONTACTS contacts" "$T_ACTIVATE ms" "" "" ""
 printf '%-58s %16s %10s %8s %4s\n' "7. daily date pass, $N_DAILY occurrences due" "$T_DAILY ms" "" "<= 1000" "$(ok "$T_DAILY" "<=" 1000)"
 printf '%-58s %16s %10s %8s %4s\n' "7. date pass with nothing due, median of 20" "$T_IDLE_MED ms" "" "<= 5" "$(ok "$T_IDLE_MED" "<=" 5)"
-echo "runs (ms, in order): baseline ${T_BASES[*]} | worker ${T_WORKERS[*]} | loop ${T_LOOPS[*]}"
+echo "runs (ms, in order): baseline ${T_BASES[*]} | worker ${T_WORKERS[*]} | loop ${T_LOOPS[*]} | update no flow ${T_UNOFLOW[*]} | update flow ${T_UFLOW[*]}"
