@@ -206,3 +206,20 @@ SELECT journey.add_to_group(:uma, 'vip');
 SELECT journey.remove_from_group(:uma, 'vip');
 SELECT count(*) AS enrollments FROM journey.enrollments;
 ROLLBACK;
+
+-- the app's role (grant_role app: no privilege on flow_triggers, enrollments or the trigger
+-- functions) writes; the triggers, SECURITY DEFINER, enroll all the same
+BEGIN;
+CREATE ROLE lifecycle_app;
+SELECT journey.grant_role('lifecycle_app', 'app');
+SELECT pg_temp.flow('a_created', '{"type": "contact_created", "where": {"field": "contact.first_name", "op": "=", "value": "Vic"}}', 'x');
+SELECT pg_temp.flow('a_updated', '{"type": "contact_updated", "fields": ["attributes.plan"]}', 'x');
+SELECT pg_temp.flow('a_left', '{"type": "group_left", "group": "vip"}', 'x');
+SET ROLE lifecycle_app;
+SELECT journey.upsert_contact('{"first_name": "Vic", "email": "vic@example.com"}') AS vic \gset
+SELECT journey.upsert_contact('{"email": "vic@example.com", "attributes": {"plan": "pro"}}') = :vic AS same_contact;
+SELECT journey.add_to_group(:vic, 'vip');
+DELETE FROM journey.group_members;
+RESET ROLE;
+SELECT flow, contact, data FROM pg_temp.enrolled();
+ROLLBACK;
