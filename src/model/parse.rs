@@ -137,16 +137,17 @@ impl Ctx {
     /// A window decides when a step goes on its own: `at` beside it ("exactly at" against "at
     /// once inside the hours") is a problem, and so are `days` beside it (they go inside it).
     pub fn window_alone(&mut self, obj: &Map<String, Value>, field: &str) {
-        if obj.get("window").is_none_or(|w| w.is_null()) {
+        let given = |key: &str| obj.get(key).is_some_and(|v| !v.is_null());
+        if !given("window") {
             return;
         }
-        if obj.contains_key("at") {
+        if given("at") {
             self.problem(format!(
                 "{field}\"at\" and \"window\" cannot both be given: \"at\" goes exactly at a time, \
                  a window at once inside its hours (drop one)"
             ));
         }
-        if obj.contains_key("days") {
+        if given("days") {
             self.problem(format!(
                 "{field}\"days\" beside \"window\": put the days inside the window \
                  ({{\"window\": {{\"from\": ..., \"to\": ..., \"days\": ...}}}})"
