@@ -106,22 +106,20 @@ BEGIN
     END IF;
     PERFORM journey._lock_flows(flows);
     -- A membership that went with its contact or its group (ON DELETE CASCADE) enrolls nobody:
-    -- the joins find neither. A removed membership's contact is locked FOR KEY SHARE, as
-    -- activate_flow(include_existing) does: enrollments have no foreign key, and nothing else in
-    -- this write holds the contact, so a concurrent DELETE of it waits for this transaction and
-    -- then deletes its enrollment.
-    PERFORM journey._enroll(array_agg(m.flow_id), array_agg(m.contact_id), array_agg(m.data))
-    FROM (SELECT t.flow_id, c.id AS contact_id, d.data
-          FROM old_rows o
-          JOIN journey.flow_triggers t ON t.kind = 'group_left' AND t.key = o.group_id::text
-                                      AND t.flow_id = ANY (flows)
-          JOIN journey.groups g ON g.id = o.group_id
-          JOIN journey.contacts c ON c.id = o.contact_id
-          CROSS JOIN LATERAL (SELECT jsonb_build_object('trigger', 'group_left', 'group', g.name) AS data) d
-          -- (the key tested again: see journey._on_group_joined)
-          WHERE t.condition IS NULL
-             OR (t.key = o.group_id::text AND journey._matches(t.condition, o.contact_id, d.data))
-          FOR KEY SHARE OF c) m
+    -- the joins find neither. The contact needs no lock against a concurrent DELETE of it
+    -- (enrollments have no foreign key): that DELETE's cascade must delete this same membership
+    -- row, so it waits for this transaction and then, in its contacts trigger, deletes the
+    -- enrollment made here (tests/isolation/specs/group_left_delete.spec).
+    PERFORM journey._enroll(array_agg(t.flow_id), array_agg(o.contact_id), array_agg(d.data))
+    FROM old_rows o
+    JOIN journey.flow_triggers t ON t.kind = 'group_left' AND t.key = o.group_id::text
+                                AND t.flow_id = ANY (flows)
+    JOIN journey.groups g ON g.id = o.group_id
+    JOIN journey.contacts c ON c.id = o.contact_id
+    CROSS JOIN LATERAL (SELECT jsonb_build_object('trigger', 'group_left', 'group', g.name) AS data) d
+    -- (the key tested again: see journey._on_group_joined)
+    WHERE t.condition IS NULL
+       OR (t.key = o.group_id::text AND journey._matches(t.condition, o.contact_id, d.data))
     HAVING count(*) > 0;
     RETURN NULL;
 END
