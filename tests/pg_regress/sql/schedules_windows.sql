@@ -30,6 +30,8 @@ SELECT journey.create_flow('exact', '{"triggers": [{"type": "manual"}], "start":
                   "next": {"to": "s", "at": "09:00", "days": "weekdays"}},
             "s": {"type": "send_sms", "text": "at nine"}}}') IS NOT NULL AS created;
 SELECT journey.activate_flow('hours'), journey.activate_flow('exact');
+-- the diagram labels the edge with its window
+SELECT line FROM regexp_split_to_table(journey.flow_diagram('hours'), E'\n') line WHERE line LIKE '%-->%';
 SELECT pg_temp.contact('Inside', 1) AS inside, pg_temp.contact('Before', 2) AS before,
        pg_temp.contact('After', 3) AS after, pg_temp.contact('Exact', 4) AS exact \gset
 SELECT journey.enroll('hours', :inside) IS NOT NULL AS enrolled;
