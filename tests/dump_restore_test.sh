@@ -22,7 +22,7 @@ q "SELECT journey.create_flow('welcome', '{\"triggers\": [{\"type\": \"group_joi
               \"mail\": {\"type\": \"send_email\", \"template\": \"mail\", \"next\": \"won\"},
               \"won\": {\"type\": \"goal\", \"name\": \"welcomed\"}}}')" >/dev/null
 q "SELECT journey.activate_flow('welcome')" >/dev/null
-q "INSERT INTO journey.contacts (first_name, phone, email) SELECT 'C' || i, '+1555' || i, 'c' || i || '@example.com' FROM generate_series(1, 5) i"
+q "INSERT INTO journey.contacts (first_name, phone, email) SELECT 'C' || i, '+1555000' || i, 'c' || i || '@example.com' FROM generate_series(1, 5) i"
 q "INSERT INTO journey.group_members (group_id, contact_id) SELECT 1, i FROM generate_series(1, 5) i"
 q "SELECT journey.run_due(100)" >/dev/null
 id=$(q "SELECT min(id) FROM journey.outbox")
@@ -47,7 +47,7 @@ echo "the journeys continue in dst"
 assert_eq 5 "$(q "SELECT journey.run_due(100, now() + interval '2 days')")" "run_due advances the restored enrollments"
 assert_eq 5 "$(q "SELECT count(*) FROM journey.outbox WHERE channel = 'email' AND subject = 'Hi'")" "each gets its email once"
 assert_eq "5|100.0" "$(q "SELECT reached || '|' || reached_pct FROM journey.goal_stats('welcome')")" "goal stats count them"
-new=$(q "INSERT INTO journey.contacts (first_name, phone) VALUES ('New', '+1999') RETURNING id")
+new=$(q "INSERT INTO journey.contacts (first_name, phone) VALUES ('New', '+19990000000') RETURNING id")
 assert_eq 6 "$new" "identity sequences restored (new ids follow the dumped ones)"
 q "SELECT journey.add_to_group($new, 'newsletter')" >/dev/null
 assert_eq 1 "$(q "SELECT count(*) FROM journey.enrollments WHERE contact_id = $new")" "group triggers enroll in dst"

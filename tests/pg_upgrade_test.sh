@@ -15,7 +15,7 @@ q "SELECT journey.create_flow('welcome', '{\"triggers\": [{\"type\": \"group_joi
    \"nodes\": {\"a\": {\"type\": \"send_sms\", \"text\": \"Hi\", \"next\": {\"to\": \"b\", \"delay\": \"1 day\"}},
               \"b\": {\"type\": \"send_sms\", \"text\": \"Again\"}}}')" >/dev/null
 q "SELECT journey.activate_flow('welcome')" >/dev/null
-q "INSERT INTO journey.contacts (phone) SELECT '+1555' || i FROM generate_series(1, 3) i"
+q "INSERT INTO journey.contacts (phone) SELECT '+1555000' || i FROM generate_series(1, 3) i"
 q "INSERT INTO journey.group_members (group_id, contact_id) SELECT 1, i FROM generate_series(1, 3) i"
 q "SELECT journey.run_due(100)" >/dev/null
 as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null

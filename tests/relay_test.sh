@@ -18,7 +18,7 @@ q "CREATE ROLE relay_a LOGIN; CREATE ROLE relay_b LOGIN"
 q "SELECT journey.grant_role('relay_a', 'relay'), journey.grant_role('relay_b', 'relay')"
 q "INSERT INTO journey.outbox (idempotency_key, channel, contact_id, recipient, body)
    SELECT 't:' || g, 'sms', c.id, '+1', 'x' FROM generate_series(1, 200) g,
-          (SELECT journey.upsert_contact('{\"phone\": \"+1\"}') AS id) c"
+          (SELECT journey.upsert_contact('{\"phone\": \"+10000000000\"}') AS id) c"
 as_relay() { local role=$1; shift; PGUSER=$role q "$1"; }
 # the row's status|provider_message_id|attempts
 row() { q "SELECT status || '|' || coalesce(provider_message_id, '-') || '|' || attempts FROM journey.outbox WHERE id = $1"; }

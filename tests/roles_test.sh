@@ -79,7 +79,7 @@ denied jrelay "SELECT * FROM journey.outbox" "relay cannot read the outbox table
 denied jrelay "UPDATE journey.outbox SET status = 'sent'" "relay cannot write the outbox directly"
 denied jrelay "SELECT journey.activate_flow('welcome')" "relay cannot change a flow"
 denied jrelay "UPDATE journey.flows SET status = 'archived'" "relay cannot write flows"
-denied jrelay "SELECT journey.upsert_contact('{\"phone\": \"+1\"}')" "relay cannot write contacts"
+denied jrelay "SELECT journey.upsert_contact('{\"phone\": \"+10000000000\"}')" "relay cannot write contacts"
 denied jrelay "SELECT * FROM journey.timeline(1)" "relay cannot read timelines"
 
 echo "PUBLIC: nothing"

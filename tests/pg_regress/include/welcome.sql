@@ -19,6 +19,6 @@ SELECT journey.create_flow('welcome', '{
   }}');
 -- a contact named first, with phone +1555<first> and email <first>@example.com
 CREATE FUNCTION pg_temp.contact(first text) RETURNS bigint LANGUAGE sql AS $$
-  SELECT journey.upsert_contact(jsonb_build_object('first_name', first, 'phone', '+1555' || first,
+  SELECT journey.upsert_contact(jsonb_build_object('first_name', first, 'phone', '+1555' || lpad((abs(hashtext(first)) % 10000000)::text, 7, '0'),
                                                    'email', lower(first) || '@example.com'))
 $$;

@@ -11,7 +11,7 @@ BEGIN
          'triggers', '[{"type": "manual"}]'::jsonb, 'start', 'a',
          'nodes', jsonb_build_object('a', jsonb_build_object('type', 'send_sms', 'text', text_, 'ignore_quiet_hours', true))));
   PERFORM journey.activate_flow(name) FROM journey.flows WHERE id = f;
-  c := journey.upsert_contact(jsonb_build_object('phone', '+1555' || f));
+  c := journey.upsert_contact(jsonb_build_object('phone', '+1555' || lpad(f::text, 7, '0')));
   PERFORM journey.enroll(name, c) FROM journey.flows WHERE id = f;
   PERFORM journey.run_due(10);
   RETURN (SELECT string_agg(flow_id || ':' || body, ',' ORDER BY id) FROM journey.outbox);
@@ -23,6 +23,6 @@ CREATE EXTENSION journey;
 SELECT pg_temp.run('second');
 -- a version rewritten in place (a superuser can)
 UPDATE journey.flow_versions SET definition = jsonb_set(definition, '{nodes,a,text}', '"rewritten"');
-SELECT journey.enroll('f0', journey.upsert_contact('{"phone": "+15559"}')) IS NOT NULL AS enrolled;
+SELECT journey.enroll('f0', journey.upsert_contact('{"phone": "+15550000009"}')) IS NOT NULL AS enrolled;
 SELECT journey.run_due(10);
 SELECT flow_id, body FROM journey.outbox ORDER BY id;

@@ -34,7 +34,7 @@ ROLLBACK;
 BEGIN;
 SELECT journey.activate_flow('welcome');
 SELECT journey.upsert_contact('{"first_name": "Nophone", "email": "n@example.com"}') AS nobody,
-       journey.upsert_contact('{"first_name": "Opt", "phone": "+1", "sms_opt_out": true}') AS opted \gset
+       journey.upsert_contact('{"first_name": "Opt", "phone": "+10000000000", "sms_opt_out": true}') AS opted \gset
 INSERT INTO journey.group_members (group_id, contact_id)
 SELECT g.id, c FROM journey.groups g, unnest(ARRAY[:nobody, :opted]::bigint[]) c WHERE g.name = 'newsletter';
 SELECT journey.run_due(100, now());

@@ -24,10 +24,10 @@ SELECT journey.create_flow('welcome', '{
 
 BEGIN;
 SELECT journey.activate_flow('welcome');
-SELECT journey.add_to_group(journey.upsert_contact(jsonb_build_object('first_name', n, 'phone', '+1555' || n)), 'newsletter')
+SELECT journey.add_to_group(journey.upsert_contact(jsonb_build_object('first_name', n, 'phone', '+1555' || lpad((abs(hashtext(n)) % 10000000)::text, 7, '0'))), 'newsletter')
   FROM unnest(ARRAY['R1', 'R2', 'R3']) n;
 SELECT journey.run_due(10, now());
-UPDATE journey.outbox SET not_before = now() + interval '1 hour' WHERE recipient = '+1555R3';
+UPDATE journey.outbox SET not_before = now() + interval '1 hour' WHERE recipient = '+1555' || lpad((abs(hashtext('R3')) % 10000000)::text, 7, '0');
 -- the channel filter
 SELECT count(*) AS claimed FROM journey.claim(ARRAY['email']);
 -- not_before respected

@@ -166,7 +166,7 @@ SELECT * FROM journey.contacts;
 SELECT * FROM journey.outbox;
 UPDATE journey.outbox SET status = 'sent';
 SELECT * FROM journey.timeline(2);
-SELECT journey.upsert_contact('{"phone": "+1"}');
+SELECT journey.upsert_contact('{"phone": "+10000000000"}');
 SELECT journey.enroll('manual', 2);
 SELECT journey.activate_flow('welcome');
 SELECT journey.run_due(10);

@@ -21,7 +21,7 @@ SELECT journey.create_flow('welcome', '{
 
 BEGIN;
 SELECT journey.activate_flow('welcome');
-SELECT journey.upsert_contact('{"first_name": "Dana", "phone": "+1555Dana", "email": "dana@example.com"}') AS dana \gset
+SELECT journey.upsert_contact('{"first_name": "Dana", "phone": "+15550003262", "email": "dana@example.com"}') AS dana \gset
 SELECT journey.add_to_group(:dana, 'newsletter');
 -- waiting: active enrollments due to run that node next
 SELECT node, type, reached, reached_pct, waiting FROM journey.flow_stats('welcome');
