@@ -15,9 +15,13 @@ pub fn install(flow_id: i64, triggers: &[Trigger]) -> Result<()> {
             continue;
         }
         let key = match &t.key {
-            Key::Group(name) => look_up("SELECT id::text FROM journey.groups WHERE name = $1", name)?,
+            Key::Group(name) => {
+                look_up("SELECT id::text FROM journey.groups WHERE name = $1", name)?
+            }
             Key::Form(name) => look_up("SELECT id::text FROM journey.forms WHERE name = $1", name)?,
-            Key::EventType(name) => look_up("SELECT name FROM journey.event_types WHERE name = $1", name)?,
+            Key::EventType(name) => {
+                look_up("SELECT name FROM journey.event_types WHERE name = $1", name)?
+            }
             Key::Text(text) => text.clone(),
             Key::Any => String::new(),
         };

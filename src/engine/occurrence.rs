@@ -70,10 +70,15 @@ pub fn field_date(text: &str, tz: Tz) -> Option<NaiveDate> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&tz).date_naive());
     }
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
-        .iter()
-        .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
-        .map(|t| t.date())
+    [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
+    .map(|t| t.date())
 }
 
 #[cfg(test)]
@@ -88,7 +93,12 @@ mod unit {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }
     fn rule(yearly: bool, offset_days: i64, mar1: bool) -> Rule {
-        Rule { yearly, offset_days, at: NaiveTime::from_hms_opt(9, 0, 0).unwrap(), mar1 }
+        Rule {
+            yearly,
+            offset_days,
+            at: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            mar1,
+        }
     }
 
     #[test]
@@ -97,13 +107,25 @@ mod unit {
         let after = utc("2027-01-01T00:00:00Z");
         let bday = d("1990-03-15");
         // New York: DST starts 2027-03-14 02:00, so 09:00 on the 14th is EDT (UTC-4)
-        assert_eq!(next(bday, &r, chrono_tz::America::New_York, after), Some(utc("2027-03-14T13:00:00Z")));
+        assert_eq!(
+            next(bday, &r, chrono_tz::America::New_York, after),
+            Some(utc("2027-03-14T13:00:00Z"))
+        );
         // Jerusalem: still IST (UTC+2) on Mar 14 2027 (IDT starts Mar 26)
-        assert_eq!(next(bday, &r, chrono_tz::Asia::Jerusalem, after), Some(utc("2027-03-14T07:00:00Z")));
-        assert_eq!(next(bday, &r, chrono_tz::Asia::Tokyo, after), Some(utc("2027-03-14T00:00:00Z")));
+        assert_eq!(
+            next(bday, &r, chrono_tz::Asia::Jerusalem, after),
+            Some(utc("2027-03-14T07:00:00Z"))
+        );
+        assert_eq!(
+            next(bday, &r, chrono_tz::Asia::Tokyo, after),
+            Some(utc("2027-03-14T00:00:00Z"))
+        );
         // just after this year's fires: next year
         let t = utc("2027-03-14T13:00:00Z");
-        assert_eq!(next(bday, &r, chrono_tz::America::New_York, t), Some(utc("2028-03-14T13:00:00Z")));
+        assert_eq!(
+            next(bday, &r, chrono_tz::America::New_York, t),
+            Some(utc("2028-03-14T13:00:00Z"))
+        );
     }
 
     #[test]
@@ -111,31 +133,57 @@ mod unit {
         let after = utc("2027-01-01T00:00:00Z");
         let leap = d("2000-02-29");
         let z = chrono_tz::UTC;
-        assert_eq!(next(leap, &rule(true, 0, false), z, after), Some(utc("2027-02-28T09:00:00Z")));
-        assert_eq!(next(leap, &rule(true, 0, true), z, after), Some(utc("2027-03-01T09:00:00Z")));
+        assert_eq!(
+            next(leap, &rule(true, 0, false), z, after),
+            Some(utc("2027-02-28T09:00:00Z"))
+        );
+        assert_eq!(
+            next(leap, &rule(true, 0, true), z, after),
+            Some(utc("2027-03-01T09:00:00Z"))
+        );
         let in_2028 = utc("2027-12-31T00:00:00Z");
-        assert_eq!(next(leap, &rule(true, 0, true), z, in_2028), Some(utc("2028-02-29T09:00:00Z")));
+        assert_eq!(
+            next(leap, &rule(true, 0, true), z, in_2028),
+            Some(utc("2028-02-29T09:00:00Z"))
+        );
         // once: the date itself, then never
         let once = rule(false, 2, false);
-        assert_eq!(next(d("2027-05-01"), &once, z, after), Some(utc("2027-05-03T09:00:00Z")));
+        assert_eq!(
+            next(d("2027-05-01"), &once, z, after),
+            Some(utc("2027-05-03T09:00:00Z"))
+        );
         assert_eq!(next(d("2026-05-01"), &once, z, after), None);
         // an offset across a year end
-        assert_eq!(next(d("1980-01-01"), &rule(true, -1, false), z, after), Some(utc("2027-12-31T09:00:00Z")));
+        assert_eq!(
+            next(d("1980-01-01"), &rule(true, -1, false), z, after),
+            Some(utc("2027-12-31T09:00:00Z"))
+        );
     }
 
     #[test]
     fn a_time_in_a_dst_gap_is_the_first_instant_after_it() {
-        let r = Rule { at: NaiveTime::from_hms_opt(2, 30, 0).unwrap(), ..rule(true, 0, false) };
+        let r = Rule {
+            at: NaiveTime::from_hms_opt(2, 30, 0).unwrap(),
+            ..rule(true, 0, false)
+        };
         let ny = chrono_tz::America::New_York;
         let t = next(d("1990-03-14"), &r, ny, utc("2027-01-01T00:00:00Z")).unwrap();
-        assert_eq!(t, ny.with_ymd_and_hms(2027, 3, 14, 3, 0, 0).unwrap().with_timezone(&Utc));
+        assert_eq!(
+            t,
+            ny.with_ymd_and_hms(2027, 3, 14, 3, 0, 0)
+                .unwrap()
+                .with_timezone(&Utc)
+        );
     }
 
     #[test]
     fn field_values() {
         let tz = chrono_tz::Asia::Tokyo;
         assert_eq!(field_date("2026-03-14", tz), Some(d("2026-03-14")));
-        assert_eq!(field_date("2026-03-14T20:00:00Z", tz), Some(d("2026-03-15")));
+        assert_eq!(
+            field_date("2026-03-14T20:00:00Z", tz),
+            Some(d("2026-03-15"))
+        );
         assert_eq!(field_date("2026-03-14 20:00", tz), Some(d("2026-03-14")));
         assert_eq!(field_date("next tuesday", tz), None);
         assert_eq!(field_date("2026-02-30", tz), None);

@@ -1,7 +1,7 @@
 //! contact_created and contact_updated: a new row in journey.contacts (INSERT, upsert_contact,
 //! a form that creates the contact), and an UPDATE that really changes one of the listed
 //! fields (the event data then says what changed: `{"changed": {field: {old, new}}}`).
-use super::{known_keys, Key};
+use super::{known_keys, Key, Parsed};
 use crate::model::parse::Ctx;
 use serde_json::{json, Map, Value};
 
@@ -19,14 +19,14 @@ pub const COLUMNS: &[&str] = &[
     "attributes",
 ];
 
-pub fn created(o: &Map<String, Value>, cx: &mut Ctx) -> Option<(Key, Option<Value>)> {
+pub fn created(o: &Map<String, Value>, cx: &mut Ctx) -> Parsed {
     known_keys(o, "contact_created", &[], cx);
     Some((Key::Any, None))
 }
 
 /// `fields`: a non-empty list of contact columns or `attributes.<key>`; absent = every column
 /// (an attribute change counts as a change of `attributes`).
-pub fn updated(o: &Map<String, Value>, cx: &mut Ctx) -> Option<(Key, Option<Value>)> {
+pub fn updated(o: &Map<String, Value>, cx: &mut Ctx) -> Parsed {
     known_keys(o, "contact_updated", &["fields"], cx);
     let fields: Vec<String> = match o.get("fields") {
         None | Some(Value::Null) => COLUMNS.iter().map(|c| c.to_string()).collect(),
@@ -71,8 +71,17 @@ mod unit {
             {"type": "contact_updated", "fields": "email"},
             {"type": "contact_created", "where": {"field": "contact.attributes.source", "op": "=", "value": "web"}}
         ]));
-        assert_eq!(t[0].params, Some(json!({"fields": ["email", "attributes.status"]})));
-        assert_eq!(t[1].params.as_ref().unwrap()["fields"].as_array().unwrap().len(), 10);
+        assert_eq!(
+            t[0].params,
+            Some(json!({"fields": ["email", "attributes.status"]}))
+        );
+        assert_eq!(
+            t[1].params.as_ref().unwrap()["fields"]
+                .as_array()
+                .unwrap()
+                .len(),
+            10
+        );
         assert_eq!(t[2].params, Some(json!({"fields": []})));
         assert_eq!(t.len(), 4);
         assert_eq!(t[3].kind, "contact_created");

@@ -2,14 +2,14 @@
 //! timestamp), once or every year, `offset_days` before (negative) or after, at a local time
 //! of day, optionally only for members of some groups. The occurrence arithmetic is in
 //! engine/occurrence.rs; the schedule and the pass that enrolls due occurrences in sql/dates.sql.
-use super::{known_keys, Key};
+use super::{known_keys, Key, Parsed};
 use crate::model::parse::Ctx;
 use serde_json::{json, Map, Value};
 
 /// Most days a date trigger may fire before or after its date.
 pub const MAX_OFFSET_DAYS: i64 = 366;
 
-pub fn date(o: &Map<String, Value>, cx: &mut Ctx) -> Option<(Key, Option<Value>)> {
+pub fn date(o: &Map<String, Value>, cx: &mut Ctx) -> Parsed {
     known_keys(
         o,
         "date",
@@ -118,11 +118,15 @@ mod unit {
         assert_eq!(t[0].key, Key::Text("birthday".into()));
         assert_eq!(
             t[0].params,
-            Some(json!({"repeat": "yearly", "offset_days": -1, "at": "09:00", "feb29": "feb28", "groups": ["vip"]}))
+            Some(
+                json!({"repeat": "yearly", "offset_days": -1, "at": "09:00", "feb29": "feb28", "groups": ["vip"]})
+            )
         );
         assert_eq!(
             t[1].params,
-            Some(json!({"repeat": "once", "offset_days": 0, "at": null, "feb29": "mar1", "groups": []}))
+            Some(
+                json!({"repeat": "once", "offset_days": 0, "at": null, "feb29": "mar1", "groups": []})
+            )
         );
         assert_eq!(
             problems,

@@ -12,8 +12,6 @@ mod event;
 mod form;
 mod group;
 
-
-
 /// How activation finds a trigger's routing key (`journey.flow_triggers.key`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Key {
@@ -39,13 +37,16 @@ pub struct Trigger {
     pub condition: Option<Value>,
 }
 
+/// What a kind's parser makes of a trigger: its routing key and its params.
+pub type Parsed = Option<(Key, Option<Value>)>;
+
 /// One trigger kind.
 pub struct TriggerKind {
     /// Its `type` in a definition (and `flow_triggers.kind`).
     pub name: &'static str,
     /// Reads the trigger's own fields (all but `type` and `where`), listing every problem; None
     /// when a required field is missing.
-    pub parse: fn(&Map<String, Value>, &mut Ctx) -> Option<(Key, Option<Value>)>,
+    pub parse: fn(&Map<String, Value>, &mut Ctx) -> Parsed,
     /// Whether `activate_flow(include_existing => true)` has something to enroll for it.
     pub include_existing: bool,
     /// Whether writes route to it (false: only `journey.enroll` enrolls).
@@ -55,7 +56,7 @@ pub struct TriggerKind {
 impl TriggerKind {
     const fn new(
         name: &'static str,
-        parse: fn(&Map<String, Value>, &mut Ctx) -> Option<(Key, Option<Value>)>,
+        parse: fn(&Map<String, Value>, &mut Ctx) -> Parsed,
     ) -> TriggerKind {
         TriggerKind {
             name,
@@ -92,7 +93,7 @@ pub fn kind(name: &str) -> Option<&'static TriggerKind> {
     KINDS.iter().find(|k| k.name == name)
 }
 
-fn manual(_: &Map<String, Value>, _: &mut Ctx) -> Option<(Key, Option<Value>)> {
+fn manual(_: &Map<String, Value>, _: &mut Ctx) -> Parsed {
     Some((Key::Any, None))
 }
 
