@@ -43,7 +43,11 @@ SELECT journey.create_flow('waiter', '{"triggers": [{"type": "group_joined", "gr
             "won": {"type": "goal"}, "lost": {"type": "exit"}}}');
 SELECT journey.create_flow('manual', '{"triggers": [{"type": "manual"}], "start": "s",
   "nodes": {"s": {"type": "send_sms", "text": "By hand", "ignore_quiet_hours": true}}}');
-SELECT journey.activate_flow(f) FROM unnest(ARRAY['welcome', 'signup', 'buyer', 'waiter', 'manual']) f;
+SELECT journey.create_flow('bday', '{"triggers": [{"type": "date", "field": "birthday", "where": {"field": "contact.first_name", "op": "exists"}}], "start": "s",
+  "nodes": {"s": {"type": "send_sms", "text": "Happy birthday {{ contact.first_name }}", "ignore_quiet_hours": true}}}');
+SELECT journey.create_flow('bday2', '{"triggers": [{"type": "date", "field": "attributes.since", "offset_days": 7}], "start": "s",
+  "nodes": {"s": {"type": "send_sms", "text": "A week already", "ignore_quiet_hours": true}}}');
+SELECT journey.activate_flow(f) FROM unnest(ARRAY['welcome', 'signup', 'buyer', 'waiter', 'manual', 'bday']) f;
 -- one contact per attacker, each in both groups, run to the check and wait_event nodes: the
 -- outbox has an SMS per contact (for the relays), the enrollments wait for a report or an event
 SELECT journey.upsert_contact(jsonb_build_object('first_name', n, 'phone', '+1555' || lpad(i::text, 7, '0'), 'email', n || '@example.com'))
@@ -74,6 +78,11 @@ SELECT journey.emit('paid', 1) IS NOT NULL AS emitted;
 INSERT INTO journey.events (name, contact_id, payload) VALUES ('purchase', 4, '{"amount": 7}'), ('paid', 4, '{}');
 -- enroll (-> _enroll)
 SELECT journey.enroll('manual', 1) IS NOT NULL AS enrolled;
+-- contacts' phone and date triggers (_on_contact_phone, _on_contacts_dated, _on_contacts_redated
+-- -> _date_schedule)
+INSERT INTO journey.contacts (first_name, phone, birthday) VALUES ('Dated', '+1 (555) 000-0042', '1990-01-02');
+UPDATE journey.contacts SET birthday = '1990-01-03', phone = '+1 555 000 0043' WHERE first_name = 'Dated';
+SELECT phone FROM journey.contacts WHERE first_name = 'Dated';
 -- deleting a contact (_delete_contact_enrollments -> _delete_steps)
 DELETE FROM journey.contacts WHERE first_name = 'New';
 SELECT journey.upsert_contact('{"first_name": "Gone", "phone": "+17770000000"}') AS gone \gset
@@ -146,6 +155,20 @@ DELETE FROM journey.flow_versions v USING journey.flows f WHERE f.id = v.flow_id
 DELETE FROM journey.contacts WHERE first_name = 'Mallory';
 UPDATE journey.settings SET admin_email = 'ops@example.com';
 INSERT INTO journey.settings (time_zone) VALUES ('UTC');
+-- date flows: activation (_date_schedule_flow), a zone change (_on_settings_redated), a due
+-- occurrence (_date_pass -> _enroll_occurrences)
+SELECT journey.activate_flow('bday2');
+UPDATE journey.settings SET time_zone = 'Europe/Oslo';
+UPDATE journey.date_schedule SET fire_at = now() - interval '1 minute';
+SELECT journey.run_due(100) >= 0 AS ran;
+SELECT count(*) > 0 AS birthdays FROM journey.enrollments WHERE occurrence ~ '^[0-9]{4}-';
+-- quotas: a send refused (_quota_exhausted), credit added (_quota_raised)
+UPDATE journey.settings SET sms_quota = 0;
+SELECT journey.enroll('manual', journey.upsert_contact('{"first_name": "Trudy", "phone": "+18880000001"}')) IS NOT NULL AS enrolled;
+SELECT journey.run_due(100) >= 0 AS ran;
+SELECT status, paused_reason FROM journey.flows WHERE name = 'manual';
+SELECT journey.add_quota('sms', 10);
+SELECT status FROM journey.flows WHERE name = 'manual';
 SELECT rolsuper AS i_am_superuser FROM pg_catalog.pg_roles WHERE rolname = current_user;
 SELECT pg_stat_force_next_flush();
 \i tests/pg_regress/include/hostile_outcome.sql
