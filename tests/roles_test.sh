@@ -91,6 +91,6 @@ echo "SECURITY DEFINER functions all pin search_path, pg_temp last"
 assert_eq 0 "$(q "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                   WHERE n.nspname = 'journey' AND p.prosecdef
                     AND NOT coalesce('search_path=pg_catalog, journey, pg_temp' = ANY (p.proconfig), false)")" "every SECURITY DEFINER function has SET search_path = pg_catalog, journey, pg_temp"
-assert_eq "_delete_contact_enrollments _delete_steps _delete_version_enrollments _enroll _event_arrived _on_event _on_event_inserted _on_form_submission _on_form_submitted _on_group_joined claim enroll mark_failed mark_sent report" \
+assert_eq "_date_pass _date_schedule _date_schedule_flow _delete_contact_enrollments _delete_steps _delete_version_enrollments _enroll _enroll_occurrences _event_arrived _on_contact_created _on_contact_phone _on_contact_updated _on_contacts_dated _on_contacts_redated _on_event _on_event_inserted _on_form_submission _on_form_submitted _on_group_joined _on_group_left _on_settings_redated _quota_exhausted _quota_raised claim enroll mark_failed mark_sent report" \
   "$(q "SELECT string_agg(p.proname, ' ' ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'journey' AND p.prosecdef")" \
-  "and they are exactly the fifteen intended (relay protocol, audience triggers, enrolling)"
+  "and they are exactly the 28 intended (relay protocol, audience triggers, enrolling, dates, quotas)"
