@@ -166,7 +166,7 @@ fn load(name: &str, lock: FlowLock) -> Result<FlowRow> {
 
 /// The definition argument parsed (from its text: a number beyond f64 or nesting past serde's
 /// limit is a clear error) and checked for shape and size.
-fn checked_definition(flow: &str, definition: Option<JsonbText>) -> Result<serde_json::Value> {
+pub(crate) fn checked_definition(flow: &str, definition: Option<JsonbText>) -> Result<serde_json::Value> {
     let text = required(definition, "definition", DEF_HINT)?.0;
     let malformed = |problem| JourneyError::Malformed {
         flow: flow.to_string(),
@@ -286,6 +286,8 @@ pub fn problems(def: &serde_json::Value) -> Result<(FlowDef, Vec<Problem>)> {
             "form" => "SELECT EXISTS (SELECT 1 FROM journey.forms WHERE name = $1)",
             "event type" => "SELECT EXISTS (SELECT 1 FROM journey.event_types WHERE name = $1)",
             "template" => "SELECT EXISTS (SELECT 1 FROM journey.templates WHERE name = $1)",
+            "sms template" => "SELECT EXISTS (SELECT 1 FROM journey.templates WHERE name = $1 AND channel = 'sms')",
+            "whatsapp template" => "SELECT EXISTS (SELECT 1 FROM journey.templates WHERE name = $1 AND channel = 'whatsapp')",
             _ => continue,
         };
         if Spi::get_one_with_args::<bool>(query, &[r.name.as_str().into()])? != Some(true) {
@@ -505,6 +507,36 @@ pub fn enroll(
         Ok(id)
     })()
     .or_report()
+}
+
+/// A flow as api::authoring reads it: its current row and definition.
+pub(crate) struct Flow {
+    pub id: i64,
+    pub name: String,
+    pub status: String,
+    pub version: i32,
+    pub definition: serde_json::Value,
+}
+
+/// For api::authoring: the flow `name` (checked like the lifecycle functions' argument), after
+/// taking its exclusive lock (`Some(true)`), its shared lock (`Some(false)`) or none (`None`).
+pub(crate) fn load_flow(name: Option<&str>, exclusive: Option<bool>) -> Result<Flow> {
+    let lock = match exclusive {
+        Some(true) => FlowLock::Exclusive,
+        Some(false) => FlowLock::Share,
+        None => FlowLock::None,
+    };
+    let f = load(checked_name(name)?, lock)?;
+    Ok(Flow { id: f.id, name: f.name, status: f.status, version: f.version, definition: f.definition })
+}
+
+/// For api::authoring: update_flow's checks of its arguments (name, then definition).
+pub(crate) fn checked_update(
+    name: Option<&str>,
+    definition: Option<JsonbText>,
+) -> Result<(&str, serde_json::Value)> {
+    let name = checked_name(name)?;
+    Ok((name, checked_definition(name, definition)?))
 }
 
 extension_sql!(

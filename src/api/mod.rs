@@ -9,6 +9,7 @@ pub mod jsonb;
 pub mod phones;
 pub mod predicates;
 pub mod routes;
+pub mod simulate;
 pub mod stats;
 pub mod wake;
 pub mod zones;

@@ -99,7 +99,10 @@ columns!(
 /// merge-join through the contacts table from its start. The contact's columns come typed (no
 /// row_to_json: building and parsing JSON text cost more than the rest of the claim); empty
 /// jsonb comes as NULL. No outer ORDER BY: the batch's enrollments are all due, in any order.
-const DUE: &str = "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, \
+macro_rules! due_query {
+    ($filter:literal) => {
+        concat!(
+            "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, \
         nullif(e.data, '{}')::text AS data, e.seq, e.name AS flow_name, c.found, \
         coalesce(c.time_zone, s.time_zone) AS zone, e.waiting::text AS waiting, e.tid, e.attempts, \
         c.external_id, c.email, c.phone, c.first_name, c.last_name, c.birthday, c.attributes, \
@@ -107,9 +110,9 @@ const DUE: &str = "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, \
      FROM (SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
                   e.waiting, e.ctid AS tid, e.attempts \
              FROM journey.enrollments e \
-             JOIN journey.flows f ON f.id = e.flow_id AND f.status = 'active' \
-            WHERE e.status = 'active' AND e.due_at <= $1 \
-            ORDER BY e.due_at \
+             JOIN journey.flows f ON f.id = e.flow_id AND f.status = 'active' ",
+            $filter,
+            "ORDER BY e.due_at \
             LIMIT $2 \
             FOR UPDATE OF e SKIP LOCKED) e \
      CROSS JOIN journey.settings s \
@@ -117,10 +120,21 @@ const DUE: &str = "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, \
                                c.birthday, \
                                nullif(c.attributes, '{}')::text AS attributes, c.email_opt_out, \
                                c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
-                          FROM journey.contacts c WHERE c.id = e.contact_id OFFSET 0) c ON true";
+                          FROM journey.contacts c WHERE c.id = e.contact_id OFFSET 0) c ON true"
+        )
+    };
+}
+const DUE: &str = due_query!("WHERE e.status = 'active' AND e.due_at <= $1 ");
+/// The same for one enrollment ($3), if it is due by $1 (`journey.simulate`).
+const DUE_ONE: &str = due_query!("WHERE e.status = 'active' AND e.due_at <= $1 AND e.id = $3 ");
 
-/// Reads the settings and claims up to `max` enrollments due at `at`.
-pub fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Enrollment>, Settings)> {
+/// Reads the settings and claims up to `max` enrollments due at `at` (only the enrollment
+/// `only`, if given).
+pub fn claim(
+    max: i32,
+    at: TimestampWithTimeZone,
+    only: Option<i64>,
+) -> Result<(Vec<Enrollment>, Settings)> {
     Spi::connect_mut(|client| {
         let settings = {
             let table = prepared::update(client, SETTINGS, &[])?;
@@ -131,7 +145,14 @@ pub fn claim(max: i32, at: TimestampWithTimeZone) -> Result<(Vec<Enrollment>, Se
             }
             settings(&row, &c)
         };
-        let table = prepared::update(client, DUE, &[at.into(), (max as i64).into()])?;
+        let table = match only {
+            None => prepared::update(client, DUE, &[at.into(), (max as i64).into()])?,
+            Some(id) => prepared::update(
+                client,
+                DUE_ONE,
+                &[at.into(), (max as i64).into(), id.into()],
+            )?,
+        };
         let mut due = Vec::with_capacity(table.len());
         if table.is_empty() {
             return Ok((due, settings));

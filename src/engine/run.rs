@@ -35,16 +35,26 @@ pub fn run_batch(max: i32, at: TimestampWithTimeZone) -> Result<i32> {
         flow: "(run)".into(),
         message: "the time to run at is infinite or out of range".into(),
     })?;
-    match subxact::attempt(|| run_claimed(max, at, now, false)) {
+    match subxact::attempt(|| run_claimed(max, at, now, None, false)) {
         Ok(n) => Ok(n),
         Err(caught) => {
             pgrx::log!(
                 "journey: a batch raised \"{}\"; running its enrollments one at a time",
                 caught.message
             );
-            run_claimed(max, at, now, true)
+            run_claimed(max, at, now, None, true)
         }
     }
+}
+
+/// Runs the enrollment `id` as of `at` if it is due then (`journey.simulate`): as a batch of
+/// one, which fails only that enrollment if it raises. Returns 1 if it ran.
+pub fn run_one(id: i64, at: TimestampWithTimeZone) -> Result<i32> {
+    let now = clock::to_chrono(at).ok_or_else(|| JourneyError::Engine {
+        flow: "(run)".into(),
+        message: "the time to run at is infinite or out of range".into(),
+    })?;
+    run_claimed(1, at, now, Some(id), true)
 }
 
 /// Claims up to `max` due enrollments and runs them: as one batch, or `one_by_one`, each in
@@ -53,9 +63,10 @@ fn run_claimed(
     max: i32,
     at: TimestampWithTimeZone,
     now: DateTime<Utc>,
+    only: Option<i64>,
     one_by_one: bool,
 ) -> Result<i32> {
-    let (due, settings) = claim(max, at)?;
+    let (due, settings) = claim(max, at, only)?;
     let started = std::time::Instant::now();
     // enrollments left unrun when the batch ran out of time are still due: the next batch
     // claims them again

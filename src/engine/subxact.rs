@@ -88,6 +88,16 @@ pub fn catch<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, 
 /// Runs `body` in a subtransaction: released when it returns, rolled back when it raises. An
 /// interrupt (cancel, shutdown) is raised again after the rollback, never returned.
 pub fn run<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Caught> {
+    within(body, true)
+}
+
+/// Runs `body` in a subtransaction that is always rolled back: what it wrote is gone, what it
+/// returns stays (`journey.simulate`). Errors as [`run`].
+pub fn rolled_back<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Caught> {
+    within(body, false)
+}
+
+fn within<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe, keep: bool) -> Result<R, Caught> {
     // SAFETY: the sequence of PL/Python's subtransactions: remember the memory context and
     // resource owner, begin, and restore both after release or rollback.
     let (context, owner) = unsafe {
@@ -99,7 +109,7 @@ pub fn run<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Result<R, Ca
     };
     let result = catch(body);
     unsafe {
-        if result.is_ok() {
+        if result.is_ok() && keep {
             pg_sys::ReleaseCurrentSubTransaction();
         } else {
             pg_sys::MemoryContextSwitchTo(context);
