@@ -1982,6 +1982,84 @@ END
 $$;
 COMMENT ON FUNCTION journey._on_form_submission() IS 'Trigger: applies the form''s field_map to the matching contact, or inserts a new contact with those fields when none matches, and links the submission to it.';
 
+-- ================================================================ issue 14: authoring
+-- preview_update, test_send, rename_flow, copy_flow, delete_flow, retry_enrollment (Rust:
+-- src/api/authoring.rs, src/api/test_send.rs). outbox.test marks test_send's messages (claim
+-- returns it with the row; timeline leaves them out); outbox.flow_name keeps a deleted flow's
+-- name on its messages (timeline shows it). Roles granted admin before the upgrade get the new
+-- functions when grant_role is run again.
+ALTER TABLE journey.outbox ADD COLUMN test boolean NOT NULL DEFAULT false, ADD COLUMN flow_name text;
+COMMENT ON TABLE journey.outbox IS
+  'Every outbound message, written once (idempotency_key = enrollment:node:seq). Relays claim, mark_sent/mark_failed and report on it. status: pending -> leased -> sent -> delivered -> opened -> clicked; failed, undelivered, bounced are terminal. lease_token is set by each claim (a fresh uuid) and cleared when the lease ends; mark_sent and mark_failed count only with the current one. test marks a message journey.test_send wrote (no enrollment; stats and timelines leave it out). flow_name is set when journey.delete_flow deletes the flow (flow_id keeps its id): coalesce(f.name, o.flow_name) over outbox o LEFT JOIN flows f ON f.id = o.flow_id names the flow of any message.';
+
+CREATE OR REPLACE FUNCTION journey.timeline(contact bigint)
+RETURNS TABLE (at timestamptz, kind text, flow text, node text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    PERFORM journey._check_contact(contact);
+    RETURN QUERY
+    SELECT t.at, t.kind, t.flow, t.node, t.detail FROM (
+        SELECT e.entered_at AS at, 'enrolled'::text AS kind, f.name AS flow, NULL::text AS node,
+               format('enrollment %s (version %s)', e.id, e.version) AS detail, 0 AS o, e.id AS k
+        FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
+        WHERE e.contact_id = timeline.contact
+      UNION ALL
+        SELECT s.at, 'step', f.name, s.node, s.outcome, 1, s.id
+        FROM journey.steps s JOIN journey.flows f ON f.id = s.flow_id
+        WHERE s.contact_id = timeline.contact
+      UNION ALL
+        SELECT m.created_at, 'message', coalesce(f.name, m.flow_name), m.node,
+               format('%s to %s: %s', m.channel, coalesce(m.recipient, '?'), m.status), 2, m.id
+        FROM journey.outbox m LEFT JOIN journey.flows f ON f.id = m.flow_id
+        WHERE m.contact_id = timeline.contact AND NOT m.test
+      UNION ALL
+        SELECT e.updated_at, e.status, f.name, e.node, e.last_error, 3, e.id
+        FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
+        WHERE e.contact_id = timeline.contact AND e.status <> 'active'
+    ) t
+    ORDER BY t.at, t.o, t.k;
+END
+$$;
+COMMENT ON FUNCTION journey.timeline(bigint) IS
+  'Everything that happened to one contact, oldest first: enrollments (kind enrolled), nodes entered (kind step, detail = outcome), messages (kind message; not test_send''s, and named after their flow even once it was deleted) and how enrollments ended (kind completed/exited/stopped/failed, detail = error).';
+
+CREATE FUNCTION journey."preview_update"("name" TEXT, "definition" jsonb)
+RETURNS TABLE ("node" TEXT, "waiting" bigint, "effect" TEXT)
+SET search_path TO pg_catalog, journey, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'preview_update_wrapper';
+CREATE FUNCTION journey."rename_flow"("name" TEXT, "new_name" TEXT) RETURNS void
+SET search_path TO pg_catalog, journey, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'rename_flow_wrapper';
+CREATE FUNCTION journey."copy_flow"("name" TEXT, "new_name" TEXT) RETURNS bigint
+SET search_path TO pg_catalog, journey, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'copy_flow_wrapper';
+CREATE FUNCTION journey."delete_flow"("name" TEXT) RETURNS void
+SET search_path TO pg_catalog, journey, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'delete_flow_wrapper';
+CREATE FUNCTION journey."retry_enrollment"("id" bigint) RETURNS boolean
+SET search_path TO pg_catalog, journey, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'retry_enrollment_wrapper';
+CREATE FUNCTION journey."test_send"("flow" TEXT, "node" TEXT, "contact" bigint, "recipient" TEXT DEFAULT NULL) RETURNS bigint
+SET search_path TO pg_catalog, journey, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'test_send_wrapper';
+REVOKE ALL ON FUNCTION journey.preview_update(text, jsonb), journey.rename_flow(text, text),
+    journey.copy_flow(text, text), journey.delete_flow(text), journey.retry_enrollment(bigint),
+    journey.test_send(text, text, bigint, text) FROM PUBLIC;
+COMMENT ON FUNCTION journey.preview_update(text, jsonb) IS 'What saving this definition (update_flow) and activating it with in_flight => continue would do with the flow''s active and frozen enrollments: per node they wait at, how many (waiting) and the effect: continue (the node is in the new definition) or stop: node removed. Writes nothing; refuses what update_flow refuses. activate_flow still refuses an incomplete definition (validate_flow).';
+COMMENT ON FUNCTION journey.rename_flow(text, text) IS 'Renames a flow (any status); its enrollments, steps and messages keep it (by id). Refused when the new name is taken.';
+COMMENT ON FUNCTION journey.copy_flow(text, text) IS 'Creates a draft flow new_name, version 1, with the current definition of flow name; returns its id.';
+COMMENT ON FUNCTION journey.delete_flow(text) IS 'Deletes a draft or archived flow with its versions, enrollments, steps, routes and date schedule. Its outbox rows stay, with outbox.flow_name set to its name (coalesce(f.name, o.flow_name) over outbox o LEFT JOIN flows f ON f.id = o.flow_id names the flow of any message).';
+COMMENT ON FUNCTION journey.retry_enrollment(bigint) IS 'Runs a failed enrollment again from the node it failed at, on the flow''s current version, due now (attempts 0, last_error cleared; the failed step stays in steps). Refused unless the enrollment is failed, its flow active, its node in the current version and its contact without another active enrollment in the flow. Returns true.';
+COMMENT ON FUNCTION journey.test_send(text, text, bigint, text) IS 'Renders a send node (send_sms, send_email, send_whatsapp, notify_admin) of the flow''s current version for a contact and writes it to the outbox as a test message (test = true, idempotency_key test:<uuid>, no enrollment); returns its id. Relays claim it like any message. It enrolls nobody, writes no step (stats and timelines do not count it), charges no quota and ignores quiet hours. Without recipient it goes where a real send would and honours the contact''s opt-out (a suppressed send is an error); with recipient it goes there whatever the opt-outs (a missing phone or e-mail of the contact reads as the recipient in templates). The event is empty.';
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after
