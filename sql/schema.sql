@@ -279,7 +279,7 @@ CREATE TABLE journey.outbox (
     delivered_at        timestamptz,
     opened_at           timestamptz,
     clicked_at          timestamptz,
-    -- last: 0.3.0 added it (ALTER TABLE ADD COLUMN), a fresh install has the same column order
+    -- last: 0.3.0 added them (ALTER TABLE ADD COLUMN), a fresh install has the same column order
     lease_token         uuid,
     PRIMARY KEY (id, contact_id),
     CONSTRAINT outbox_idempotency_key UNIQUE (idempotency_key, contact_id)
@@ -288,7 +288,7 @@ CREATE INDEX outbox_claimable ON journey.outbox (id) WHERE status IN ('pending',
 CREATE INDEX outbox_provider_message ON journey.outbox (provider_message_id) WHERE provider_message_id IS NOT NULL;
 CREATE INDEX outbox_contact ON journey.outbox (contact_id, enrollment_id);
 COMMENT ON TABLE journey.outbox IS
-  'Every outbound message, written once (idempotency_key = enrollment:node:seq). Relays claim, mark_sent/mark_failed and report on it. status: pending -> leased -> sent -> delivered -> opened -> clicked; failed, undelivered, bounced are terminal. lease_token is set by each claim (a fresh uuid) and cleared when the lease ends; mark_sent and mark_failed count only with the current one.';
+  'Every outbound message, written once (idempotency_key = enrollment:node:seq). Relays claim, mark_sent/mark_failed and report on it. status: pending -> leased -> sent -> delivered -> opened -> clicked; failed, undelivered, bounced are terminal. lease_token is set by each claim (a fresh uuid) and cleared when the lease ends; mark_sent and mark_failed count only with the current one. test marks a message journey.test_send wrote (no enrollment; stats and timelines leave it out). flow_name is set when journey.delete_flow deletes the flow (flow_id keeps its id): coalesce(f.name, o.flow_name) over outbox o LEFT JOIN flows f ON f.id = o.flow_id names the flow of any message.';
 
 CREATE TABLE journey.delivery_reports (
     id                bigint GENERATED ALWAYS AS IDENTITY,
@@ -338,6 +338,8 @@ ALTER TABLE journey.settings ENABLE ALWAYS TRIGGER settings_replace;
 -- Restore with session_replication_role = replica (see README): the audience tables' triggers
 -- must not enroll or rewrite contacts again while the dumped rows are loaded.
 -- (one call per statement: each call updates the pg_extension row)
+    test                boolean NOT NULL DEFAULT false,
+    flow_name           text,
 SELECT pg_catalog.pg_extension_config_dump('journey.settings', '');
 SELECT pg_catalog.pg_extension_config_dump('journey.contacts', '');
 SELECT pg_catalog.pg_extension_config_dump('journey.groups', '');

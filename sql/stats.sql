@@ -102,10 +102,10 @@ BEGIN
         FROM journey.steps s JOIN journey.flows f ON f.id = s.flow_id
         WHERE s.contact_id = timeline.contact
       UNION ALL
-        SELECT m.created_at, 'message', f.name, m.node,
+        SELECT m.created_at, 'message', coalesce(f.name, m.flow_name), m.node,
                format('%s to %s: %s', m.channel, coalesce(m.recipient, '?'), m.status), 2, m.id
         FROM journey.outbox m LEFT JOIN journey.flows f ON f.id = m.flow_id
-        WHERE m.contact_id = timeline.contact
+        WHERE m.contact_id = timeline.contact AND NOT m.test
       UNION ALL
         SELECT e.updated_at, e.status, f.name, e.node, e.last_error, 3, e.id
         FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
@@ -115,4 +115,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey.timeline(bigint) IS
-  'Everything that happened to one contact, oldest first: enrollments (kind enrolled), nodes entered (kind step, detail = outcome), messages (kind message) and how enrollments ended (kind completed/exited/stopped/failed, detail = error).';
+  'Everything that happened to one contact, oldest first: enrollments (kind enrolled), nodes entered (kind step, detail = outcome), messages (kind message; not test_send''s, and named after their flow even once it was deleted) and how enrollments ended (kind completed/exited/stopped/failed, detail = error).';

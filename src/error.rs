@@ -129,6 +129,7 @@ impl JourneyError {
             UnknownContact(_) => "Create the contact with journey.upsert_contact(data) first.".into(),
             Malformed { .. } => "A definition is a JSON object {\"triggers\": [...], \"start\": \"node\", \"nodes\": {\"node\": {\"type\": ...}}}.".into(),
             Incomplete { flow, .. } => format!("SELECT * FROM journey.validate_flow('{flow}') lists every problem; fix them with journey.update_flow."),
+            WrongStatus { action: "delete", .. } => "Only draft and archived flows can be deleted: archive it first with journey.archive_flow(name).".into(),
             WrongStatus { .. } => "SELECT name, status FROM journey.flows shows the status; activate_flow resumes a draft or paused flow.".into(),
             Render { .. } => "Check the node's Liquid template and the contact's data it uses (journey.timeline shows the failed step).".into(),
             MissingTemplate { .. } => "Create the template in journey.templates, or change the node with journey.update_flow.".into(),
