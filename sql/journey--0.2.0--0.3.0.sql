@@ -2060,6 +2060,368 @@ COMMENT ON FUNCTION journey.delete_flow(text) IS 'Deletes a draft or archived fl
 COMMENT ON FUNCTION journey.retry_enrollment(bigint) IS 'Runs a failed enrollment again from the node it failed at, on the flow''s current version, due now (attempts 0, last_error cleared; the failed step stays in steps). Refused unless the enrollment is failed, its flow active, its node in the current version and its contact without another active enrollment in the flow. Returns true.';
 COMMENT ON FUNCTION journey.test_send(text, text, bigint, text) IS 'Renders a send node (send_sms, send_email, send_whatsapp, notify_admin) of the flow''s current version for a contact and writes it to the outbox as a test message (test = true, idempotency_key test:<uuid>, no enrollment); returns its id. Relays claim it like any message. It enrolls nobody, writes no step (stats and timelines do not count it), charges no quota and ignores quiet hours. Without recipient it goes where a real send would and honours the contact''s opt-out (a suppressed send is an error); with recipient it goes there whatever the opt-outs (a missing phone or e-mail of the contact reads as the recipient in templates). The event is empty.';
 
+-- ================================================================ issue 14: fork (parallel branches), frozen enrollments while paused
+-- A fork's branches are enrollments with parent_id (the enrollment that entered the flow) and
+-- branch; they are not counted by the one-active rule; the trigger enrollments_branch_ended
+-- ends the parent. A flow paused by an edit or a quota keeps its routes: its triggers enroll
+-- frozen into routed_version (the version activated). Stats count branches in their parent.
+ALTER TABLE journey.enrollments ADD COLUMN parent_id bigint, ADD COLUMN branch integer;
+ALTER TABLE journey.flows ADD COLUMN routed_version integer;
+UPDATE journey.flows SET routed_version = version WHERE status IN ('active', 'paused');
+DROP INDEX journey.enrollments_one_active;
+-- (a fork's branches are active beside their parent: parent_id IS NOT NULL)
+CREATE UNIQUE INDEX enrollments_one_active ON journey.enrollments (flow_id, contact_id) WHERE status = 'active' AND parent_id IS NULL;
+
+COMMENT ON TABLE journey.flows IS
+  'Flows. status draft|active|paused|archived; version is the current version. start_node, reentry_after and routed_version (the version activated: the one flow_triggers and date_schedule route to) are derived from the current version at activation (reentry_after NULL = never re-enter, 0 = always, else the interval after the previous enrollment ended). paused_reason: edited (update_flow of an active flow) and quota keep the routes, so triggers enroll frozen (into routed_version, at start_node) until activate_flow; manual (pause_flow) removes them: nobody is enrolled.';
+
+COMMENT ON TABLE journey.flow_triggers IS
+  'Derived routing table: (trigger kind, key) -> active flow, one row per trigger of the version activated (flows.routed_version; pos: its position in triggers). Rebuilt at activation, kept while the flow is paused by an edit or a quota (its triggers enroll frozen), emptied by pause_flow and archive_flow, so a write with no matching flow costs one index probe. key is the group id (group_joined, group_left), form id, event name, date field (date: birthday or attributes.<key>) or empty (contact_created, contact_updated); condition is the trigger''s where; params holds a date trigger''s rules (repeat, offset_days, at, feb29, groups and their group_ids) or contact_updated''s fields.';
+
+COMMENT ON TABLE journey.date_schedule IS
+  'Derived: the next occurrence of each date trigger (flow, pos = its flow_triggers row) for each contact with a date in its field, at fire_at. Filled at activation, kept current by the contacts'' triggers (a changed date, attribute or zone moves it; a deleted contact takes it along) and by settings changes, advanced by journey._date_pass once enrolled (or skipped as too late; a flow paused by an edit or a quota is enrolled frozen), emptied by pause_flow and archive_flow, rebuilt at activation. The pass finds due rows by an index probe on fire_at.';
+
+COMMENT ON TABLE journey.enrollments IS
+  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for; attempts counts transient failures in a row (retried with backoff up to settings.max_attempts). At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). A fork node runs its branches as enrollments of their own: parent_id is the enrollment that entered the flow (it waits at its fork, due_at infinity, until every branch has ended), branch the place in the fork''s next list; branches are not counted by the one-active rule, and the trigger enrollments_branch_ended ends the parent (exited as soon as one branch exits, the others stopped; else, once none is active, failed if one failed, stopped if one was stopped, completed otherwise). No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
+
+COMMENT ON TABLE journey.steps IS
+  'Append-only history: one row per node an enrollment entered, with what the node did in outcome, one of: sent, created, queued, suppressed: <reason>, updated, waited, goal, exited, then, else, branch <n>, yes, yes: <status>, no: <reason>, waiting, failed: <error>, retry: <error>, quota, forked. created is a task, queued a webhook; a send is suppressed for sms_opt_out, email_opt_out, no phone, no email or no admin_email; a check writes yes: <status> (the message''s status), a wait_event yes; no: <reason> is a message status, no message was sent, or timed out; retry is a transient failure retried later; quota is a send its channel''s quota (settings.sms_quota, email_quota, whatsapp_quota) could not cover: nothing written, the enrollment waits at the node while its flow is paused for quota; forked is a fork node that started its branches (enrollments of their own, parent_id set). Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
+
+-- A fork's branches end their parent (sql comment on journey.enrollments; src/engine/nodes/fork.rs).
+-- Row-level, only for branches (the WHEN needs no call for other rows). The parent row is locked
+-- first, so two branches ending in concurrent transactions see each other's end (the second
+-- waits, then finds no active sibling). Siblings another batch holds are skipped (SKIP LOCKED,
+-- no deadlock): that batch's own update of them finds the parent ended and stops them here.
+CREATE FUNCTION journey._branch_ended() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    parent_status text;
+BEGIN
+    SELECT p.status INTO parent_status FROM journey.enrollments p
+     WHERE p.contact_id = NEW.contact_id AND p.id = NEW.parent_id FOR NO KEY UPDATE;
+    IF parent_status IS DISTINCT FROM 'active' THEN
+        -- the parent ended (another branch exited, the flow was archived or stopped): so does this
+        UPDATE journey.enrollments e SET status = 'stopped', due_at = NULL, updated_at = now(),
+               last_error = 'the enrollment it is a branch of has ended'
+         WHERE e.contact_id = NEW.contact_id AND e.id = NEW.id AND e.status = 'active';
+        RETURN NULL;
+    END IF;
+    IF NEW.status = 'exited' THEN
+        UPDATE journey.enrollments p SET status = 'exited', due_at = NULL, updated_at = now()
+         WHERE p.contact_id = NEW.contact_id AND p.id = NEW.parent_id;
+        UPDATE journey.enrollments e SET status = 'stopped', due_at = NULL, updated_at = now(),
+               last_error = format('branch %s exited at node "%s"', NEW.branch, NEW.node)
+         WHERE e.contact_id = NEW.contact_id AND e.parent_id = NEW.parent_id AND e.status = 'active'
+           AND e.id IN (SELECT s.id FROM journey.enrollments s
+                         WHERE s.contact_id = NEW.contact_id AND s.parent_id = NEW.parent_id
+                           AND s.status = 'active' FOR UPDATE SKIP LOCKED);
+    ELSIF NEW.status <> 'active' AND NOT EXISTS (
+            SELECT 1 FROM journey.enrollments s
+             WHERE s.contact_id = NEW.contact_id AND s.parent_id = NEW.parent_id AND s.status = 'active') THEN
+        UPDATE journey.enrollments p
+           SET status = CASE WHEN b.failed THEN 'failed' WHEN b.stopped THEN 'stopped' ELSE 'completed' END,
+               due_at = NULL, updated_at = now(),
+               last_error = CASE WHEN b.failed THEN 'a branch failed' WHEN b.stopped THEN 'a branch was stopped' END
+          FROM (SELECT bool_or(s.status = 'failed') AS failed, bool_or(s.status = 'stopped') AS stopped
+                  FROM journey.enrollments s
+                 WHERE s.contact_id = NEW.contact_id AND s.parent_id = NEW.parent_id) b
+         WHERE p.contact_id = NEW.contact_id AND p.id = NEW.parent_id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._branch_ended() IS 'Trigger: when a fork''s branch (an enrollment with parent_id) changes while active, ends its parent as the branches say: one branch exited: the parent exits and its other active branches stop; none left active: the parent is failed if a branch failed, stopped if one was stopped, else completed. A branch updated after its parent ended is stopped.';
+CREATE TRIGGER enrollments_branch_ended AFTER UPDATE ON journey.enrollments
+    FOR EACH ROW WHEN (NEW.parent_id IS NOT NULL AND OLD.status = 'active')
+    EXECUTE FUNCTION journey._branch_ended();
+
+REVOKE ALL ON FUNCTION journey._branch_ended() FROM PUBLIC;
+-- Admin roles may call it, as grant_role(role, 'admin') gives every function.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT a.grantee::regrole::text AS grantee
+               FROM pg_proc p, aclexplode(p.proacl) a
+              WHERE p.oid = 'journey.pause_flow(text)'::regprocedure
+                AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION journey._branch_ended() TO %s', r.grantee);
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION journey._enroll(p_flows bigint[], p_contacts bigint[], p_data jsonb[])
+RETURNS SETOF bigint
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    ids bigint[];
+BEGIN
+    -- The shared flow lock (journey._lock_flows): activate_flow, update_flow, pause_flow and
+    -- archive_flow take the exclusive one before they read the flow, so they wait for this
+    -- transaction (and then see its enrollments), or this waits for them and the INSERT below,
+    -- a new statement with a new snapshot (READ COMMITTED), sees the flow as they left it.
+    PERFORM journey._lock_flows(p_flows);
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        -- REPEATABLE READ and SERIALIZABLE keep the transaction's snapshot: a flow changed since
+        -- it was taken would be enrolled into as it was. Locking the flow rows raises a
+        -- serialization failure (40001, the writer retries) instead. A row lock writes, so only
+        -- these isolation levels pay for it.
+        PERFORM FROM journey.flows f WHERE f.id = ANY (p_flows) ORDER BY f.id FOR SHARE OF f;
+    END IF;
+    WITH ins AS (
+        -- occurrence 'once' for flows that are never re-entered: the unique index
+        -- enrollments_flow_contact then holds even against a concurrent writer whose enrollment
+        -- committed (and maybe completed) after this statement's snapshot was taken.
+        -- A flow paused by an edit or a quota keeps its routes: the contacts its triggers fire
+        -- for meanwhile are enrolled frozen (the engine skips paused flows) into the version the
+        -- routes and start_node were built from (routed_version: the one last activated), and
+        -- activate_flow's in_flight applies to them.
+        INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data, occurrence)
+        SELECT DISTINCT ON (f.id, u.contact_id)
+               f.id, CASE WHEN f.status = 'active' THEN f.version ELSE coalesce(f.routed_version, f.version) END,
+               u.contact_id, f.start_node, now(), coalesce(u.data, '{}'),
+               CASE WHEN f.reentry_after IS NULL THEN 'once' END
+        FROM unnest(p_flows, p_contacts, p_data) AS u (flow_id, contact_id, data)
+        JOIN journey.flows f ON f.id = u.flow_id
+         AND (f.status = 'active' OR (f.status = 'paused' AND f.paused_reason IN ('edited', 'quota')))
+        WHERE NOT EXISTS (
+            SELECT 1 FROM journey.enrollments e
+            WHERE e.flow_id = f.id AND e.contact_id = u.contact_id
+              AND (f.reentry_after IS NULL OR e.status = 'active'
+                   OR e.updated_at > now() - f.reentry_after))
+        ORDER BY f.id, u.contact_id
+        ON CONFLICT DO NOTHING
+        RETURNING id)
+    SELECT array_agg(id) INTO ids FROM ins;
+    IF ids IS NOT NULL THEN
+        PERFORM journey._wake();
+        RETURN QUERY SELECT unnest(ids);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION journey._enroll(bigint[], bigint[], jsonb[]) IS
+  'Internal: enrolls (flow, contact, data) triples into active flows (and, frozen until activate_flow, into flows paused by an edit or a quota, on the version their routes were built from), honouring one active enrollment per (flow, contact) and the flow''s reentry rule; returns the new enrollment ids. Takes the shared lock of each flow first (journey._lock_flows), so it never enrolls into a version or status that a concurrent activate_flow, update_flow, pause_flow or archive_flow replaced; at REPEATABLE READ or SERIALIZABLE a flow changed since the snapshot is a serialization failure.';
+
+CREATE OR REPLACE FUNCTION journey._enroll_occurrences(p_flows bigint[], p_contacts bigint[], p_data jsonb[],
+                                            p_occurrences text[], p_due timestamptz)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM journey._lock_flows(p_flows);   -- as journey._enroll
+    INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data, occurrence)
+    SELECT DISTINCT ON (f.id, u.contact_id)
+           f.id, CASE WHEN f.status = 'active' THEN f.version ELSE coalesce(f.routed_version, f.version) END, u.contact_id,
+           f.start_node, p_due, u.data, u.occurrence
+    FROM unnest(p_flows, p_contacts, p_data, p_occurrences) AS u (flow_id, contact_id, data, occurrence)
+    -- frozen into flows paused by an edit or a quota, as journey._enroll
+    JOIN journey.flows f ON f.id = u.flow_id
+     AND (f.status = 'active' OR (f.status = 'paused' AND f.paused_reason IN ('edited', 'quota')))
+    WHERE NOT EXISTS (SELECT 1 FROM journey.enrollments e
+                      WHERE e.flow_id = f.id AND e.contact_id = u.contact_id
+                        AND (e.status = 'active' OR e.occurrence = u.occurrence))
+    ORDER BY f.id, u.contact_id
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM journey._wake();
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION journey._enroll_occurrences(bigint[], bigint[], jsonb[], text[], timestamptz) IS
+  'Internal: enrolls (flow, contact, data, occurrence) into active flows, due at p_due: at most one enrollment per occurrence ever and one active per (flow, contact), whatever the flow''s reentry. Returns how many it enrolled. Takes the shared flow locks first, as journey._enroll.';
+
+CREATE OR REPLACE FUNCTION journey._quota_exhausted(channels text[], flows bigint[], contact bigint) RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    paused bigint[];
+    names  text;
+    admin  text;
+    credit text;
+BEGIN
+    -- the UPDATE re-checks status on a row another transaction changed meanwhile: a flow
+    -- paused by hand (or archived) in between is left as it is
+    WITH p AS (
+        UPDATE journey.flows f SET status = 'paused', paused_reason = 'quota'
+          FROM journey.flow_versions v
+         WHERE v.flow_id = f.id AND v.version = f.version AND f.status = 'active'
+           AND (f.id = ANY (flows) OR journey._quota_channels(v.definition) && channels)
+        RETURNING f.id, f.name)
+    SELECT array_agg(p.id ORDER BY p.id), string_agg(p.name, ', ' ORDER BY p.name) INTO paused, names FROM p;
+    IF paused IS NULL THEN
+        RETURN 0;   -- another batch paused them already (and told the admin)
+    END IF;
+    -- the routes stay (unlike pause_flow's): contacts the flows' triggers fire for meanwhile
+    -- are enrolled frozen at the start node and run when the flow resumes
+    SELECT s.admin_email,
+           concat_ws(', ', 'sms_quota ' || coalesce(s.sms_quota::text, 'unlimited'),
+                     'email_quota ' || coalesce(s.email_quota::text, 'unlimited'),
+                     'whatsapp_quota ' || coalesce(s.whatsapp_quota::text, 'unlimited'))
+      INTO admin, credit FROM journey.settings s;
+    IF admin IS NOT NULL AND btrim(admin) <> '' THEN
+        INSERT INTO journey.outbox (idempotency_key, channel, contact_id, recipient, subject, body)
+        VALUES ('quota:' || array_to_string(channels, ',') || ':' || gen_random_uuid(), 'admin_email', contact, admin,
+                'journey: ' || array_to_string(channels, ', ') || ' quota used up',
+                format('The %s quota is used up (%s). Paused until there is credit again: %s. Their enrollments wait where they stopped. '
+                       'Add credit with journey.add_quota(''%s'', amount): the flows resume by themselves.',
+                       array_to_string(channels, ', '), credit, names, channels[1]));
+    END IF;
+    RETURN cardinality(paused);
+END
+$$;
+COMMENT ON FUNCTION journey._quota_exhausted(text[], bigint[], bigint) IS
+  'Internal, called by the engine when a send''s channel quota cannot cover it: pauses (paused_reason quota; routes and date schedule kept: its triggers enroll frozen until it resumes) every active flow whose current version sends on one of channels, and the flows given; if it paused any, writes one admin_email outbox row (to settings.admin_email, if set; contact_id is that of the first refused send). Returns the number of flows it paused.';
+
+CREATE OR REPLACE FUNCTION journey.flow_stats(name text)
+RETURNS TABLE (node text, type text, reached bigint, reached_pct numeric, waiting bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    WITH f AS (
+        SELECT fl.id, v.definition FROM journey.flows fl
+        JOIN journey.flow_versions v ON v.flow_id = fl.id AND v.version = fl.version
+        WHERE fl.id = journey._flow_id(flow_stats.name)
+    ), entered AS (
+        -- a fork's branches (parent_id set) are part of their parent's trip, not new entries
+        SELECT count(*) AS n FROM journey.enrollments e, f WHERE e.flow_id = f.id AND e.parent_id IS NULL
+    ), branches AS (
+        SELECT e.id, e.parent_id FROM journey.enrollments e, f WHERE e.flow_id = f.id AND e.parent_id IS NOT NULL
+    ), reach AS (
+        -- each node once per enrollment that reached it, along any of its branches
+        SELECT s.node, count(DISTINCT coalesce(b.parent_id, s.enrollment_id)) AS n
+        FROM journey.steps s CROSS JOIN f LEFT JOIN branches b ON b.id = s.enrollment_id
+        WHERE s.flow_id = f.id GROUP BY s.node
+    ), wait AS (
+        SELECT e.node, count(*) AS n FROM journey.enrollments e, f
+        WHERE e.flow_id = f.id AND e.status = 'active' GROUP BY e.node
+    )
+    SELECT o.node, o.type, coalesce(r.n, 0),
+           CASE WHEN entered.n = 0 THEN 0 ELSE round(100.0 * coalesce(r.n, 0) / entered.n, 1) END,
+           coalesce(w.n, 0)
+    FROM f CROSS JOIN entered CROSS JOIN LATERAL journey._node_order(f.definition) o
+    LEFT JOIN reach r ON r.node = o.node
+    LEFT JOIN wait w ON w.node = o.node
+    ORDER BY o.ord
+$$;
+COMMENT ON FUNCTION journey.flow_stats(text) IS
+  'Per node of the flow''s current version, in flow order: type, reached (enrollments that entered the node, any version; a fork''s branches count for the enrollment they belong to, once per node), reached_pct (percent of enrollments that entered the flow) and waiting (active enrollments and branches due to run the node next; an enrollment whose branches run waits at its fork).';
+
+CREATE OR REPLACE FUNCTION journey.goal_stats(name text)
+RETURNS TABLE (goal text, reached bigint, reached_pct numeric)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    WITH f AS (
+        SELECT fl.id, v.definition FROM journey.flows fl
+        JOIN journey.flow_versions v ON v.flow_id = fl.id AND v.version = fl.version
+        WHERE fl.id = journey._flow_id(goal_stats.name)
+    ), entered AS (
+        SELECT count(*) AS n FROM journey.enrollments e, f WHERE e.flow_id = f.id AND e.parent_id IS NULL
+    ), branches AS (
+        SELECT e.id, e.parent_id FROM journey.enrollments e, f WHERE e.flow_id = f.id AND e.parent_id IS NOT NULL
+    ), goals AS (
+        SELECT DISTINCT coalesce(o.goal, o.node) AS goal, o.node FROM f, journey._node_order(f.definition) o WHERE o.type = 'goal'
+    )
+    -- a goal reached along a fork's branch counts for the enrollment the branch belongs to
+    SELECT g.goal, count(DISTINCT coalesce(b.parent_id, s.enrollment_id)),
+           CASE WHEN entered.n = 0 THEN 0
+                ELSE round(100.0 * count(DISTINCT coalesce(b.parent_id, s.enrollment_id)) / entered.n, 1) END
+    FROM f CROSS JOIN entered CROSS JOIN goals g
+    LEFT JOIN journey.steps s ON s.flow_id = f.id AND s.node = g.node AND s.outcome = 'goal'
+    LEFT JOIN branches b ON b.id = s.enrollment_id
+    GROUP BY g.goal, entered.n
+    ORDER BY g.goal
+$$;
+COMMENT ON FUNCTION journey.goal_stats(text) IS
+  'Per goal of the flow''s current version: enrollments that reached it (along any fork branch, once) and the percent of enrollments that entered the flow.';
+
+CREATE OR REPLACE VIEW journey.flow_overview AS
+SELECT f.name AS flow, f.status, f.version,
+       count(e.id) AS entered,
+       count(e.id) FILTER (WHERE e.status = 'active') AS active,
+       count(e.id) FILTER (WHERE e.status = 'completed') AS completed,
+       count(e.id) FILTER (WHERE e.status = 'failed') AS failed
+FROM journey.flows f
+LEFT JOIN journey.enrollments e ON e.flow_id = f.id AND e.parent_id IS NULL
+GROUP BY f.id
+ORDER BY f.name;
+COMMENT ON VIEW journey.flow_overview IS 'One row per flow: status, current version and enrollment counts (entered, active, completed, failed); a fork''s branches are counted in their parent.';
+
+COMMENT ON FUNCTION journey.update_flow(text, jsonb) IS 'Saves a new version of a flow and returns its number. An active flow is paused (reason edited) until activated again: its enrollments freeze meanwhile, and contacts its triggers (those of the version last activated) fire for are enrolled frozen at its start node; activate_flow''s in_flight applies to them all.';
+
+COMMENT ON FUNCTION journey.pause_flow(text) IS 'Pauses a flow by hand (paused_reason manual): its enrollments freeze (the engine skips them) and its triggers stop enrolling, also for a flow paused by an edit or a quota (whose triggers enroll frozen). activate_flow resumes it.';
+
+-- ================================================================ contact fields checked by name (issue 14)
+-- sql/triggers.sql: _apply_contact_fields (upsert_contact, form submissions and event
+-- contact_field mappings): an unknown time zone is 22023 naming the field, a birthday not in
+-- the form YYYY-MM-DD is 22007 (no longer read with the server's DateStyle).
+CREATE OR REPLACE FUNCTION journey._apply_contact_fields(p_contact bigint, p_fields jsonb) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    bad text;
+BEGIN
+    SELECT k INTO bad FROM jsonb_object_keys(p_fields) k
+    WHERE k NOT IN ('external_id', 'email', 'phone', 'first_name', 'last_name', 'birthday',
+                    'time_zone', 'attributes', 'email_opt_out', 'sms_opt_out')
+    LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown contact field "%"', bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Contact fields are external_id, email, phone, first_name, last_name, birthday, time_zone, email_opt_out, sms_opt_out and attributes.<key>.';
+    END IF;
+    IF p_fields ? 'attributes' AND jsonb_typeof(p_fields->'attributes') <> 'object' THEN
+        RAISE EXCEPTION 'contact field "attributes" must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass attributes as {"key": value, ...}.';
+    END IF;
+    -- a zone and a date are checked here, named, rather than by the column's CHECK or cast
+    -- (a date read with the server's DateStyle: 01/05/1990 is not a date here)
+    IF jsonb_typeof(p_fields->'time_zone') NOT IN ('null') AND NOT journey._is_time_zone(p_fields->>'time_zone') THEN
+        RAISE EXCEPTION 'contact field "time_zone": "%" is not a time zone', p_fields->>'time_zone'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use an IANA zone name such as Europe/Paris or America/New_York (pg_timezone_names lists them), or null for settings.time_zone.';
+    END IF;
+    IF jsonb_typeof(p_fields->'birthday') NOT IN ('null')
+       AND (p_fields->>'birthday') !~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$' THEN
+        RAISE EXCEPTION 'contact field "birthday": "%" is not a date in the form YYYY-MM-DD', p_fields->>'birthday'
+            USING ERRCODE = 'invalid_datetime_format',
+                  HINT = 'Write dates as ISO YYYY-MM-DD, e.g. 1990-05-01 for 1 May 1990 (the server''s DateStyle is not used), or null for none.';
+    END IF;
+    IF p_contact IS NULL THEN
+        RETURN;   -- only the checks: the caller inserts a new contact with these fields
+    END IF;
+    UPDATE journey.contacts c SET
+        external_id   = CASE WHEN p_fields ? 'external_id' THEN p_fields->>'external_id' ELSE c.external_id END,
+        email         = CASE WHEN p_fields ? 'email' THEN p_fields->>'email' ELSE c.email END,
+        phone         = CASE WHEN p_fields ? 'phone' THEN p_fields->>'phone' ELSE c.phone END,
+        first_name    = CASE WHEN p_fields ? 'first_name' THEN p_fields->>'first_name' ELSE c.first_name END,
+        last_name     = CASE WHEN p_fields ? 'last_name' THEN p_fields->>'last_name' ELSE c.last_name END,
+        birthday      = CASE WHEN p_fields ? 'birthday' THEN (p_fields->>'birthday')::date ELSE c.birthday END,
+        time_zone     = CASE WHEN p_fields ? 'time_zone' THEN p_fields->>'time_zone' ELSE c.time_zone END,
+        email_opt_out = CASE WHEN p_fields ? 'email_opt_out' THEN (p_fields->>'email_opt_out')::boolean ELSE c.email_opt_out END,
+        sms_opt_out   = CASE WHEN p_fields ? 'sms_opt_out' THEN (p_fields->>'sms_opt_out')::boolean ELSE c.sms_opt_out END,
+        attributes    = c.attributes || coalesce(p_fields->'attributes', '{}'),
+        updated_at    = now()
+    WHERE c.id = p_contact;
+END
+$$;
+COMMENT ON FUNCTION journey._apply_contact_fields(bigint, jsonb) IS 'Internal: checks contact fields ({column: value, attributes: {...}}), then sets the given contact columns and merges attributes; with a NULL contact it only checks them (upsert_contact and form submissions then insert a new contact with them).';
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after

@@ -26,12 +26,18 @@ BEGIN
         -- occurrence 'once' for flows that are never re-entered: the unique index
         -- enrollments_flow_contact then holds even against a concurrent writer whose enrollment
         -- committed (and maybe completed) after this statement's snapshot was taken.
+        -- A flow paused by an edit or a quota keeps its routes: the contacts its triggers fire
+        -- for meanwhile are enrolled frozen (the engine skips paused flows) into the version the
+        -- routes and start_node were built from (routed_version: the one last activated), and
+        -- activate_flow's in_flight applies to them.
         INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data, occurrence)
         SELECT DISTINCT ON (f.id, u.contact_id)
-               f.id, f.version, u.contact_id, f.start_node, now(), coalesce(u.data, '{}'),
+               f.id, CASE WHEN f.status = 'active' THEN f.version ELSE coalesce(f.routed_version, f.version) END,
+               u.contact_id, f.start_node, now(), coalesce(u.data, '{}'),
                CASE WHEN f.reentry_after IS NULL THEN 'once' END
         FROM unnest(p_flows, p_contacts, p_data) AS u (flow_id, contact_id, data)
-        JOIN journey.flows f ON f.id = u.flow_id AND f.status = 'active'
+        JOIN journey.flows f ON f.id = u.flow_id
+         AND (f.status = 'active' OR (f.status = 'paused' AND f.paused_reason IN ('edited', 'quota')))
         WHERE NOT EXISTS (
             SELECT 1 FROM journey.enrollments e
             WHERE e.flow_id = f.id AND e.contact_id = u.contact_id
@@ -48,7 +54,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey._enroll(bigint[], bigint[], jsonb[]) IS
-  'Internal: enrolls (flow, contact, data) triples into active flows, honouring one active enrollment per (flow, contact) and the flow''s reentry rule; returns the new enrollment ids. Takes the shared lock of each flow first (journey._lock_flows), so it never enrolls into a version or status that a concurrent activate_flow, update_flow, pause_flow or archive_flow replaced; at REPEATABLE READ or SERIALIZABLE a flow changed since the snapshot is a serialization failure.';
+  'Internal: enrolls (flow, contact, data) triples into active flows (and, frozen until activate_flow, into flows paused by an edit or a quota, on the version their routes were built from), honouring one active enrollment per (flow, contact) and the flow''s reentry rule; returns the new enrollment ids. Takes the shared lock of each flow first (journey._lock_flows), so it never enrolls into a version or status that a concurrent activate_flow, update_flow, pause_flow or archive_flow replaced; at REPEATABLE READ or SERIALIZABLE a flow changed since the snapshot is a serialization failure.';
 
 -- group_members: statement-level, with a transition table.
 CREATE FUNCTION journey._on_group_joined() RETURNS trigger
@@ -148,6 +154,19 @@ BEGIN
     IF p_fields ? 'attributes' AND jsonb_typeof(p_fields->'attributes') <> 'object' THEN
         RAISE EXCEPTION 'contact field "attributes" must be a JSON object'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass attributes as {"key": value, ...}.';
+    END IF;
+    -- a zone and a date are checked here, named, rather than by the column's CHECK or cast
+    -- (a date read with the server's DateStyle: 01/05/1990 is not a date here)
+    IF jsonb_typeof(p_fields->'time_zone') NOT IN ('null') AND NOT journey._is_time_zone(p_fields->>'time_zone') THEN
+        RAISE EXCEPTION 'contact field "time_zone": "%" is not a time zone', p_fields->>'time_zone'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use an IANA zone name such as Europe/Paris or America/New_York (pg_timezone_names lists them), or null for settings.time_zone.';
+    END IF;
+    IF jsonb_typeof(p_fields->'birthday') NOT IN ('null')
+       AND (p_fields->>'birthday') !~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$' THEN
+        RAISE EXCEPTION 'contact field "birthday": "%" is not a date in the form YYYY-MM-DD', p_fields->>'birthday'
+            USING ERRCODE = 'invalid_datetime_format',
+                  HINT = 'Write dates as ISO YYYY-MM-DD, e.g. 1990-05-01 for 1 May 1990 (the server''s DateStyle is not used), or null for none.';
     END IF;
     IF p_contact IS NULL THEN
         RETURN;   -- only the checks: the caller inserts a new contact with these fields
