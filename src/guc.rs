@@ -11,6 +11,8 @@ pub static WORKER_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CStrin
 pub static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Due enrollments the worker takes per transaction.
 pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1000);
+/// Background workers the launcher keeps running in journey.database.
+pub static WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
 /// Longest sleep between polls, in milliseconds; commits that enroll wake the worker sooner.
 pub static NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
@@ -28,6 +30,16 @@ pub fn init() {
         c"Database role the journey background worker runs as.",
         c"Empty: the bootstrap superuser. Name the extension's owner or a role granted journey.grant_role(role, 'admin') to run the worker without superuser rights.",
         &WORKER_ROLE,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"journey.workers",
+        c"Background workers that advance due steps in journey.database.",
+        c"Each claims its own batches (FOR UPDATE SKIP LOCKED). Each takes a slot of max_worker_processes, as does the launcher.",
+        &WORKERS,
+        1,
+        64,
         GucContext::Postmaster,
         GucFlags::default(),
     );

@@ -3,8 +3,8 @@
 //! Module map (docs/ARCHITECTURE.md describes the layout and the path of a write): `guc`
 //! settings, `error` the one error enum, `model` the flow definition and its validation, `api`
 //! every SQL function and the install SQL (sql/*.sql, wired in order by `api::install`),
-//! `engine` due-step execution, `render` Liquid and SMS encoding, `worker` the background
-//! worker, `memory` the allocation count renders are bounded by. Dependencies run one way:
+//! `engine` due-step execution, `render` Liquid and SMS encoding, `launcher` the process that
+//! starts the workers, `worker` the background worker, `memory` the allocation count renders are bounded by. Dependencies run one way:
 //! api -> engine -> model, render; worker -> engine (waking the worker at commit is
 //! `engine::wake`).
 use pgrx::prelude::*;
@@ -13,6 +13,7 @@ pub mod api;
 pub mod engine;
 pub mod error;
 pub mod guc;
+pub mod launcher;
 pub mod memory;
 pub mod model;
 pub mod render;
@@ -23,7 +24,7 @@ pub mod worker;
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
-    worker::register();
+    launcher::register();
 }
 
 /// This module is required by `cargo pgrx test` invocations.

@@ -1,35 +1,21 @@
-//! The background worker: registered from `_PG_init` when preloaded. It sleeps on its latch up
+//! The background worker (`journey.workers` of them, started by the launcher, launcher.rs, once
+//! `journey.database` exists): it sleeps on its latch up
 //! to `journey.naptime`, runs due steps until a batch comes back short, waits quietly while the
 //! extension is not created in `journey.database`, and survives failing batches (the
 //! transaction is rolled back and logged; every step is idempotent, so re-running is safe).
-//! Postgres restarts it a second after a crash; nothing is in flight across transactions.
+//! The launcher starts it again a second after it stops; nothing is in flight across
+//! transactions.
 //!
 //! Transactions that enroll someone or make a step due wake it at commit through its latch
 //! (`engine::wake`), so it starts at once instead of on its next poll.
 use crate::guc;
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::time::Duration;
 
 /// The worker session's search_path.
 const SEARCH_PATH: &std::ffi::CStr = c"pg_catalog, journey, pg_temp";
-
-pub fn register() {
-    // SAFETY: reads two of the postmaster's flags.
-    if unsafe { !pg_sys::process_shared_preload_libraries_in_progress || pg_sys::IsBinaryUpgrade } {
-        // not preloaded, or a pg_upgrade restoring the schema: no worker
-        return;
-    }
-    crate::engine::wake::init_shared_memory();
-    BackgroundWorkerBuilder::new("journey worker")
-        .set_type("journey worker")
-        .set_function("journey_worker_main")
-        .set_library("journey")
-        .enable_spi_access()
-        .set_restart_time(Some(Duration::from_secs(1)))
-        .load();
-}
 
 #[pg_guard]
 #[unsafe(no_mangle)]
@@ -109,9 +95,9 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
     }
     crate::engine::wake::detach_worker_latch();
     log!("journey worker stopped");
-    // Exit code 1: the postmaster restarts a worker that exits non-zero (after restart_time),
-    // so pg_terminate_backend() on the worker pauses it for a second instead of for good. At
-    // shutdown the postmaster restarts nothing.
+    // The launcher (its notify pid) sees it stop and starts another a second later at most, so
+    // pg_terminate_backend() on the worker pauses it instead of stopping it for good. At
+    // shutdown nothing is restarted.
     unsafe { pg_sys::proc_exit(1) };
 }
 

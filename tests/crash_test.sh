@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Crashes while the worker runs lose no step and send nothing twice: 20,000 contacts enter a
-# two-step SMS flow; the worker backend is SIGKILLed several times (the postmaster reinitialises
-# every backend and restarts the worker) and the cluster is stopped once with -m immediate and
+# Crashes while the workers run lose no step and send nothing twice: 20,000 contacts enter a
+# two-step SMS flow run by two workers (journey.workers = 2: claims that must never overlap); a
+# worker backend is SIGKILLed several times (the postmaster reinitialises every backend and the
+# launcher starts the workers again) and the cluster is stopped once with -m immediate and
 # started again. Afterwards every enrollment completed with exactly one outbox row per send.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,14 +10,14 @@ source tests/cluster.sh
 trap cluster_cleanup EXIT
 dir=/tmp/journey-crash-test
 N=20000
-cluster_start $dir 5474 "journey.batch_size = 50" "fsync = on"
+cluster_start $dir 5474 "journey.batch_size = 50" "fsync = on" "journey.workers = 2"
 
 # waits until the cluster accepts connections again (after crash recovery or a restart)
 wait_up() {
   for _ in $(seq 1 300); do q "SELECT 1" >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "  FAIL the cluster does not accept connections"; exit 1
 }
-worker_pid() { q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'journey worker'" 2>/dev/null || true; }
+worker_pid() { q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'journey worker' ORDER BY random() LIMIT 1" 2>/dev/null || true; }
 sent() { q "SELECT count(*) FROM journey.outbox" 2>/dev/null || echo "?"; }
 active() { q "SELECT count(*) FROM journey.enrollments WHERE status = 'active'" 2>/dev/null || echo "?"; }
 
@@ -27,7 +28,7 @@ q "SELECT journey.create_flow('two_sms', '{\"triggers\": [{\"type\": \"group_joi
               \"b\": {\"type\": \"send_sms\", \"text\": \"b {{ contact.first_name }}\", \"ignore_quiet_hours\": true}}}')" >/dev/null
 q "SELECT journey.activate_flow('two_sms')" >/dev/null
 q "INSERT INTO journey.contacts (first_name, phone) SELECT 'c' || g, '+1555' || lpad(g::text, 7, '0') FROM generate_series(1, $N) g"
-wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'journey worker'" 15 "worker running"
+wait_for "SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'journey worker'" 15 "two workers running"
 
 echo "crash: $N enrollments, 4 SIGKILLs of the worker and one immediate stop while it runs"
 start=$SECONDS
@@ -58,7 +59,7 @@ crash() {
   wait_up
 }
 crash kill; crash kill; crash immediate; crash kill; crash kill
-wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'journey worker'" 15 "worker back after the last crash"
+wait_for "SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'journey worker'" 15 "two workers back after the last crash"
 [ $interrupted -eq 5 ] || { echo "  FAIL only $interrupted of 5 crashes hit while steps were due (make the run longer)"; exit 1; }
 echo "  PASS all 5 crashes hit while steps were still due"
 
