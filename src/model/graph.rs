@@ -1,7 +1,8 @@
 //! Graph checks of a parsed definition: edges to missing nodes, nodes unreachable from
 //! `start`, cycles an enrollment could go round without time passing; and the flow order
 //! (breadth-first from `start`) stats and diagrams list nodes in.
-use super::flow::{Edge, FlowDef, Problem};
+use super::flow::{Edge, FlowDef, NodeKind, Problem};
+use super::suggest;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -32,7 +33,78 @@ impl FlowDef {
             }
         }
         problems.extend(self.instant_cycles());
+        problems.extend(self.check_messages(&exists));
         problems
+    }
+
+    /// A check's `message` must name a send node of its channel (send_sms for check_sms,
+    /// send_email for check_email) that can run before it: reachable from start, the check
+    /// reachable from it. Otherwise the check could only ever take `no`. (A name that is a
+    /// node of the definition that did not parse has its own problem.)
+    fn check_messages(&self, exists: &dyn Fn(&str) -> bool) -> Vec<Problem> {
+        let from_start: HashSet<&str> = self.order().into_iter().collect();
+        let mut problems = Vec::new();
+        for check in self.nodes.values() {
+            let NodeKind::Check { message, .. } = &check.kind else {
+                continue;
+            };
+            let sender = match check.type_name() {
+                "check_sms" => "send_sms",
+                _ => "send_email",
+            };
+            let senders: Vec<&str> = self
+                .nodes
+                .values()
+                .filter(|n| n.type_name() == sender)
+                .map(|n| n.id.as_str())
+                .collect();
+            let choose = || match senders.is_empty() {
+                true => format!(" (the flow has no {sender} node)"),
+                false => suggest::hint(message, &senders, &format!("its {sender} nodes")),
+            };
+            let problem = match self.nodes.get(message) {
+                _ if message.is_empty() => continue,
+                None if exists(message) => continue,
+                None => format!("is not a node of the flow{}", choose()),
+                Some(m) if m.type_name() != sender => format!(
+                    "is a {} node: a {} waits for the message of a {sender} node{}",
+                    m.type_name(),
+                    check.type_name(),
+                    choose()
+                ),
+                Some(_) if !self.nodes.contains_key(&self.start) => continue,
+                Some(m) if from_start.contains(m.id.as_str()) && self.reaches(m, &check.id) => {
+                    continue
+                }
+                Some(_) => format!(
+                    "cannot run before this check: the check must be reachable from \"{message}\", \
+                     and \"{message}\" from start (move the check after the send)"
+                ),
+            };
+            problems.push(Problem {
+                node: check.id.clone(),
+                problem: format!("field \"message\": \"{message}\" {problem}"),
+            });
+        }
+        problems
+    }
+
+    /// Whether an enrollment at `from` can reach the node `to` (breadth-first, no recursion).
+    fn reaches(&self, from: &super::flow::Node, to: &str) -> bool {
+        let mut seen = HashSet::new();
+        let mut queue: VecDeque<&str> = from.edges().iter().map(|e| e.to.as_str()).collect();
+        while let Some(id) = queue.pop_front() {
+            if id == to {
+                return true;
+            }
+            if !seen.insert(id) {
+                continue;
+            }
+            if let Some(n) = self.nodes.get(id) {
+                queue.extend(n.edges().iter().map(|e| e.to.as_str()));
+            }
+        }
+        false
     }
 
     /// Nodes on a cycle an enrollment could go round without any time passing (every path
@@ -135,6 +207,63 @@ mod unit {
             "nodes": {"a": {"type": "goal", "next": "b"}, "b": {"type": "goal", "next": {"to": "a", "delay": "1 day"}}}
         }));
         assert!(ok.is_empty(), "{ok:?}");
+    }
+
+    #[test]
+    fn a_check_names_a_send_node_of_its_channel_that_runs_before_it() {
+        let flow = |check: Value| {
+            problems(json!({
+                "triggers": [{"type": "manual"}], "start": "sms",
+                "nodes": {"sms": {"type": "send_sms", "text": "Hi", "next": "mail"},
+                          "mail": {"type": "send_email", "subject": "s", "body": "b", "next": "c"},
+                          "c": check,
+                          "late": {"type": "send_sms", "text": "Bye", "next": {"to": "c", "delay": "1 day"}},
+                          "end": {"type": "exit"}}
+            }))
+            .into_iter()
+            .filter(|p| p.starts_with("c: field"))
+            .collect::<Vec<_>>()
+        };
+        let sms = |message: &str| json!({"type": "check_sms", "message": message, "yes": "end", "no": "late"});
+        assert_eq!(flow(sms("sms")), Vec::<String>::new());
+        assert_eq!(
+            flow(json!({"type": "check_email", "message": "mail", "yes": "end"})),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            flow(sms("smss")),
+            ["c: field \"message\": \"smss\" is not a node of the flow (did you mean \"sms\"?)"]
+        );
+        assert_eq!(
+            flow(sms("welcome")),
+            ["c: field \"message\": \"welcome\" is not a node of the flow (its send_sms nodes: late, sms)"]
+        );
+        assert_eq!(
+            flow(sms("mail")),
+            ["c: field \"message\": \"mail\" is a send_email node: a check_sms waits for the message of a send_sms node (its send_sms nodes: late, sms)"]
+        );
+        assert_eq!(
+            flow(json!({"type": "check_email", "message": "sms", "yes": "end"})),
+            ["c: field \"message\": \"sms\" is a send_sms node: a check_email waits for the message of a send_email node (its send_email nodes: mail)"]
+        );
+        // "late" runs only after the check (and "late" is reachable: from the check's no)
+        assert_eq!(
+            flow(sms("late")),
+            Vec::<String>::new(),
+            "late reaches c again (a loop): it can run before the check's second visit"
+        );
+        let p = problems(json!({
+            "triggers": [{"type": "manual"}], "start": "c",
+            "nodes": {"c": {"type": "check_sms", "message": "s", "yes": "s"},
+                      "s": {"type": "send_sms", "text": "Hi"}}
+        }));
+        assert_eq!(
+            p,
+            [
+                "c: field \"message\": \"s\" cannot run before this check: the check must be \
+              reachable from \"s\", and \"s\" from start (move the check after the send)"
+            ]
+        );
     }
 
     #[test]

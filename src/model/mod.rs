@@ -11,6 +11,7 @@ mod parse;
 pub mod phone;
 pub mod predicate;
 pub mod registry;
+pub mod suggest;
 pub mod times;
 pub mod triggers;
 pub mod zone;

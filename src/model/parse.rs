@@ -3,6 +3,7 @@
 use super::flow::{Edge, Problem, Reference};
 use super::interval::Interval;
 use super::predicate;
+use super::suggest;
 use super::times::{self, Window};
 use chrono::{NaiveTime, Weekday};
 use serde_json::{Map, Value};
@@ -164,11 +165,11 @@ impl Ctx {
             }),
             Some(Value::Object(o)) => {
                 let to = self.string(o, "to", true)?;
+                const KEYS: &[&str] = &["to", "delay", "at", "days", "window"];
                 for key in o.keys() {
-                    if !["to", "delay", "at", "days", "window"].contains(&key.as_str()) {
-                        self.problem(format!(
-                            "field \"{field}\" has unknown key \"{key}\" (use to, delay, at, days, window)"
-                        ));
+                    if !KEYS.contains(&key.as_str()) {
+                        let hint = suggest::hint(key, KEYS, "use");
+                        self.problem(format!("field \"{field}\" has unknown key \"{key}\"{hint}"));
                     }
                 }
                 self.window_alone(o, &format!("field \"{field}\": "));

@@ -2,7 +2,9 @@
 //! kept as the JSON text the claim read and parsed only when a node reads it: into Liquid
 //! values for templates, into `serde_json` for conditions. Data that cannot be read (a number
 //! beyond f64, nesting past serde's limit) is an error of this enrollment: `json` returns it,
-//! and after a render `error` tells it (a Liquid view cannot fail).
+//! and after a render `error` tells it (a Liquid view cannot fail). Event data varies by
+//! trigger: a missing key is nil (`lenient.rs`).
+use super::lenient::Lenient;
 use liquid::model::Value;
 use std::cell::OnceCell;
 
@@ -10,7 +12,7 @@ use std::cell::OnceCell;
 pub struct Event {
     /// None for `{}`
     text: Option<String>,
-    liquid: OnceCell<Value>,
+    liquid: OnceCell<Lenient>,
     json: OnceCell<Result<serde_json::Value, String>>,
     error: OnceCell<String>,
 }
@@ -39,20 +41,20 @@ impl Event {
         self.error.get().cloned()
     }
 
-    fn liquid(&self) -> &Value {
+    fn liquid(&self) -> &Lenient {
         self.liquid.get_or_init(|| {
             let parsed = match self.text.as_deref() {
                 None => Some(Default::default()),
                 Some(t) => super::template::parse_object(t),
             };
-            Value::Object(parsed.unwrap_or_else(|| {
+            Lenient::new(Value::Object(parsed.unwrap_or_else(|| {
                 let why = self
                     .json()
                     .err()
                     .unwrap_or_else(|| "the event data cannot be read".into());
                 let _ = self.error.set(why);
                 Default::default()
-            }))
+            })))
         })
     }
 }

@@ -52,6 +52,8 @@ macro_rules! value_view_via {
 pub mod budget;
 pub mod contact;
 pub mod event;
+pub mod explain;
 pub mod language;
+pub mod lenient;
 pub mod sms;
 pub mod template;

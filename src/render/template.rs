@@ -110,7 +110,7 @@ pub fn render_with(
         let mut out = budget::Output::message();
         template
             .render_to(&mut out, vars)
-            .map_err(|e| one_line(&e.to_string()))?;
+            .map_err(|e| super::explain::explain(&one_line(&e.to_string())))?;
         let text = String::from_utf8(out.bytes)
             .map_err(|_| "the rendered text is not UTF-8".to_string())?;
         // (Postgres text cannot hold NUL; `url_decode` of %00 makes one)

@@ -14,9 +14,14 @@ use serde_json::{json, Value};
 
 pub fn run<'d>(e: &Enrollment, node: &'d Node, cx: &mut Context) -> Result<Outcome<'d>> {
     match &node.kind {
-        NodeKind::SendSms { .. } => sms(e, node, cx),
+        NodeKind::SendSms { template, .. } | NodeKind::SendWhatsapp { template, .. } => {
+            let body = template_body(e, node, cx, template.as_deref())?;
+            match node.kind {
+                NodeKind::SendSms { .. } => sms(e, node, cx, body.as_deref()),
+                _ => whatsapp(e, node, cx, body.as_deref()),
+            }
+        }
         NodeKind::SendEmail { .. } => email(e, node, cx),
-        NodeKind::SendWhatsapp { .. } => whatsapp(e, node, cx),
         NodeKind::NotifyAdmin { .. } => admin(e, node, cx),
         NodeKind::CreateTask { .. } => task(e, node, cx),
         NodeKind::Webhook { .. } => webhook(e, node, cx),
@@ -48,9 +53,16 @@ fn suppression(e: &Enrollment, reach: Reach) -> Option<&'static str> {
     }
 }
 
-fn sms<'d>(e: &Enrollment, node: &'d Node, cx: &Context) -> Result<Outcome<'d>> {
+/// send_sms; `template_body` is the body of its template, when it has one.
+fn sms<'d>(
+    e: &Enrollment,
+    node: &'d Node,
+    cx: &Context,
+    template_body: Option<&str>,
+) -> Result<Outcome<'d>> {
     let NodeKind::SendSms {
         text,
+        template,
         sender,
         unsubscribe,
         ignore_quiet_hours,
@@ -59,7 +71,7 @@ fn sms<'d>(e: &Enrollment, node: &'d Node, cx: &Context) -> Result<Outcome<'d>> 
         unreachable!("not send_sms")
     };
     let settings = cx.settings;
-    let mut body = cx.render(e, node, "text", text)?;
+    let mut body = render_text(e, node, cx, text, template.as_deref(), template_body)?;
     if *unsubscribe && !settings.unsubscribe_text.is_empty() {
         body.push('\n');
         body.push_str(&settings.unsubscribe_text);
@@ -164,11 +176,17 @@ fn compose_email<'d>(
     })))
 }
 
-fn whatsapp<'d>(e: &Enrollment, node: &'d Node, cx: &Context) -> Result<Outcome<'d>> {
-    let NodeKind::SendWhatsapp { text } = &node.kind else {
+/// send_whatsapp; `template_body` is the body of its template, when it has one.
+fn whatsapp<'d>(
+    e: &Enrollment,
+    node: &'d Node,
+    cx: &Context,
+    template_body: Option<&str>,
+) -> Result<Outcome<'d>> {
+    let NodeKind::SendWhatsapp { text, template } = &node.kind else {
         unreachable!("not send_whatsapp")
     };
-    let body = cx.render(e, node, "text", text)?;
+    let body = render_text(e, node, cx, text, template.as_deref(), template_body)?;
     if let Some(reason) = suppression(e, Reach::Phone) {
         return Ok(Outcome::Suppressed(reason));
     }
@@ -177,6 +195,54 @@ fn whatsapp<'d>(e: &Enrollment, node: &'d Node, cx: &Context) -> Result<Outcome<
         body: Some(body),
         ..Message::new(e, &node.id, cx.seq, "whatsapp")
     })))
+}
+
+/// The body of an SMS's or WhatsApp message's `template` (journey.templates; validation
+/// checked its channel), None when the node has its own `text`.
+fn template_body(
+    e: &Enrollment,
+    node: &Node,
+    cx: &mut Context,
+    template: Option<&str>,
+) -> Result<Option<String>> {
+    let Some(name) = template else {
+        return Ok(None);
+    };
+    match cx.templates.get(name)? {
+        Some((_, body)) => Ok(Some(body)),
+        None => Err(JourneyError::MissingTemplate {
+            flow: e.flow_name.clone(),
+            node: node.id.clone(),
+            template: name.to_string(),
+        }),
+    }
+}
+
+/// An SMS's or WhatsApp message's text rendered: the node's `text`, or its template's body
+/// (whose render errors name the template).
+fn render_text(
+    e: &Enrollment,
+    node: &Node,
+    cx: &Context,
+    text: &str,
+    template: Option<&str>,
+    template_body: Option<&str>,
+) -> Result<String> {
+    let (Some(name), Some(body)) = (template, template_body) else {
+        return cx.render(e, node, "text", text);
+    };
+    cx.render(e, node, "text", body).map_err(|err| match err {
+        JourneyError::Render {
+            flow,
+            node,
+            message,
+        } => JourneyError::Render {
+            flow,
+            node,
+            message: format!("template \"{name}\", {message}"),
+        },
+        other => other,
+    })
 }
 
 fn admin<'d>(e: &Enrollment, node: &'d Node, cx: &Context) -> Result<Outcome<'d>> {
@@ -256,7 +322,8 @@ fn webhook<'d>(e: &Enrollment, node: &'d Node, cx: &Context) -> Result<Outcome<'
 
 #[cfg(test)]
 mod unit {
-    //! (send_email is tested through `compose_email`: reading a template needs the database)
+    //! (send_email is tested through `compose_email`, send_sms and send_whatsapp with a
+    //! template through the body given to them: reading a template needs the database)
     use super::*;
     use crate::engine::claim::Settings;
     use crate::engine::nodes::testing::{enrollment, node, noon, settings, with_context};
@@ -274,15 +341,26 @@ mod unit {
         e: &Enrollment,
         json: Value,
     ) -> Result<(String, Option<Message>)> {
+        send_template(s, now, e, json, None)
+    }
+
+    /// [`send_with`], an SMS's or WhatsApp message's template having `template_body`.
+    fn send_template(
+        s: &Settings,
+        now: DateTime<Utc>,
+        e: &Enrollment,
+        json: Value,
+        template_body: Option<&str>,
+    ) -> Result<(String, Option<Message>)> {
         let node = node("n", json);
         with_context(s, now, |cx| {
             let outcome = match &node.kind {
-                NodeKind::SendSms { .. } => sms(e, &node, cx),
+                NodeKind::SendSms { .. } => sms(e, &node, cx, template_body),
                 NodeKind::SendEmail { subject, body, .. } => {
                     let body = body.as_deref().unwrap_or_default();
                     compose_email(e, &node, cx, subject.as_deref(), body)
                 }
-                NodeKind::SendWhatsapp { .. } => whatsapp(e, &node, cx),
+                NodeKind::SendWhatsapp { .. } => whatsapp(e, &node, cx, template_body),
                 NodeKind::NotifyAdmin { .. } => admin(e, &node, cx),
                 NodeKind::CreateTask { .. } => task(e, &node, cx),
                 NodeKind::Webhook { .. } => webhook(e, &node, cx),
@@ -319,6 +397,32 @@ mod unit {
             .unwrap()
             .1;
         assert_eq!(m.unwrap().not_before, None);
+    }
+
+    #[test]
+    fn sms_and_whatsapp_templates_render_their_body() {
+        let body = Some("Hi {{ contact.attributes.nick | default: 'there' }}");
+        for t in ["send_sms", "send_whatsapp"] {
+            let n = json!({"type": t, "template": "promo"});
+            let m = send_template(&settings(), noon(), &enrollment("n"), n.clone(), body)
+                .unwrap()
+                .1
+                .unwrap();
+            assert_eq!(m.body.as_deref(), Some("Hi there"), "{t}");
+            let err = send_template(
+                &settings(),
+                noon(),
+                &enrollment("n"),
+                n,
+                Some("{{ contact.nick }}"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.starts_with("flow \"welcome\", node \"n\": template \"promo\", text: "),
+                "{err}"
+            );
+        }
     }
 
     #[test]

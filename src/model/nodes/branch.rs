@@ -2,7 +2,14 @@
 use super::Input;
 use crate::model::flow::{Edge, NodeKind};
 use crate::model::parse::Ctx;
+use crate::model::suggest;
 use serde_json::Value;
+
+/// condition's and split's fields (besides type, next, stage); a split's branch has
+/// `percent` and `next`.
+pub const CONDITION_FIELDS: &[&str] = &["if", "then", "else"];
+pub const SPLIT_FIELDS: &[&str] = &["branches"];
+const BRANCH_FIELDS: &[&str] = &["percent", "next"];
 
 pub fn condition(input: &Input, cx: &mut Ctx) -> NodeKind {
     let o = input.fields;
@@ -35,6 +42,12 @@ pub fn split(input: &Input, cx: &mut Ctx) -> NodeKind {
     match o.get("branches").and_then(Value::as_array) {
         Some(items) if items.len() >= 2 => {
             for (i, b) in items.iter().enumerate() {
+                for key in b.as_object().into_iter().flat_map(|o| o.keys()) {
+                    if !BRANCH_FIELDS.contains(&key.as_str()) {
+                        let hint = suggest::hint(key, BRANCH_FIELDS, "use");
+                        cx.problem(format!("branch {i}: unknown field \"{key}\"{hint}"));
+                    }
+                }
                 let percent = b.get("percent").and_then(Value::as_f64);
                 if !percent.is_some_and(|p| (0.0..=100.0).contains(&p)) {
                     cx.problem(format!(

@@ -6,6 +6,10 @@ use crate::model::flow::{Edge, Node, NodeKind};
 use crate::model::interval::Interval;
 use crate::model::parse::Ctx;
 
+/// The checks' and wait_event's fields (besides type, next, stage).
+pub const CHECK_FIELDS: &[&str] = &["message", "status", "wait", "yes", "no"];
+pub const WAIT_EVENT_FIELDS: &[&str] = &["event", "timeout", "yes", "no"];
+
 pub fn check_sms(input: &Input, cx: &mut Ctx) -> NodeKind {
     check(input, cx, "sms")
 }

@@ -17,6 +17,9 @@ pub const CONTACT_FIELDS: &[&str] = &[
     "sms_opt_out",
 ];
 
+/// update_contact's fields (besides type, next, stage).
+pub const FIELDS: &[&str] = &["add_groups", "remove_groups", "set"];
+
 pub fn update(input: &Input, cx: &mut Ctx) -> NodeKind {
     let o = input.fields;
     let groups = |cx: &mut Ctx, field: &str| -> Vec<String> {

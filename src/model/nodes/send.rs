@@ -6,14 +6,30 @@ use crate::model::parse::Ctx;
 use crate::model::phone;
 use serde_json::Value;
 
+/// The fields of each sending node type (besides type, next, stage).
+pub const SMS_FIELDS: &[&str] = &[
+    "text",
+    "template",
+    "sender",
+    "unsubscribe",
+    "ignore_quiet_hours",
+];
+pub const EMAIL_FIELDS: &[&str] = &["template", "subject", "body", "from_name", "from", "to"];
+pub const WHATSAPP_FIELDS: &[&str] = &["text", "template"];
+pub const ADMIN_FIELDS: &[&str] = &["to", "subject", "text"];
+pub const TASK_FIELDS: &[&str] = &["assignee", "title", "due"];
+pub const WEBHOOK_FIELDS: &[&str] = &["url", "method", "body"];
+
 pub fn sms(input: &Input, cx: &mut Ctx) -> NodeKind {
     let o = input.fields;
     let sender = cx.string(o, "sender", false);
     if let Some(problem) = sender.as_deref().and_then(sender_problem) {
         cx.problem(problem);
     }
+    let (text, template) = text_or_template(input, cx, "sms");
     NodeKind::SendSms {
-        text: cx.string(o, "text", true).unwrap_or_default(),
+        text,
+        template,
         sender,
         unsubscribe: cx.boolean(o, "unsubscribe"),
         ignore_quiet_hours: cx.boolean(o, "ignore_quiet_hours"),
@@ -70,8 +86,57 @@ pub fn email(input: &Input, cx: &mut Ctx) -> NodeKind {
 }
 
 pub fn whatsapp(input: &Input, cx: &mut Ctx) -> NodeKind {
-    NodeKind::SendWhatsapp {
-        text: cx.string(input.fields, "text", true).unwrap_or_default(),
+    let (text, template) = text_or_template(input, cx, "whatsapp");
+    NodeKind::SendWhatsapp { text, template }
+}
+
+/// `text` (Liquid) or `template` (the name of a journey.templates row of `channel`, looked up
+/// by validation as an "<channel> template" reference): one of them, not both.
+fn text_or_template(
+    input: &Input,
+    cx: &mut Ctx,
+    channel: &'static str,
+) -> (String, Option<String>) {
+    let o = input.fields;
+    let given = |key: &str| o.get(key).is_some_and(|v| !v.is_null());
+    match (given("text"), given("template")) {
+        (true, true) => {
+            cx.problem(format!(
+                "\"text\" and \"template\" cannot both be given (the {channel} message is one \
+                 or the other: drop one)"
+            ));
+            (String::new(), None)
+        }
+        (false, true) => {
+            let template = cx.string(o, "template", true);
+            if let Some(t) = &template {
+                cx.reference(template_kind(channel), t);
+            }
+            (String::new(), template)
+        }
+        _ => match cx.string(o, "text", false) {
+            Some(text) if !text.trim().is_empty() => (text, None),
+            Some(_) => {
+                cx.problem("field \"text\" must not be empty");
+                (String::new(), None)
+            }
+            None if given("text") => (String::new(), None),
+            None => {
+                cx.problem(format!(
+                    "missing required field \"text\" (or \"template\": a template of channel {channel})"
+                ));
+                (String::new(), None)
+            }
+        },
+    }
+}
+
+/// The reference kind of a template of `channel` (validation checks the name exists with
+/// that channel).
+fn template_kind(channel: &str) -> &'static str {
+    match channel {
+        "sms" => "sms template",
+        _ => "whatsapp template",
     }
 }
 
@@ -127,8 +192,15 @@ pub fn webhook(input: &Input, cx: &mut Ctx) -> NodeKind {
 pub fn templates(kind: &NodeKind) -> Vec<(&'static str, &str)> {
     let mut out = Vec::new();
     match kind {
-        NodeKind::SendSms { text, sender, .. } => {
-            out.push(("text", text.as_str()));
+        NodeKind::SendSms {
+            text,
+            template,
+            sender,
+            ..
+        } => {
+            if template.is_none() {
+                out.push(("text", text.as_str()));
+            }
             if let Some(s) = sender {
                 out.push(("sender", s.as_str()));
             }
@@ -153,7 +225,11 @@ pub fn templates(kind: &NodeKind) -> Vec<(&'static str, &str)> {
                 }
             }
         }
-        NodeKind::SendWhatsapp { text } => out.push(("text", text.as_str())),
+        NodeKind::SendWhatsapp { text, template } => {
+            if template.is_none() {
+                out.push(("text", text.as_str()));
+            }
+        }
         NodeKind::NotifyAdmin { to, subject, text } => {
             out.push(("text", text.as_str()));
             for (field, v) in [("to", to), ("subject", subject)] {
@@ -184,6 +260,52 @@ pub fn templates(kind: &NodeKind) -> Vec<(&'static str, &str)> {
 #[cfg(test)]
 mod unit {
     use super::sender_problem;
+    use crate::model::FlowDef;
+    use serde_json::json;
+
+    /// The problems and references of a flow of the one node `a`.
+    fn parse(node: serde_json::Value) -> (Vec<String>, Vec<String>) {
+        let (def, problems) = FlowDef::parse(&json!({
+            "triggers": [{"type": "manual"}], "start": "a", "nodes": {"a": node}
+        }));
+        let refs = def
+            .refs
+            .iter()
+            .map(|r| format!("{} {}", r.kind, r.name))
+            .collect();
+        (problems.into_iter().map(|p| p.problem).collect(), refs)
+    }
+
+    #[test]
+    fn sms_and_whatsapp_take_text_or_a_template() {
+        for (t, channel) in [("send_sms", "sms"), ("send_whatsapp", "whatsapp")] {
+            let (p, refs) = parse(json!({"type": t, "template": "promo"}));
+            assert_eq!(
+                (p, refs),
+                (vec![], vec![format!("{channel} template promo")])
+            );
+            let (p, refs) = parse(json!({"type": t, "text": "Hi"}));
+            assert_eq!((p, refs), (vec![], vec![]));
+            let (p, _) = parse(json!({"type": t, "text": "Hi", "template": "promo"}));
+            assert_eq!(
+                p,
+                [format!("\"text\" and \"template\" cannot both be given (the {channel} message is one or the other: drop one)")]
+            );
+            let (p, _) = parse(json!({"type": t}));
+            assert_eq!(
+                p,
+                [format!("missing required field \"text\" (or \"template\": a template of channel {channel})")]
+            );
+            assert_eq!(
+                parse(json!({"type": t, "text": " "})).0,
+                ["field \"text\" must not be empty"]
+            );
+            assert_eq!(
+                parse(json!({"type": t, "text": 5})).0,
+                ["field \"text\" must be a string, not 5"]
+            );
+        }
+    }
 
     #[test]
     fn sms_sender_ids() {

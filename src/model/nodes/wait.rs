@@ -5,6 +5,9 @@ use crate::model::flow::{Edge, Node, NodeKind};
 use crate::model::parse::Ctx;
 use crate::model::registry;
 
+/// wait's fields (besides type, next, stage).
+pub const FIELDS: &[&str] = &["delay", "at", "days", "window"];
+
 pub fn wait(input: &Input, cx: &mut Ctx) -> NodeKind {
     let o = input.fields;
     let delay = cx.positive_interval(o, "delay");

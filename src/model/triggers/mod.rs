@@ -93,7 +93,8 @@ pub fn kind(name: &str) -> Option<&'static TriggerKind> {
     KINDS.iter().find(|k| k.name == name)
 }
 
-fn manual(_: &Map<String, Value>, _: &mut Ctx) -> Parsed {
+fn manual(o: &Map<String, Value>, cx: &mut Ctx) -> Parsed {
+    known_keys(o, "manual", &[], cx);
     Some((Key::Any, None))
 }
 
@@ -157,10 +158,8 @@ fn known_keys(o: &Map<String, Value>, kind: &str, keys: &[&str], cx: &mut Ctx) {
         if !["type", "where"].contains(&key.as_str()) && !keys.contains(&key.as_str()) {
             let mut all = keys.to_vec();
             all.push("where");
-            cx.problem(format!(
-                "a {kind} trigger has no field \"{key}\" (its fields: {})",
-                all.join(", ")
-            ));
+            let hint = super::suggest::hint(key, &all, "its fields");
+            cx.problem(format!("a {kind} trigger has no field \"{key}\"{hint}"));
         }
     }
 }
@@ -192,7 +191,8 @@ mod unit {
             {"type": "form_submitted"},
             "manual",
             {"type": "manual"},
-            {"type": "group_left", "group": "vip", "grup": "x"}
+            {"type": "group_left", "group": "vip", "grup": "x"},
+            {"type": "manual", "audience": "all"}
         ]));
         let kinds: Vec<(&str, Key)> = triggers.iter().map(|t| (t.kind, t.key.clone())).collect();
         assert_eq!(
@@ -202,6 +202,7 @@ mod unit {
                 ("event", Key::EventType("paid".into())),
                 ("manual", Key::Any),
                 ("group_left", Key::Group("vip".into())),
+                ("manual", Key::Any),
             ]
         );
         assert_eq!(
@@ -216,7 +217,8 @@ mod unit {
                 "trigger[3]: unknown trigger type \"teleport\" (use group_joined, group_left, form_submitted, event, date, contact_created, contact_updated, manual)",
                 "trigger[4]: missing required field \"form\"",
                 "trigger[5]: a trigger must be an object, not \"manual\"",
-                "trigger[7]: a group_left trigger has no field \"grup\" (its fields: group, where)",
+                "trigger[7]: a group_left trigger has no field \"grup\" (did you mean \"group\"?)",
+                "trigger[8]: a manual trigger has no field \"audience\" (its fields: where)",
             ]
         );
         assert_eq!(
