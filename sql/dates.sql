@@ -150,9 +150,12 @@ BEGIN
     PERFORM journey._lock_flows(p_flows);   -- as journey._enroll
     INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data, occurrence)
     SELECT DISTINCT ON (f.id, u.contact_id)
-           f.id, f.version, u.contact_id, f.start_node, p_due, u.data, u.occurrence
+           f.id, CASE WHEN f.status = 'active' THEN f.version ELSE coalesce(f.routed_version, f.version) END, u.contact_id,
+           f.start_node, p_due, u.data, u.occurrence
     FROM unnest(p_flows, p_contacts, p_data, p_occurrences) AS u (flow_id, contact_id, data, occurrence)
-    JOIN journey.flows f ON f.id = u.flow_id AND f.status = 'active'
+    -- frozen into flows paused by an edit or a quota, as journey._enroll
+    JOIN journey.flows f ON f.id = u.flow_id
+     AND (f.status = 'active' OR (f.status = 'paused' AND f.paused_reason IN ('edited', 'quota')))
     WHERE NOT EXISTS (SELECT 1 FROM journey.enrollments e
                       WHERE e.flow_id = f.id AND e.contact_id = u.contact_id
                         AND (e.status = 'active' OR e.occurrence = u.occurrence))

@@ -3,7 +3,7 @@
 -- settings row locked and writes the decrement back with its batch; a send the credit cannot
 -- cover writes nothing (step `quota`, the enrollment stays at the node) and the batch calls
 -- journey._quota_exhausted: every active flow sending on that channel is paused (paused_reason
--- 'quota', its routes removed) and the admin is told once. journey.add_quota, or any UPDATE of
+-- 'quota'; its routes stay, so its triggers enroll frozen) and the admin is told once. journey.add_quota, or any UPDATE of
 -- settings that raises a quota or sets it NULL, resumes (journey.activate_flow) the flows paused
 -- for quota whose channels all have credit again; their enrollments go on where they stopped.
 
@@ -45,9 +45,8 @@ BEGIN
     IF paused IS NULL THEN
         RETURN 0;   -- another batch paused them already (and told the admin)
     END IF;
-    -- as pause_flow does (routes::clear): a paused flow enrolls nobody; activate_flow puts both back
-    DELETE FROM journey.flow_triggers t WHERE t.flow_id = ANY (paused);
-    DELETE FROM journey.date_schedule d WHERE d.flow_id = ANY (paused);
+    -- the routes stay (unlike pause_flow's): contacts the flows' triggers fire for meanwhile
+    -- are enrolled frozen at the start node and run when the flow resumes
     SELECT s.admin_email,
            concat_ws(', ', 'sms_quota ' || coalesce(s.sms_quota::text, 'unlimited'),
                      'email_quota ' || coalesce(s.email_quota::text, 'unlimited'),
@@ -65,7 +64,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey._quota_exhausted(text[], bigint[], bigint) IS
-  'Internal, called by the engine when a send''s channel quota cannot cover it: pauses (paused_reason quota, routes and date schedule removed) every active flow whose current version sends on one of channels, and the flows given; if it paused any, writes one admin_email outbox row (to settings.admin_email, if set; contact_id is that of the first refused send). Returns the number of flows it paused.';
+  'Internal, called by the engine when a send''s channel quota cannot cover it: pauses (paused_reason quota; routes and date schedule kept: its triggers enroll frozen until it resumes) every active flow whose current version sends on one of channels, and the flows given; if it paused any, writes one admin_email outbox row (to settings.admin_email, if set; contact_id is that of the first refused send). Returns the number of flows it paused.';
 
 CREATE FUNCTION journey._quota_raised() RETURNS trigger
 LANGUAGE plpgsql

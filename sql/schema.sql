@@ -120,11 +120,13 @@ CREATE TABLE journey.flows (
     reentry_after interval,
     created_at    timestamptz NOT NULL DEFAULT now(),
     activated_at  timestamptz,
+    -- last: 0.3.0 added it (ALTER TABLE ADD COLUMN), a fresh install has the same column order
+    routed_version integer,
     CHECK ((status = 'paused') = (paused_reason IS NOT NULL)),
     CHECK (status <> 'active' OR start_node IS NOT NULL)
 );
 COMMENT ON TABLE journey.flows IS
-  'Flows. status draft|active|paused|archived; version is the current version. start_node and reentry_after are derived from the current version at activation (reentry_after NULL = never re-enter, 0 = always, else the interval after the previous enrollment ended).';
+  'Flows. status draft|active|paused|archived; version is the current version. start_node, reentry_after and routed_version (the version activated: the one flow_triggers and date_schedule route to) are derived from the current version at activation (reentry_after NULL = never re-enter, 0 = always, else the interval after the previous enrollment ended). paused_reason: edited (update_flow of an active flow) and quota keep the routes, so triggers enroll frozen (into routed_version, at start_node) until activate_flow; manual (pause_flow) removes them: nobody is enrolled.';
 
 CREATE TABLE journey.flow_versions (
     flow_id    bigint NOT NULL REFERENCES journey.flows (id) ON DELETE CASCADE,
@@ -148,7 +150,7 @@ CREATE TABLE journey.flow_triggers (
                                                       'date', 'contact_created', 'contact_updated'))
 );
 COMMENT ON TABLE journey.flow_triggers IS
-  'Derived routing table: (trigger kind, key) -> active flow, one row per trigger of the flow''s definition (pos: its position in triggers). Rebuilt at activation, emptied at pause/archive, so a write with no matching flow costs one index probe. key is the group id (group_joined, group_left), form id, event name, date field (date: birthday or attributes.<key>) or empty (contact_created, contact_updated); condition is the trigger''s where; params holds a date trigger''s rules (repeat, offset_days, at, feb29, groups and their group_ids) or contact_updated''s fields.';
+  'Derived routing table: (trigger kind, key) -> active flow, one row per trigger of the version activated (flows.routed_version; pos: its position in triggers). Rebuilt at activation, kept while the flow is paused by an edit or a quota (its triggers enroll frozen), emptied by pause_flow and archive_flow, so a write with no matching flow costs one index probe. key is the group id (group_joined, group_left), form id, event name, date field (date: birthday or attributes.<key>) or empty (contact_created, contact_updated); condition is the trigger''s where; params holds a date trigger''s rules (repeat, offset_days, at, feb29, groups and their group_ids) or contact_updated''s fields.';
 
 CREATE TABLE journey.date_schedule (
     contact_id bigint NOT NULL,
@@ -160,7 +162,7 @@ CREATE TABLE journey.date_schedule (
 CREATE INDEX date_schedule_due ON journey.date_schedule (fire_at);
 CREATE INDEX date_schedule_flow ON journey.date_schedule (flow_id);
 COMMENT ON TABLE journey.date_schedule IS
-  'Derived: the next occurrence of each date trigger (flow, pos = its flow_triggers row) for each contact with a date in its field, at fire_at. Filled at activation, kept current by the contacts'' triggers (a changed date, attribute or zone moves it; a deleted contact takes it along) and by settings changes, advanced by journey._date_pass once enrolled (or skipped as too late), emptied at pause/archive. The pass finds due rows by an index probe on fire_at.';
+  'Derived: the next occurrence of each date trigger (flow, pos = its flow_triggers row) for each contact with a date in its field, at fire_at. Filled at activation, kept current by the contacts'' triggers (a changed date, attribute or zone moves it; a deleted contact takes it along) and by settings changes, advanced by journey._date_pass once enrolled (or skipped as too late; a flow paused by an edit or a quota is enrolled frozen), emptied by pause_flow and archive_flow, rebuilt at activation. The pass finds due rows by an index probe on fire_at.';
 
 CREATE TABLE journey.enrollments (
     id          bigint GENERATED ALWAYS AS IDENTITY,
@@ -178,16 +180,20 @@ CREATE TABLE journey.enrollments (
     updated_at  timestamptz NOT NULL DEFAULT now(),
     attempts    integer NOT NULL DEFAULT 0,
     last_error  text,
+    -- last: 0.3.0 added them (ALTER TABLE ADD COLUMN), a fresh install has the same column order
+    parent_id   bigint,
+    branch      integer,
     PRIMARY KEY (contact_id, id),
     CHECK (status <> 'active' OR (node IS NOT NULL AND due_at IS NOT NULL))
 );
-CREATE UNIQUE INDEX enrollments_one_active ON journey.enrollments (flow_id, contact_id) WHERE status = 'active';
+-- (a fork's branches are active beside their parent: parent_id IS NOT NULL)
+CREATE UNIQUE INDEX enrollments_one_active ON journey.enrollments (flow_id, contact_id) WHERE status = 'active' AND parent_id IS NULL;
 -- Unique per occurrence (NULLs are distinct: flows that may be re-entered are not limited),
 -- and the flow_id-leading index for stats and flow-wide updates.
 CREATE UNIQUE INDEX enrollments_flow_contact ON journey.enrollments (flow_id, contact_id, occurrence);
 CREATE INDEX enrollments_due ON journey.enrollments (due_at) WHERE status = 'active';
 COMMENT ON TABLE journey.enrollments IS
-  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for; attempts counts transient failures in a row (retried with backoff up to settings.max_attempts). At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
+  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for; attempts counts transient failures in a row (retried with backoff up to settings.max_attempts). At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). A fork node runs its branches as enrollments of their own: parent_id is the enrollment that entered the flow (it waits at its fork, due_at infinity, until every branch has ended), branch the place in the fork''s next list; branches are not counted by the one-active rule, and the trigger enrollments_branch_ended ends the parent (exited as soon as one branch exits, the others stopped; else, once none is active, failed if one failed, stopped if one was stopped, completed otherwise). No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
 
 CREATE TABLE journey.steps (
     id            bigint GENERATED ALWAYS AS IDENTITY,
@@ -201,7 +207,7 @@ CREATE TABLE journey.steps (
 );
 CREATE INDEX steps_flow_node ON journey.steps (flow_id, node);
 COMMENT ON TABLE journey.steps IS
-  'Append-only history: one row per node an enrollment entered, with what the node did in outcome, one of: sent, created, queued, suppressed: <reason>, updated, waited, goal, exited, then, else, branch <n>, yes, yes: <status>, no: <reason>, waiting, failed: <error>, retry: <error>, quota. created is a task, queued a webhook; a send is suppressed for sms_opt_out, email_opt_out, no phone, no email or no admin_email; a check writes yes: <status> (the message''s status), a wait_event yes; no: <reason> is a message status, no message was sent, or timed out; retry is a transient failure retried later; quota is a send its channel''s quota (settings.sms_quota, email_quota, whatsapp_quota) could not cover: nothing written, the enrollment waits at the node while its flow is paused for quota. Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
+  'Append-only history: one row per node an enrollment entered, with what the node did in outcome, one of: sent, created, queued, suppressed: <reason>, updated, waited, goal, exited, then, else, branch <n>, yes, yes: <status>, no: <reason>, waiting, failed: <error>, retry: <error>, quota, forked. created is a task, queued a webhook; a send is suppressed for sms_opt_out, email_opt_out, no phone, no email or no admin_email; a check writes yes: <status> (the message''s status), a wait_event yes; no: <reason> is a message status, no message was sent, or timed out; retry is a transient failure retried later; quota is a send its channel''s quota (settings.sms_quota, email_quota, whatsapp_quota) could not cover: nothing written, the enrollment waits at the node while its flow is paused for quota; forked is a fork node that started its branches (enrollments of their own, parent_id set). Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
 
 -- enrollments has no foreign keys: they would double the cost of enrolling (two checks per
 -- row, in the app's INSERT). Its rows are written only by journey._enroll, from flows that exist
@@ -235,6 +241,57 @@ $$;
 COMMENT ON FUNCTION journey._delete_version_enrollments() IS 'Trigger: deletes the enrollments of deleted flow versions (a deleted flow deletes its versions).';
 CREATE TRIGGER flow_versions_delete_enrollments AFTER DELETE ON journey.flow_versions
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._delete_version_enrollments();
+
+-- A fork's branches end their parent (sql comment on journey.enrollments; src/engine/nodes/fork.rs).
+-- Row-level, only for branches (the WHEN needs no call for other rows). The parent row is locked
+-- first, so two branches ending in concurrent transactions see each other's end (the second
+-- waits, then finds no active sibling). Siblings another batch holds are skipped (SKIP LOCKED,
+-- no deadlock): that batch's own update of them finds the parent ended and stops them here.
+CREATE FUNCTION journey._branch_ended() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    parent_status text;
+BEGIN
+    SELECT p.status INTO parent_status FROM journey.enrollments p
+     WHERE p.contact_id = NEW.contact_id AND p.id = NEW.parent_id FOR NO KEY UPDATE;
+    IF parent_status IS DISTINCT FROM 'active' THEN
+        -- the parent ended (another branch exited, the flow was archived or stopped): so does this
+        UPDATE journey.enrollments e SET status = 'stopped', due_at = NULL, updated_at = now(),
+               last_error = 'the enrollment it is a branch of has ended'
+         WHERE e.contact_id = NEW.contact_id AND e.id = NEW.id AND e.status = 'active';
+        RETURN NULL;
+    END IF;
+    IF NEW.status = 'exited' THEN
+        UPDATE journey.enrollments p SET status = 'exited', due_at = NULL, updated_at = now()
+         WHERE p.contact_id = NEW.contact_id AND p.id = NEW.parent_id;
+        UPDATE journey.enrollments e SET status = 'stopped', due_at = NULL, updated_at = now(),
+               last_error = format('branch %s exited at node "%s"', NEW.branch, NEW.node)
+         WHERE e.contact_id = NEW.contact_id AND e.parent_id = NEW.parent_id AND e.status = 'active'
+           AND e.id IN (SELECT s.id FROM journey.enrollments s
+                         WHERE s.contact_id = NEW.contact_id AND s.parent_id = NEW.parent_id
+                           AND s.status = 'active' FOR UPDATE SKIP LOCKED);
+    ELSIF NEW.status <> 'active' AND NOT EXISTS (
+            SELECT 1 FROM journey.enrollments s
+             WHERE s.contact_id = NEW.contact_id AND s.parent_id = NEW.parent_id AND s.status = 'active') THEN
+        UPDATE journey.enrollments p
+           SET status = CASE WHEN b.failed THEN 'failed' WHEN b.stopped THEN 'stopped' ELSE 'completed' END,
+               due_at = NULL, updated_at = now(),
+               last_error = CASE WHEN b.failed THEN 'a branch failed' WHEN b.stopped THEN 'a branch was stopped' END
+          FROM (SELECT bool_or(s.status = 'failed') AS failed, bool_or(s.status = 'stopped') AS stopped
+                  FROM journey.enrollments s
+                 WHERE s.contact_id = NEW.contact_id AND s.parent_id = NEW.parent_id) b
+         WHERE p.contact_id = NEW.contact_id AND p.id = NEW.parent_id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._branch_ended() IS 'Trigger: when a fork''s branch (an enrollment with parent_id) changes while active, ends its parent as the branches say: one branch exited: the parent exits and its other active branches stop; none left active: the parent is failed if a branch failed, stopped if one was stopped, else completed. A branch updated after its parent ended is stopped.';
+CREATE TRIGGER enrollments_branch_ended AFTER UPDATE ON journey.enrollments
+    FOR EACH ROW WHEN (NEW.parent_id IS NOT NULL AND OLD.status = 'active')
+    EXECUTE FUNCTION journey._branch_ended();
 
 -- steps has no foreign key to enrollments (the engine inserts a batch of steps per run and a
 -- per-row check would cost as much as the insert): deleting enrollments deletes their steps here.
@@ -281,6 +338,8 @@ CREATE TABLE journey.outbox (
     clicked_at          timestamptz,
     -- last: 0.3.0 added them (ALTER TABLE ADD COLUMN), a fresh install has the same column order
     lease_token         uuid,
+    test                boolean NOT NULL DEFAULT false,
+    flow_name           text,
     PRIMARY KEY (id, contact_id),
     CONSTRAINT outbox_idempotency_key UNIQUE (idempotency_key, contact_id)
 );
@@ -338,8 +397,6 @@ ALTER TABLE journey.settings ENABLE ALWAYS TRIGGER settings_replace;
 -- Restore with session_replication_role = replica (see README): the audience tables' triggers
 -- must not enroll or rewrite contacts again while the dumped rows are loaded.
 -- (one call per statement: each call updates the pg_extension row)
-    test                boolean NOT NULL DEFAULT false,
-    flow_name           text,
 SELECT pg_catalog.pg_extension_config_dump('journey.settings', '');
 SELECT pg_catalog.pg_extension_config_dump('journey.contacts', '');
 SELECT pg_catalog.pg_extension_config_dump('journey.groups', '');

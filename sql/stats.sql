@@ -30,9 +30,15 @@ AS $$
         JOIN journey.flow_versions v ON v.flow_id = fl.id AND v.version = fl.version
         WHERE fl.id = journey._flow_id(flow_stats.name)
     ), entered AS (
-        SELECT count(*) AS n FROM journey.enrollments e, f WHERE e.flow_id = f.id
+        -- a fork's branches (parent_id set) are part of their parent's trip, not new entries
+        SELECT count(*) AS n FROM journey.enrollments e, f WHERE e.flow_id = f.id AND e.parent_id IS NULL
+    ), branches AS (
+        SELECT e.id, e.parent_id FROM journey.enrollments e, f WHERE e.flow_id = f.id AND e.parent_id IS NOT NULL
     ), reach AS (
-        SELECT s.node, count(DISTINCT s.enrollment_id) AS n FROM journey.steps s, f WHERE s.flow_id = f.id GROUP BY s.node
+        -- each node once per enrollment that reached it, along any of its branches
+        SELECT s.node, count(DISTINCT coalesce(b.parent_id, s.enrollment_id)) AS n
+        FROM journey.steps s CROSS JOIN f LEFT JOIN branches b ON b.id = s.enrollment_id
+        WHERE s.flow_id = f.id GROUP BY s.node
     ), wait AS (
         SELECT e.node, count(*) AS n FROM journey.enrollments e, f
         WHERE e.flow_id = f.id AND e.status = 'active' GROUP BY e.node
@@ -46,7 +52,7 @@ AS $$
     ORDER BY o.ord
 $$;
 COMMENT ON FUNCTION journey.flow_stats(text) IS
-  'Per node of the flow''s current version, in flow order: type, reached (enrollments that entered the node, any version), reached_pct (percent of enrollments that entered the flow) and waiting (active enrollments due to run the node next).';
+  'Per node of the flow''s current version, in flow order: type, reached (enrollments that entered the node, any version; a fork''s branches count for the enrollment they belong to, once per node), reached_pct (percent of enrollments that entered the flow) and waiting (active enrollments and branches due to run the node next; an enrollment whose branches run waits at its fork).';
 
 CREATE FUNCTION journey.goal_stats(name text)
 RETURNS TABLE (goal text, reached bigint, reached_pct numeric)
@@ -58,19 +64,24 @@ AS $$
         JOIN journey.flow_versions v ON v.flow_id = fl.id AND v.version = fl.version
         WHERE fl.id = journey._flow_id(goal_stats.name)
     ), entered AS (
-        SELECT count(*) AS n FROM journey.enrollments e, f WHERE e.flow_id = f.id
+        SELECT count(*) AS n FROM journey.enrollments e, f WHERE e.flow_id = f.id AND e.parent_id IS NULL
+    ), branches AS (
+        SELECT e.id, e.parent_id FROM journey.enrollments e, f WHERE e.flow_id = f.id AND e.parent_id IS NOT NULL
     ), goals AS (
         SELECT DISTINCT coalesce(o.goal, o.node) AS goal, o.node FROM f, journey._node_order(f.definition) o WHERE o.type = 'goal'
     )
-    SELECT g.goal, count(DISTINCT s.enrollment_id),
-           CASE WHEN entered.n = 0 THEN 0 ELSE round(100.0 * count(DISTINCT s.enrollment_id) / entered.n, 1) END
+    -- a goal reached along a fork's branch counts for the enrollment the branch belongs to
+    SELECT g.goal, count(DISTINCT coalesce(b.parent_id, s.enrollment_id)),
+           CASE WHEN entered.n = 0 THEN 0
+                ELSE round(100.0 * count(DISTINCT coalesce(b.parent_id, s.enrollment_id)) / entered.n, 1) END
     FROM f CROSS JOIN entered CROSS JOIN goals g
     LEFT JOIN journey.steps s ON s.flow_id = f.id AND s.node = g.node AND s.outcome = 'goal'
+    LEFT JOIN branches b ON b.id = s.enrollment_id
     GROUP BY g.goal, entered.n
     ORDER BY g.goal
 $$;
 COMMENT ON FUNCTION journey.goal_stats(text) IS
-  'Per goal of the flow''s current version: enrollments that reached it and the percent of enrollments that entered the flow.';
+  'Per goal of the flow''s current version: enrollments that reached it (along any fork branch, once) and the percent of enrollments that entered the flow.';
 
 CREATE VIEW journey.flow_overview AS
 SELECT f.name AS flow, f.status, f.version,
@@ -79,10 +90,10 @@ SELECT f.name AS flow, f.status, f.version,
        count(e.id) FILTER (WHERE e.status = 'completed') AS completed,
        count(e.id) FILTER (WHERE e.status = 'failed') AS failed
 FROM journey.flows f
-LEFT JOIN journey.enrollments e ON e.flow_id = f.id
+LEFT JOIN journey.enrollments e ON e.flow_id = f.id AND e.parent_id IS NULL
 GROUP BY f.id
 ORDER BY f.name;
-COMMENT ON VIEW journey.flow_overview IS 'One row per flow: status, current version and enrollment counts (entered, active, completed, failed).';
+COMMENT ON VIEW journey.flow_overview IS 'One row per flow: status, current version and enrollment counts (entered, active, completed, failed); a fork''s branches are counted in their parent.';
 
 CREATE FUNCTION journey.timeline(contact bigint)
 RETURNS TABLE (at timestamptz, kind text, flow text, node text, detail text)

@@ -166,7 +166,10 @@ fn load(name: &str, lock: FlowLock) -> Result<FlowRow> {
 
 /// The definition argument parsed (from its text: a number beyond f64 or nesting past serde's
 /// limit is a clear error) and checked for shape and size.
-pub(crate) fn checked_definition(flow: &str, definition: Option<JsonbText>) -> Result<serde_json::Value> {
+pub(crate) fn checked_definition(
+    flow: &str,
+    definition: Option<JsonbText>,
+) -> Result<serde_json::Value> {
     let text = required(definition, "definition", DEF_HINT)?.0;
     let malformed = |problem| JourneyError::Malformed {
         flow: flow.to_string(),
@@ -255,7 +258,9 @@ pub fn update_flow(name: Option<&str>, definition: Option<JsonbText>) -> i32 {
              WHERE id = $1",
             &[flow.id.into(), version.into()],
         )?;
-        routes::clear(flow.id)?;
+        // The routes stay (those of the version last activated): contacts whose triggers fire
+        // while the flow is paused by this edit (or by a quota) are enrolled frozen and follow
+        // activate_flow's in_flight; a flow paused by hand has none.
         Ok(version)
     })()
     .or_report()
@@ -371,7 +376,7 @@ pub fn activate_flow(
         };
         Spi::run_with_args(
             "UPDATE journey.flows SET status = 'active', paused_reason = NULL, activated_at = now(), \
-                 start_node = $2, reentry_after = $3::interval WHERE id = $1",
+                 start_node = $2, reentry_after = $3::interval, routed_version = version WHERE id = $1",
             &[flow.id.into(), def.start.as_str().into(), reentry.into()],
         )?;
         routes::install(flow.id, &def.triggers)?;
@@ -408,15 +413,15 @@ pub fn activate_flow(
     .or_report()
 }
 
-/// `journey.pause_flow(name)`: enrollments freeze and triggers stop enrolling.
+/// `journey.pause_flow(name)`: enrollments freeze and triggers stop enrolling. A flow paused
+/// by an edit or a quota (whose triggers still enroll, frozen) becomes paused by hand.
 #[pg_extern]
 #[search_path(pg_catalog, journey, pg_temp)]
 pub fn pause_flow(name: Option<&str>) {
     (|| -> Result<()> {
         let flow = load(checked_name(name)?, FlowLock::Exclusive)?;
         match flow.status.as_str() {
-            "active" => {}
-            "paused" => return Ok(()),
+            "active" | "paused" => {}
             _ => {
                 return Err(JourneyError::WrongStatus {
                     flow: flow.name,
@@ -527,7 +532,13 @@ pub(crate) fn load_flow(name: Option<&str>, exclusive: Option<bool>) -> Result<F
         None => FlowLock::None,
     };
     let f = load(checked_name(name)?, lock)?;
-    Ok(Flow { id: f.id, name: f.name, status: f.status, version: f.version, definition: f.definition })
+    Ok(Flow {
+        id: f.id,
+        name: f.name,
+        status: f.status,
+        version: f.version,
+        definition: f.definition,
+    })
 }
 
 /// For api::authoring: update_flow's checks of its arguments (name, then definition).
@@ -542,10 +553,10 @@ pub(crate) fn checked_update(
 extension_sql!(
     r#"
 COMMENT ON FUNCTION journey.create_flow(text, jsonb) IS 'Creates a draft flow (version 1) from a definition ({triggers, reentry, start, nodes}, see the README); returns its id. The definition may be incomplete: journey.validate_flow lists what is missing.';
-COMMENT ON FUNCTION journey.update_flow(text, jsonb) IS 'Saves a new version of a flow and returns its number. An active flow is paused (reason edited) until activated again; its enrollments freeze meanwhile.';
+COMMENT ON FUNCTION journey.update_flow(text, jsonb) IS 'Saves a new version of a flow and returns its number. An active flow is paused (reason edited) until activated again: its enrollments freeze meanwhile, and contacts its triggers (those of the version last activated) fire for are enrolled frozen at its start node; activate_flow''s in_flight applies to them all.';
 COMMENT ON FUNCTION journey.validate_flow(text) IS 'Every problem of the flow''s current version as (node, problem) rows; no rows = complete. Unknown groups, forms, event types and templates are problems too.';
 COMMENT ON FUNCTION journey.activate_flow(text, boolean, text) IS 'Activates a flow, refusing (listing the problems) when incomplete. include_existing enrolls current members of its trigger groups. in_flight = continue moves frozen enrollments onto the current version by node id (stopping those whose node is gone); stop stops them all.';
-COMMENT ON FUNCTION journey.pause_flow(text) IS 'Pauses an active flow: its enrollments freeze (the engine skips them) and its triggers stop enrolling. activate_flow resumes it.';
+COMMENT ON FUNCTION journey.pause_flow(text) IS 'Pauses a flow by hand (paused_reason manual): its enrollments freeze (the engine skips them) and its triggers stop enrolling, also for a flow paused by an edit or a quota (whose triggers enroll frozen). activate_flow resumes it.';
 COMMENT ON FUNCTION journey.archive_flow(text) IS 'Archives a flow for good: triggers stop and active enrollments are stopped.';
 COMMENT ON FUNCTION journey._lock_flows(bigint[]) IS 'Internal: the shared lock of enrolling on each of these flows, held until the transaction ends. journey._enroll and the audience triggers take it before they read the flows; activate_flow, update_flow, pause_flow and archive_flow take the exclusive one before they read the flow, so either waits for the other to commit and then sees its changes. A heavyweight lock on the object (journey.flows, flow id) in the lock manager: pg_locks shows it as locktype object, classid journey.flows, objid the flow id; nothing is written and no SQL statement can take it.';
 COMMENT ON FUNCTION journey.enroll(text, bigint, jsonb) IS 'Enrolls a contact into an active flow by hand; data becomes the event payload templates see. Returns the enrollment id, or NULL when the contact is already active in the flow or the flow''s reentry rule keeps it out.';

@@ -115,6 +115,21 @@ impl Update {
     }
 }
 
+/// A branch a fork starts (engine/nodes/fork.rs): a new enrollment of the parent of `source`
+/// (or of `source` itself, when it entered the flow), at `node`, due at `due_at`, with the
+/// flow, version, contact and data of `source`.
+pub struct Spawn {
+    /// The enrollment at the fork.
+    pub source: i64,
+    pub contact_id: i64,
+    /// Its place in the fork's `next` (from 0).
+    pub branch: i32,
+    pub node: String,
+    pub due_at: DateTime<Utc>,
+    /// The seq of `source` after the fork.
+    pub seq: i32,
+}
+
 /// A template's subject (e-mails may have none) and body.
 pub type Template = (Option<String>, String);
 
@@ -176,6 +191,8 @@ pub struct Batch {
     pub steps: Vec<Step>,
     pub messages: Vec<Message>,
     pub updates: Vec<Update>,
+    /// Branches forks started, inserted before the updates (see [`write_back`]).
+    pub spawns: Vec<Spawn>,
     pub templates: Templates,
     pub lock_timeout: LockTimeout,
     /// The credit the batch takes from the quotas, and the sends they refused.
@@ -225,11 +242,43 @@ pub fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
                 ],
             )?;
         }
+        // before the updates: a branch that ends in this batch finds its new siblings active
+        // (the trigger on enrollments ends the parent when none is left)
+        if !batch.spawns.is_empty() {
+            insert_spawns(client, &batch.spawns)?;
+        }
         if !batch.updates.is_empty() {
             update_enrollments(client, &batch.updates)?;
         }
         Ok(())
     })
+}
+
+/// The branches, each a copy of its source's flow, version, contact and data; the parent is
+/// the source's parent, else the source.
+const INSERT_SPAWNS: &str =
+    "INSERT INTO journey.enrollments (flow_id, version, contact_id, parent_id, branch, node, due_at, data, seq) \
+     SELECT p.flow_id, p.version, p.contact_id, coalesce(p.parent_id, p.id), u.branch, u.node, u.due_at, p.data, u.seq \
+       FROM (SELECT unnest($1::bigint[]) AS source, unnest($2::bigint[]) AS contact_id, unnest($3::int[]) AS branch, \
+                    unnest($4::text[]) AS node, unnest($5::timestamptz[]) AS due_at, unnest($6::int[]) AS seq) u \
+       JOIN journey.enrollments p ON p.contact_id = u.contact_id AND p.id = u.source";
+
+fn insert_spawns(client: &mut pgrx::spi::SpiClient<'_>, s: &[Spawn]) -> Result<()> {
+    prepared::update(
+        client,
+        INSERT_SPAWNS,
+        &[
+            column(s, |x| x.source),
+            column(s, |x| x.contact_id),
+            column(s, |x| x.branch),
+            column(s, |x| x.node.as_str()),
+            column(s, |x| clock::to_pg(x.due_at)),
+            column(s, |x| x.seq),
+        ],
+    )?;
+    // branches due now run in the next batch: the worker goes on at once
+    super::wake::wake_on_commit();
+    Ok(())
 }
 
 const INSERT_STEPS: &str =
@@ -286,6 +335,16 @@ fn insert_messages(client: &mut pgrx::spi::SpiClient<'_>, m: &[Message]) -> Resu
     }
 }
 
+/// A due time as written: chrono's latest instant (what a parent waiting at its fork is due
+/// at, engine/nodes/fork.rs) is `infinity`, due never.
+fn due_to_pg(t: DateTime<Utc>) -> TimestampWithTimeZone {
+    if t == DateTime::<Utc>::MAX_UTC {
+        TimestampWithTimeZone::positive_infinity()
+    } else {
+        clock::to_pg(t)
+    }
+}
+
 /// The UPDATE's arguments: one array per column, and the ctids when `with_tid`.
 fn update_args(u: &[Update], with_tid: bool) -> Vec<DatumWithOid<'_>> {
     let mut args = vec![
@@ -293,7 +352,7 @@ fn update_args(u: &[Update], with_tid: bool) -> Vec<DatumWithOid<'_>> {
         column(u, |x| x.contact_id),
         column(u, |x| x.status),
         column(u, |x| x.node.as_str()),
-        column(u, |x| x.due_at.map(clock::to_pg)),
+        column(u, |x| x.due_at.map(due_to_pg)),
         column(u, |x| x.seq),
         column(u, |x| x.last_error.as_deref()),
         column(u, |x| x.waiting.clone().map(JsonB)),

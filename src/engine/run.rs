@@ -262,6 +262,7 @@ fn run_node<'d>(e: &Enrollment, node: &'d Node, cx: &mut Context) -> Result<Outc
         Condition { .. } | Split { .. } => nodes::branch::run(e, node, cx),
         Check { .. } | WaitEvent { .. } => nodes::check::run(e, node, cx),
         UpdateContact { .. } => nodes::contact::run(e, node, cx),
+        Fork { .. } => nodes::fork::run(e, node, cx),
         Goal { .. } | Exit => nodes::goal::run(e, node, cx),
     }
 }
@@ -274,10 +275,13 @@ fn record<'d>(
     e: &Enrollment,
     node: &str,
     seq: i32,
-    outcome: Outcome<'d>,
+    mut outcome: Outcome<'d>,
     next: Option<&'d Edge>,
 ) -> Option<(&'d Edge, Option<DateTime<Utc>>)> {
     batch.steps.push(Step::new(e, node, outcome.text()));
+    if let Outcome::Forked { spawns, .. } = &mut outcome {
+        batch.spawns.append(spawns);
+    }
     let (message, route) = outcome.into_route(next);
     batch.messages.extend(message);
     let update = match route {

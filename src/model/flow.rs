@@ -52,10 +52,8 @@ impl Edge {
 /// (`registry::TYPES`; `check_sms` and `check_email` both make `Check`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeKind {
-    /// `text` is empty when the message is a `template` (of channel sms).
     SendSms {
         text: String,
-        template: Option<String>,
         sender: Option<String>,
         unsubscribe: bool,
         ignore_quiet_hours: bool,
@@ -78,10 +76,8 @@ pub enum NodeKind {
         name: String,
     },
     Exit,
-    /// `text` is empty when the message is a `template` (of channel whatsapp).
     SendWhatsapp {
         text: String,
-        template: Option<String>,
     },
     NotifyAdmin {
         to: Option<String>,
@@ -125,6 +121,10 @@ pub enum NodeKind {
         timeout: Interval,
         yes: Option<Edge>,
         no: Option<Edge>,
+    },
+    /// fork: the enrollment goes on along every one of `branches` at once (its `next` list).
+    Fork {
+        branches: Vec<Edge>,
     },
 }
 

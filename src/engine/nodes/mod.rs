@@ -7,6 +7,7 @@
 pub mod branch;
 pub mod check;
 pub mod contact;
+pub mod fork;
 pub mod goal;
 pub mod outcome;
 pub mod send;

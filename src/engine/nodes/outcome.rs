@@ -3,7 +3,7 @@
 //! outcomes (`retry`, `failed`) are made by the engine's retry policy from a node's error.
 //! [`forms`] lists every form of outcome text; the COMMENT on journey.steps lists the same, in
 //! the same order (a test compares them).
-use crate::engine::batch::Message;
+use crate::engine::batch::{Message, Spawn};
 use crate::model::Edge;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -60,6 +60,13 @@ pub enum Outcome<'d> {
     /// the enrollment stays at the node, due at this time (its flow is paused until the quota
     /// is raised).
     Quota(DateTime<Utc>),
+    /// fork: `forked`; `spawns` are the branches it starts (written with the batch). A branch
+    /// goes on along `follow` itself; the enrollment that entered the flow (no `follow`) waits
+    /// at the fork, due never, until its branches have ended.
+    Forked {
+        spawns: Vec<Spawn>,
+        follow: Option<&'d Edge>,
+    },
 }
 
 /// Where an enrollment goes after a node.
@@ -113,6 +120,7 @@ impl<'d> Outcome<'d> {
             Retry { .. } => "retry: <error>",
             Failed { .. } => "failed: <error>",
             Quota(_) => "quota",
+            Forked { .. } => "forked",
         }
     }
 
@@ -172,6 +180,16 @@ impl<'d> Outcome<'d> {
             ),
             Failed { error, attempts } => (None, Route::Fail { error, attempts }),
             Quota(until) => (None, Route::Hold { until }),
+            Forked {
+                follow: Some(edge), ..
+            } => (None, follow(Some(edge))),
+            // due never (past chrono's range: infinity): the trigger on enrollments ends it
+            Forked { follow: None, .. } => (
+                None,
+                Route::Hold {
+                    until: DateTime::<Utc>::MAX_UTC,
+                },
+            ),
         }
     }
 }
@@ -210,6 +228,10 @@ fn one_of_each() -> Vec<Outcome<'static>> {
             attempts: 1,
         },
         Quota(t),
+        Forked {
+            spawns: Vec::new(),
+            follow: None,
+        },
     ]
 }
 
@@ -228,7 +250,8 @@ mod unit {
         assert_eq!(
             texts.join(", "),
             "sent, created, queued, suppressed: no phone, updated, waited, goal, exited, then, \
-             else, branch 0, yes, yes: delivered, no: timed out, waiting, failed: e, retry: e, quota"
+             else, branch 0, yes, yes: delivered, no: timed out, waiting, failed: e, retry: e, quota, \
+             forked"
         );
     }
 
@@ -238,7 +261,7 @@ mod unit {
         for (i, form) in forms.iter().enumerate() {
             assert!(!forms[..i].contains(form), "{form} listed twice");
         }
-        assert_eq!(forms.len(), 18);
+        assert_eq!(forms.len(), 19);
     }
 
     #[test]

@@ -24,7 +24,7 @@ SELECT journey.update_flow('welcome', '{
     "won":  {"type": "goal", "name": "welcomed"}
   }}') AS version;
 SELECT status, paused_reason FROM journey.flows;
--- paused: triggers do not enroll, the engine skips the flow's enrollments
+-- paused by the edit: triggers enroll frozen (version 1's routes), the engine skips the flow's enrollments
 SELECT journey.add_to_group(:b, 'newsletter');
 SELECT count(*) AS enrollments FROM journey.enrollments;
 SELECT journey.run_due(10, now() + interval '2 hours');

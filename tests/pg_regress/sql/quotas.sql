@@ -1,7 +1,7 @@
 -- Quotas: settings.sms_quota counts SMS segments, email_quota e-mails, whatsapp_quota WhatsApp
 -- messages (only when set); NULL = unlimited; admin e-mails, tasks and webhooks never count. A
 -- send the credit cannot cover writes nothing (step `quota`, the enrollment stays at the node),
--- pauses every active flow sending on that channel (paused_reason quota, routes removed) and
+-- pauses every active flow sending on that channel (paused_reason quota, routes kept) and
 -- tells the admin once; add_quota or an UPDATE raising the quota resumes those flows (not the
 -- ones paused by hand), and their enrollments go on, each message written once.
 -- Each scenario runs in a transaction that is rolled back.
@@ -41,7 +41,7 @@ SELECT xmax = 0 AS settings_untouched, sms_quota FROM journey.settings;
 ROLLBACK;
 
 -- sms_quota 5, 8 contacts, a 1-segment SMS each: 5 SMS written, 3 steps quota, the flow paused
--- for quota with its routes gone, one admin e-mail, credit 0. The e-mail flow goes on; the flow
+-- for quota with its routes kept, one admin e-mail, credit 0. The e-mail flow goes on; the flow
 -- paused by hand stays as it was.
 BEGIN;
 SELECT journey.activate_flow('welcome'), journey.activate_flow('news'), journey.activate_flow('promo');
@@ -60,7 +60,7 @@ SELECT recipient, subject, body FROM journey.outbox WHERE channel = 'admin_email
 -- the refused stay at the SMS node, active, with their seq unchanged
 SELECT e.node, e.status, e.seq, count(*) FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
  WHERE f.name = 'welcome' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
--- paused: nothing runs, nobody new is enrolled
+-- paused: nothing runs; a contact joining is enrolled frozen (it runs once the flow resumes)
 SELECT journey.run_due(100, now() + interval '10 minutes');
 SELECT pg_temp.person('Late') AS late \gset
 SELECT journey.add_to_group(:late, 'newsletter');
@@ -111,8 +111,8 @@ SELECT status, paused_reason FROM journey.flows WHERE name = 'welcome';
 SELECT count(*) AS admin FROM journey.outbox WHERE channel = 'admin_email';
 ROLLBACK;
 
--- A flow with a date trigger sending SMS is paused with the others, its date schedule emptied
--- (as pause_flow does); resumed, it is scheduled again.
+-- A flow with a date trigger sending SMS is paused with the others, its date schedule kept
+-- (occurrences due meanwhile are enrolled frozen); resumed, it is scheduled again.
 BEGIN;
 SELECT journey.create_flow('bday', '{"triggers": [{"type": "date", "field": "birthday"}], "start": "s",
   "nodes": {"s": {"type": "send_sms", "text": "Happy birthday {{ contact.first_name }}"}}}') IS NOT NULL AS created;
