@@ -146,6 +146,7 @@ pub fn copy_flow(name: Option<&str>, new_name: Option<&str>) -> i64 {
 #[search_path(pg_catalog, journey, pg_temp)]
 pub fn delete_flow(name: Option<&str>) {
     (|| -> Result<()> {
+        read_committed()?;
         let flow = load_flow(name, Some(true))?;
         if !["draft", "archived"].contains(&flow.status.as_str()) {
             return Err(JourneyError::WrongStatus {
@@ -162,6 +163,23 @@ pub fn delete_flow(name: Option<&str>) {
         Ok(())
     })()
     .or_report()
+}
+
+/// delete_flow names the outbox rows of the flow after waiting for its lock: at REPEATABLE READ
+/// or SERIALIZABLE its snapshot would predate the wait and miss a test_send committed meanwhile.
+fn read_committed() -> Result<()> {
+    let level = Spi::get_one::<String>("SELECT current_setting('transaction_isolation')")?;
+    match level.as_deref() {
+        Some("read committed") | Some("read uncommitted") => Ok(()),
+        other => Err(JourneyError::InvalidArgument {
+            argument: "transaction isolation".into(),
+            reason: format!(
+                "delete_flow runs at READ COMMITTED, not {}",
+                other.unwrap_or("?").to_uppercase()
+            ),
+            hint: "Call delete_flow in a READ COMMITTED transaction (the default).".into(),
+        }),
+    }
 }
 
 fn enrollment_error(reason: String, hint: &str) -> JourneyError {

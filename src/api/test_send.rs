@@ -233,7 +233,8 @@ pub fn test_send(
     recipient: default!(Option<&str>, "NULL"),
 ) -> i64 {
     (|| -> Result<i64> {
-        let f = load_flow(flow, None)?;
+        // the shared lock: delete_flow (exclusive) waits for this row and names it
+        let f = load_flow(flow, Some(false))?;
         let node = required(node, "node", "Pass the id of a send node of the flow.")?;
         let (def, _) = FlowDef::parse(&f.definition);
         let node = send_node(&f.name, f.version, &def, node)?;

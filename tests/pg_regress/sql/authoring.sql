@@ -220,6 +220,10 @@ SELECT journey.delete_flow('welcome');
 \echo :SQLSTATE
 SELECT journey.delete_flow('nope');
 \echo :SQLSTATE
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT journey.delete_flow('other');
+\echo :SQLSTATE
+ROLLBACK;
 SELECT journey.retry_enrollment(:running);
 \echo :SQLSTATE
 SELECT journey.retry_enrollment(999999);
