@@ -52,8 +52,10 @@ impl Edge {
 /// (`registry::TYPES`; `check_sms` and `check_email` both make `Check`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeKind {
+    /// `text` is empty when the message is a `template` (of channel sms).
     SendSms {
         text: String,
+        template: Option<String>,
         sender: Option<String>,
         unsubscribe: bool,
         ignore_quiet_hours: bool,
@@ -76,8 +78,10 @@ pub enum NodeKind {
         name: String,
     },
     Exit,
+    /// `text` is empty when the message is a `template` (of channel whatsapp).
     SendWhatsapp {
         text: String,
+        template: Option<String>,
     },
     NotifyAdmin {
         to: Option<String>,

@@ -27,6 +27,9 @@ pub struct NodeType {
     pub branches: fn(&NodeKind) -> Vec<(String, &Edge)>,
     /// The edges an enrollment may follow without any time passing.
     pub instant: fn(&Node) -> Vec<&Edge>,
+    /// Its own fields (besides `type`, `next`, `stage`): any other key is a problem, with the
+    /// nearest field as a hint. None: not checked.
+    pub fields: Option<&'static [&'static str]>,
 }
 
 impl NodeType {
@@ -46,6 +49,7 @@ impl NodeType {
             templates: no_templates,
             branches: no_branches,
             instant: edges_without_delay,
+            fields: None,
         }
     }
 }
@@ -53,26 +57,33 @@ impl NodeType {
 /// Every node type.
 pub static TYPES: &[NodeType] = &[
     NodeType {
+        fields: Some(send::SMS_FIELDS),
         sends: true,
         templates: send::templates,
         ..NodeType::new("send_sms", send::sms, |k| matches!(k, SendSms { .. }))
     },
     NodeType {
+        fields: Some(send::EMAIL_FIELDS),
         sends: true,
         templates: send::templates,
         ..NodeType::new("send_email", send::email, |k| matches!(k, SendEmail { .. }))
     },
     NodeType {
+        fields: Some(send::WHATSAPP_FIELDS),
         sends: true,
         templates: send::templates,
         ..NodeType::new("send_whatsapp", send::whatsapp, |k| {
             matches!(k, SendWhatsapp { .. })
         })
     },
-    NodeType::new("update_contact", contact::update, |k| {
-        matches!(k, UpdateContact { .. })
-    }),
     NodeType {
+        fields: Some(contact::FIELDS),
+        ..NodeType::new("update_contact", contact::update, |k| {
+            matches!(k, UpdateContact { .. })
+        })
+    },
+    NodeType {
+        fields: Some(send::ADMIN_FIELDS),
         sends: true,
         templates: send::templates,
         ..NodeType::new("notify_admin", send::notify_admin, |k| {
@@ -80,6 +91,7 @@ pub static TYPES: &[NodeType] = &[
         })
     },
     NodeType {
+        fields: Some(send::TASK_FIELDS),
         sends: true,
         templates: send::templates,
         ..NodeType::new("create_task", send::create_task, |k| {
@@ -87,31 +99,37 @@ pub static TYPES: &[NodeType] = &[
         })
     },
     NodeType {
+        fields: Some(send::WEBHOOK_FIELDS),
         sends: true,
         templates: send::templates,
         ..NodeType::new("webhook", send::webhook, |k| matches!(k, Webhook { .. }))
     },
     NodeType {
+        fields: Some(wait::FIELDS),
         instant: wait::instant_edges,
         ..NodeType::new("wait", wait::wait, |k| matches!(k, Wait { .. }))
     },
     NodeType {
+        fields: Some(branch::CONDITION_FIELDS),
         branches: branch::branches,
         ..NodeType::new("condition", branch::condition, |k| {
             matches!(k, Condition { .. })
         })
     },
     NodeType {
+        fields: Some(branch::SPLIT_FIELDS),
         branches: branch::branches,
         ..NodeType::new("split", branch::split, |k| matches!(k, Split { .. }))
     },
     NodeType {
+        fields: Some(check::CHECK_FIELDS),
         branches: check::branches,
         ..NodeType::new("check_sms", check::check_sms, |k| {
             matches!(k, Check { channel: "sms", .. })
         })
     },
     NodeType {
+        fields: Some(check::CHECK_FIELDS),
         branches: check::branches,
         ..NodeType::new("check_email", check::check_email, |k| {
             matches!(
@@ -124,14 +142,21 @@ pub static TYPES: &[NodeType] = &[
         })
     },
     NodeType {
+        fields: Some(check::WAIT_EVENT_FIELDS),
         branches: check::branches,
         instant: check::wait_event_instant_edges,
         ..NodeType::new("wait_event", check::wait_event, |k| {
             matches!(k, WaitEvent { .. })
         })
     },
-    NodeType::new("goal", goal::goal, |k| matches!(k, Goal { .. })),
-    NodeType::new("exit", goal::exit, |k| matches!(k, Exit)),
+    NodeType {
+        fields: Some(goal::GOAL_FIELDS),
+        ..NodeType::new("goal", goal::goal, |k| matches!(k, Goal { .. }))
+    },
+    NodeType {
+        fields: Some(goal::EXIT_FIELDS),
+        ..NodeType::new("exit", goal::exit, |k| matches!(k, Exit))
+    },
     NodeType {
         branches: fork::branches,
         ..NodeType::new("fork", fork::fork, |k| matches!(k, Fork { .. }))
@@ -204,11 +229,20 @@ mod unit {
         if node.get("next").is_none() {
             node["next"] = json!("end");
         }
-        let (def, problems) = FlowDef::parse(&json!({
+        let mut def = json!({
             "triggers": [{"type": "manual"}],
             "start": "a",
             "nodes": {"a": node, "end": {"type": "exit"}}
-        }));
+        });
+        // a check waits for the message of a send node of its channel that runs before it
+        if let Some(channel) = name.strip_prefix("check_") {
+            def["start"] = json!("m");
+            let mut send = example(&format!("send_{channel}"));
+            send["type"] = json!(format!("send_{channel}"));
+            send["next"] = json!("a");
+            def["nodes"]["m"] = send;
+        }
+        let (def, problems) = FlowDef::parse(&def);
         let problems = problems
             .into_iter()
             .map(|p| format!("{}: {}", p.node, p.problem))
