@@ -42,11 +42,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../../sql/dates.sql",
     name = "dates",
-    requires = [
-        "triggers",
-        api::dates::date_next,
-        api::dates::date_days
-    ]
+    requires = ["triggers", api::dates::date_next, api::dates::date_days]
 );
 
 // Audience helpers: upsert_contact, add_to_group, remove_from_group, submit_form,
@@ -66,11 +62,7 @@ extension_sql_file!(
 
 // Quotas: add_quota, journey._quota_exhausted (the engine calls it when a channel's credit
 // runs out: flows paused, the admin told) and the settings trigger that resumes them.
-extension_sql_file!(
-    "../../sql/quota.sql",
-    name = "quota",
-    requires = ["relay"]
-);
+extension_sql_file!("../../sql/quota.sql", name = "quota", requires = ["relay"]);
 
 // Introspection: flow_stats, goal_stats, flow_overview, timeline (in flow order, from
 // journey._node_order).
@@ -79,6 +71,9 @@ extension_sql_file!(
     name = "stats",
     requires = ["audience", api::stats::node_order]
 );
+
+// Operations: forget_contact (erasure requests).
+extension_sql_file!("../../sql/operations.sql", name = "operations", requires = ["stats"]);
 
 // Roles and privileges: journey.grant_role(role, kind) and the revocation of PUBLIC's EXECUTE
 // on the schema's functions. Last, once every function exists.
