@@ -12,7 +12,7 @@ RETURNS timestamptz
 LANGUAGE sql STABLE
 AS $$
     SELECT journey._date_next(
-        CASE WHEN p_key = 'birthday' THEN p_birthday - DATE '2000-01-01'
+        CASE WHEN p_key = 'birthday' THEN CASE WHEN isfinite(p_birthday) THEN p_birthday - DATE '2000-01-01' END
              ELSE journey._date_days(p_attributes ->> substr(p_key, 12), p_zone) END,
         p_params ->> 'repeat' = 'yearly',
         (p_params ->> 'offset_days')::integer,

@@ -86,11 +86,12 @@ SELECT pg_temp.person('Leap', 'UTC', '2000-02-29') AS leap \gset
 SELECT pg_temp.person('Renew', 'Asia/Tokyo', NULL, '{"renewal": "2027-06-10T23:30:00Z"}') AS renew \gset
 SELECT pg_temp.person('Renew2', 'UTC', NULL, '{"renewal": "2027-05-01"}') AS renew2 \gset
 SELECT pg_temp.person('Garbage', 'UTC', NULL, '{"renewal": "soon"}') AS garbage \gset
+SELECT pg_temp.person('Forever', 'UTC', 'infinity', '{"renewal": "294277-01-01"}') AS forever \gset
 SELECT journey.activate_flow('leap');
 SELECT journey.activate_flow('renewal');
 SELECT pg_temp.rebase('leap', '2027-01-01Z');
 SELECT pg_temp.rebase('renewal', '2027-01-01Z');
-SELECT * FROM pg_temp.schedule WHERE contact IN ('Leap', 'Renew', 'Renew2', 'Garbage');
+SELECT * FROM pg_temp.schedule WHERE contact IN ('Leap', 'Renew', 'Renew2', 'Garbage', 'Forever');
 SELECT journey.run_due(100, '2027-02-28 08:30Z');
 SELECT journey.run_due(100, '2027-03-01 09:00Z');
 SELECT journey.run_due(100, '2027-05-03 09:00Z');
