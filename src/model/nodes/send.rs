@@ -225,11 +225,10 @@ pub fn templates(kind: &NodeKind) -> Vec<(&'static str, &str)> {
                 }
             }
         }
-        NodeKind::SendWhatsapp { text, template } => {
-            if template.is_none() {
-                out.push(("text", text.as_str()));
-            }
-        }
+        NodeKind::SendWhatsapp {
+            text,
+            template: None,
+        } => out.push(("text", text.as_str())),
         NodeKind::NotifyAdmin { to, subject, text } => {
             out.push(("text", text.as_str()));
             for (field, v) in [("to", to), ("subject", subject)] {
