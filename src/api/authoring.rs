@@ -195,13 +195,15 @@ struct Failed {
     contact_id: i64,
     status: String,
     node: Option<String>,
+    /// The fork enrollment this one is a branch of, if it is one.
+    parent_id: Option<i64>,
 }
 
 /// The enrollment `id` of flow `flow_id`, locked FOR UPDATE.
 fn lock_enrollment(id: i64, flow_id: i64) -> Result<Option<Failed>> {
     Spi::connect_mut(|client| {
         let rows = client.update(
-            "SELECT contact_id, status, node FROM journey.enrollments \
+            "SELECT contact_id, status, node, parent_id FROM journey.enrollments \
              WHERE id = $1 AND flow_id = $2 FOR UPDATE",
             None,
             &[id.into(), flow_id.into()],
@@ -213,15 +215,85 @@ fn lock_enrollment(id: i64, flow_id: i64) -> Result<Option<Failed>> {
             contact_id: row.get(1)?.unwrap_or_default(),
             status: row.get(2)?.unwrap_or_default(),
             node: row.get(3)?,
+            parent_id: row.get(4)?,
         }))
     })
 }
 
+/// An error unless `node` (where `what` failed) is in the flow's current version.
+fn require_node(flow: &flows::Flow, def: &FlowDef, what: &str, node: &str) -> Result<()> {
+    if def.nodes.contains_key(node) {
+        return Ok(());
+    }
+    let reason = format!(
+        "{what} failed at node \"{node}\", which version {} of flow \"{}\" does not have",
+        flow.version, flow.name
+    );
+    let hint = "Enroll the contact again with journey.enroll(flow, contact).";
+    Err(enrollment_error(reason, hint))
+}
+
+/// An error when the contact has an active enrollment in the flow (the one-active rule).
+fn refuse_active(flow: &flows::Flow, contact_id: i64) -> Result<()> {
+    let other = Spi::get_one_with_args::<i64>(
+        "SELECT (SELECT id FROM journey.enrollments \
+         WHERE flow_id = $1 AND contact_id = $2 AND status = 'active' AND parent_id IS NULL)",
+        &[flow.id.into(), contact_id.into()],
+    )?;
+    let Some(other) = other else { return Ok(()) };
+    let reason = format!(
+        "contact {contact_id} already has an active enrollment ({other}) in flow \"{}\"",
+        flow.name
+    );
+    let hint = "Retry once that enrollment has ended (journey.timeline(contact) shows it).";
+    Err(enrollment_error(reason, hint))
+}
+
+/// The failed branches (id, node) of the fork enrollment `id`, locked.
+fn failed_branches(id: i64, contact_id: i64) -> Result<Vec<(i64, String)>> {
+    Spi::connect_mut(|client| {
+        let rows = client.update(
+            "SELECT id, node FROM journey.enrollments \
+             WHERE contact_id = $1 AND parent_id = $2 AND status = 'failed' ORDER BY id FOR UPDATE",
+            None,
+            &[contact_id.into(), id.into()],
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push((
+                row.get(1)?.unwrap_or_default(),
+                row.get(2)?.unwrap_or_default(),
+            ));
+        }
+        Ok(out)
+    })
+}
+
+/// Makes the enrollments `ids` of the contact active on `version` at their node, due at
+/// `due` ('now' or 'infinity': a fork's enrollment waits for its branches).
+fn reactivate(ids: &[i64], contact_id: i64, version: i32, due: &str) -> Result<()> {
+    Spi::run_with_args(
+        "UPDATE journey.enrollments SET status = 'active', version = $3, \
+             due_at = CASE WHEN $4 = 'infinity' THEN 'infinity'::timestamptz ELSE now() END, \
+             attempts = 0, last_error = NULL, waiting = NULL, updated_at = now() \
+         WHERE contact_id = $2 AND id = ANY ($1)",
+        &[
+            ids.to_vec().into(),
+            contact_id.into(),
+            version.into(),
+            due.into(),
+        ],
+    )?;
+    Ok(())
+}
+
 /// `journey.retry_enrollment(id) → boolean`: a failed enrollment runs again from the node it
 /// failed at, on the flow's current version, due now (attempts 0, last_error and waiting
-/// cleared; its steps keep the failure). Refused when it is not failed, its flow is not active,
-/// its node is not in the current version or its contact has another active enrollment in the
-/// flow. Takes the flow's shared lock, like enrolling.
+/// cleared; its steps keep the failure). An enrollment a fork's branch failed waits at its
+/// fork again and its failed branches run again from their nodes. Refused when it is not
+/// failed, it is a fork's branch, its flow is not active, a node is not in the current version
+/// or its contact has another active enrollment in the flow. Takes the flow's shared lock,
+/// like enrolling.
 #[pg_extern]
 #[search_path(pg_catalog, journey, pg_temp)]
 pub fn retry_enrollment(id: Option<i64>) -> bool {
@@ -240,6 +312,11 @@ pub fn retry_enrollment(id: Option<i64>) -> bool {
             let reason = format!("enrollment {id} is {}, not failed", e.status);
             return Err(enrollment_error(reason, "Only a failed enrollment can be retried."));
         }
+        if let Some(parent) = e.parent_id {
+            let reason = format!("enrollment {id} is a branch of a fork (enrollment {parent})");
+            let hint = "Retry the enrollment the branch belongs to: its failed branches run again.";
+            return Err(enrollment_error(reason, hint));
+        }
         if flow.status != "active" {
             return Err(JourneyError::WrongStatus {
                 flow: flow.name,
@@ -247,35 +324,20 @@ pub fn retry_enrollment(id: Option<i64>) -> bool {
                 action: "retry an enrollment",
             });
         }
-        let node = e.node.unwrap_or_default();
         let (def, _) = FlowDef::parse(&flow.definition);
-        if !def.nodes.contains_key(&node) {
-            let reason = format!(
-                "enrollment {id} failed at node \"{node}\", which version {} of flow \"{}\" does not have",
-                flow.version, flow.name
-            );
-            let hint = "Enroll the contact again with journey.enroll(flow, contact).";
-            return Err(enrollment_error(reason, hint));
+        require_node(&flow, &def, &format!("enrollment {id}"), e.node.as_deref().unwrap_or_default())?;
+        let branches = failed_branches(id, e.contact_id)?;
+        for (branch, node) in &branches {
+            require_node(&flow, &def, &format!("branch {branch} of enrollment {id}"), node)?;
         }
-        let other = Spi::get_one_with_args::<i64>(
-            "SELECT (SELECT id FROM journey.enrollments \
-             WHERE flow_id = $1 AND contact_id = $2 AND status = 'active')",
-            &[flow.id.into(), e.contact_id.into()],
-        )?;
-        if let Some(other) = other {
-            let reason = format!(
-                "contact {} already has an active enrollment ({other}) in flow \"{}\"",
-                e.contact_id, flow.name
-            );
-            let hint = "Retry once that enrollment has ended (journey.timeline(contact) shows it).";
-            return Err(enrollment_error(reason, hint));
+        refuse_active(&flow, e.contact_id)?;
+        if branches.is_empty() {
+            reactivate(&[id], e.contact_id, flow.version, "now")?;
+        } else {
+            reactivate(&[id], e.contact_id, flow.version, "infinity")?;
+            let ids: Vec<i64> = branches.iter().map(|(b, _)| *b).collect();
+            reactivate(&ids, e.contact_id, flow.version, "now")?;
         }
-        Spi::run_with_args(
-            "UPDATE journey.enrollments SET status = 'active', version = $3, due_at = now(), \
-                 attempts = 0, last_error = NULL, waiting = NULL, updated_at = now() \
-             WHERE id = $1 AND contact_id = $2",
-            &[id.into(), e.contact_id.into(), flow.version.into()],
-        )?;
         crate::engine::wake::wake_on_commit();
         Ok(true)
     })()
@@ -288,7 +350,7 @@ COMMENT ON FUNCTION journey.preview_update(text, jsonb) IS 'What saving this def
 COMMENT ON FUNCTION journey.rename_flow(text, text) IS 'Renames a flow (any status); its enrollments, steps and messages keep it (by id). Refused when the new name is taken.';
 COMMENT ON FUNCTION journey.copy_flow(text, text) IS 'Creates a draft flow new_name, version 1, with the current definition of flow name; returns its id.';
 COMMENT ON FUNCTION journey.delete_flow(text) IS 'Deletes a draft or archived flow with its versions, enrollments, steps, routes and date schedule. Its outbox rows stay, with outbox.flow_name set to its name (coalesce(f.name, o.flow_name) over outbox o LEFT JOIN flows f ON f.id = o.flow_id names the flow of any message).';
-COMMENT ON FUNCTION journey.retry_enrollment(bigint) IS 'Runs a failed enrollment again from the node it failed at, on the flow''s current version, due now (attempts 0, last_error cleared; the failed step stays in steps). Refused unless the enrollment is failed, its flow active, its node in the current version and its contact without another active enrollment in the flow. Returns true.';
+COMMENT ON FUNCTION journey.retry_enrollment(bigint) IS 'Runs a failed enrollment again from the node it failed at, on the flow''s current version, due now (attempts 0, last_error cleared; the failed step stays in steps). An enrollment a fork''s branch failed waits at its fork again and its failed branches run again from their nodes. Refused unless the enrollment is failed and not a fork''s branch (retry the enrollment it belongs to), its flow active, its node (and its failed branches'') in the current version and its contact without another active enrollment in the flow. Returns true.';
 "#,
     name = "authoring_comments",
     requires = [

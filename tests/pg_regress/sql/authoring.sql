@@ -144,6 +144,37 @@ SELECT version, status FROM journey.enrollments WHERE id = :e;
 SELECT subject FROM journey.outbox WHERE enrollment_id = :e;
 ROLLBACK;
 
+-- a fork's branch is not retried alone; its enrollment, once failed, waits at its fork again
+-- while its failed branches run again (and then completes)
+BEGIN;
+INSERT INTO journey.templates (name, subject, body) VALUES ('later', 'Later', 'Hello');
+SELECT journey.create_flow('forked', '{"triggers": [{"type": "manual"}], "start": "f", "nodes": {
+  "f":    {"type": "fork", "next": ["mail", "w"]},
+  "mail": {"type": "send_email", "template": "later"},
+  "w":    {"type": "wait", "delay": "1 hour", "next": "won"},
+  "won":  {"type": "goal", "name": "done"}}}') IS NOT NULL AS created;
+SELECT journey.activate_flow('forked');
+SELECT journey.enroll('forked', :dana) AS parent \gset
+DELETE FROM journey.templates WHERE name = 'later';
+SELECT journey.run_due(100, now());
+SELECT journey.run_due(100, now());
+SELECT id = :parent AS is_parent, node, status FROM journey.enrollments ORDER BY id;
+SELECT e.id AS branch FROM journey.enrollments e WHERE e.parent_id = :parent AND e.status = 'failed' \gset
+SAVEPOINT s;
+SELECT journey.retry_enrollment(:branch);
+\echo :SQLSTATE
+ROLLBACK TO s;
+-- the other branch ends: the enrollment fails (a branch failed)
+SELECT journey.run_due(100, now() + interval '2 hours');
+SELECT id = :parent AS is_parent, node, status, last_error FROM journey.enrollments ORDER BY id;
+INSERT INTO journey.templates (name, subject, body) VALUES ('later', 'Later', 'Hello');
+SELECT journey.retry_enrollment(:parent);
+SELECT id = :parent AS is_parent, node, status, due_at = 'infinity' AS due_never, last_error FROM journey.enrollments ORDER BY id;
+SELECT journey.run_due(100, now());
+SELECT id = :parent AS is_parent, node, status FROM journey.enrollments ORDER BY id;
+SELECT channel, subject FROM journey.outbox;
+ROLLBACK;
+
 -- ---------------------------------------------------------------- stats on paused and archived flows
 BEGIN;
 SELECT journey.activate_flow('welcome');
