@@ -122,6 +122,14 @@ fn contact_fields(set: &serde_json::Map<String, Value>) -> Value {
     Value::Object(fields)
 }
 
+/// The enrollment a branch belongs to (fork), or None for an enrollment that entered the flow.
+pub fn parent(contact: i64, enrollment: i64) -> Result<Option<i64>> {
+    optional(Spi::get_one_with_args::<i64>(
+        "SELECT parent_id FROM journey.enrollments WHERE contact_id = $1 AND id = $2",
+        &[contact.into(), enrollment.into()],
+    ))
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;
@@ -139,12 +147,4 @@ mod unit {
             json!({"attributes": {}})
         );
     }
-}
-
-/// The enrollment a branch belongs to (fork), or None for an enrollment that entered the flow.
-pub fn parent(contact: i64, enrollment: i64) -> Result<Option<i64>> {
-    optional(Spi::get_one_with_args::<i64>(
-        "SELECT parent_id FROM journey.enrollments WHERE contact_id = $1 AND id = $2",
-        &[contact.into(), enrollment.into()],
-    ))
 }
