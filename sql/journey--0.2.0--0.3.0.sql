@@ -2450,6 +2450,77 @@ COMMENT ON FUNCTION journey.forget_contact(bigint) IS
   'Erasure: removes the contact and everything about it (group memberships, form submissions, events, enrollments and their steps, date schedule rows, outbox rows and their delivery reports). Returns false when there is no such contact. Stats computed from steps lose its history.';
 REVOKE ALL ON FUNCTION journey.forget_contact(bigint) FROM PUBLIC;
 
+-- ================================================================ issue 17: retention
+ALTER TABLE journey.settings
+    ADD COLUMN keep_sent_messages     interval CHECK (keep_sent_messages > interval '0'),
+    ADD COLUMN keep_ended_enrollments interval CHECK (keep_ended_enrollments > interval '0');
+COMMENT ON TABLE journey.settings IS
+  'Account settings, exactly one row: default time zone, SMS quiet hours (contact''s zone, may span midnight), unsubscribe text, admin e-mail, quotas (NULL = unlimited), max_attempts for retries (failed sends reported by relays, transient step failures in the engine), and the limits of a rendered message: max_message_bytes for a body (e-mail, WhatsApp, admin e-mail, webhook, SMS text) and max_sms_segments for an SMS; a message past them fails its enrollment. whatsapp_quota counts WhatsApp messages when set (sms_quota counts SMS segments, email_quota e-mails; admin e-mails are never counted). default_country (ISO 3166 alpha-2, e.g. IL) turns national phone numbers into E.164. date_trigger_at is the local time of day date triggers fire at when they give no at; date_catch_up is how late a date occurrence may still be enrolled after downtime. Retention (NULL = keep forever): keep_sent_messages for outbox rows that reached a final status (sent, delivered, opened, clicked, failed, undelivered, bounced; with their delivery reports), keep_ended_enrollments for enrollments that ended (with their steps); the worker deletes what is older in small batches.';
+CREATE OR REPLACE FUNCTION journey._settings_replace() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM journey.settings) THEN
+        UPDATE journey.settings SET
+            time_zone = NEW.time_zone, quiet_hours_start = NEW.quiet_hours_start,
+            quiet_hours_end = NEW.quiet_hours_end, sms_unsubscribe_text = NEW.sms_unsubscribe_text,
+            admin_email = NEW.admin_email, sms_quota = NEW.sms_quota, email_quota = NEW.email_quota,
+            max_attempts = NEW.max_attempts, max_message_bytes = NEW.max_message_bytes,
+            max_sms_segments = NEW.max_sms_segments, whatsapp_quota = NEW.whatsapp_quota,
+            default_country = NEW.default_country, date_trigger_at = NEW.date_trigger_at,
+            date_catch_up = NEW.date_catch_up, keep_sent_messages = NEW.keep_sent_messages,
+            keep_ended_enrollments = NEW.keep_ended_enrollments;
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE FUNCTION journey._retention_pass(p_outbox_after bigint, p_block bigint, p_rows integer, p_blocks integer,
+                                        OUT outbox_next bigint, OUT block_next bigint,
+                                        OUT messages bigint, OUT enrollments bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    s journey.settings;
+    last_seen bigint;
+    youngest timestamptz;
+    nblocks bigint;
+BEGIN
+    SELECT * INTO s FROM journey.settings;
+    outbox_next := 0; block_next := 0; messages := 0; enrollments := 0;
+    IF s.keep_sent_messages IS NOT NULL THEN
+        -- the next p_rows rows; those final and older than the cutoff go
+        WITH slice AS (
+            SELECT o.id, o.contact_id, o.status, o.created_at FROM journey.outbox o
+            WHERE o.id > p_outbox_after ORDER BY o.id LIMIT p_rows),
+        gone AS (
+            DELETE FROM journey.outbox o USING slice x
+            WHERE o.id = x.id AND o.contact_id = x.contact_id
+              AND x.status IN ('sent', 'delivered', 'opened', 'clicked', 'failed', 'undelivered', 'bounced')
+              AND x.created_at < now() - s.keep_sent_messages
+            RETURNING 1)
+        SELECT (SELECT count(*) FROM gone), max(x.id), max(x.created_at) INTO messages, last_seen, youngest FROM slice x;
+        -- past the cutoff (or at the end): start again from the beginning next time
+        outbox_next := CASE WHEN last_seen IS NULL OR youngest >= now() - s.keep_sent_messages THEN 0 ELSE last_seen END;
+    END IF;
+    IF s.keep_ended_enrollments IS NOT NULL THEN
+        nblocks := pg_relation_size('journey.enrollments') / current_setting('block_size')::bigint;
+        -- (their steps go with them: trigger enrollments_delete_steps)
+        DELETE FROM journey.enrollments e
+        WHERE e.ctid >= format('(%s,0)', p_block)::tid AND e.ctid < format('(%s,0)', p_block + p_blocks)::tid
+          AND e.status <> 'active' AND e.updated_at < now() - s.keep_ended_enrollments;
+        GET DIAGNOSTICS enrollments = ROW_COUNT;
+        block_next := CASE WHEN p_block + p_blocks >= nblocks THEN 0 ELSE p_block + p_blocks END;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION journey._retention_pass(bigint, bigint, integer, integer) IS
+  'Internal: one retention pass (the worker runs one every 10 seconds): deletes, among the next p_rows outbox rows after id p_outbox_after, those in a final status older than settings.keep_sent_messages (with their delivery reports), and the enrollments in table blocks [p_block, p_block + p_blocks) that ended before now() - settings.keep_ended_enrollments (with their steps). Returns where the next pass starts and how many rows it deleted. Does nothing for a setting that is NULL.';
+REVOKE ALL ON FUNCTION journey._retention_pass(bigint, bigint, integer, integer) FROM PUBLIC;
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after

@@ -19,11 +19,13 @@ CREATE TABLE journey.settings (
     default_country      text CHECK (default_country ~ '^[A-Z]{2}$'),
     date_trigger_at      time NOT NULL DEFAULT '09:00',
     date_catch_up        interval NOT NULL DEFAULT '1 day' CHECK (date_catch_up BETWEEN interval '0' AND interval '366 days'),
+    keep_sent_messages   interval CHECK (keep_sent_messages > interval '0'),
+    keep_ended_enrollments interval CHECK (keep_ended_enrollments > interval '0'),
     CONSTRAINT settings_time_zone_valid CHECK (journey._is_time_zone(time_zone))
 );
 INSERT INTO journey.settings DEFAULT VALUES;
 COMMENT ON TABLE journey.settings IS
-  'Account settings, exactly one row: default time zone, SMS quiet hours (contact''s zone, may span midnight), unsubscribe text, admin e-mail, quotas (NULL = unlimited), max_attempts for retries (failed sends reported by relays, transient step failures in the engine), and the limits of a rendered message: max_message_bytes for a body (e-mail, WhatsApp, admin e-mail, webhook, SMS text) and max_sms_segments for an SMS; a message past them fails its enrollment. whatsapp_quota counts WhatsApp messages when set (sms_quota counts SMS segments, email_quota e-mails; admin e-mails are never counted). default_country (ISO 3166 alpha-2, e.g. IL) turns national phone numbers into E.164. date_trigger_at is the local time of day date triggers fire at when they give no at; date_catch_up is how late a date occurrence may still be enrolled after downtime.';
+  'Account settings, exactly one row: default time zone, SMS quiet hours (contact''s zone, may span midnight), unsubscribe text, admin e-mail, quotas (NULL = unlimited), max_attempts for retries (failed sends reported by relays, transient step failures in the engine), and the limits of a rendered message: max_message_bytes for a body (e-mail, WhatsApp, admin e-mail, webhook, SMS text) and max_sms_segments for an SMS; a message past them fails its enrollment. whatsapp_quota counts WhatsApp messages when set (sms_quota counts SMS segments, email_quota e-mails; admin e-mails are never counted). default_country (ISO 3166 alpha-2, e.g. IL) turns national phone numbers into E.164. date_trigger_at is the local time of day date triggers fire at when they give no at; date_catch_up is how late a date occurrence may still be enrolled after downtime. Retention (NULL = keep forever): keep_sent_messages for outbox rows that reached a final status (sent, delivered, opened, clicked, failed, undelivered, bounced; with their delivery reports), keep_ended_enrollments for enrollments that ended (with their steps); the worker deletes what is older in small batches.';
 
 -- ---------------------------------------------------------------- contacts
 CREATE TABLE journey.contacts (
@@ -381,7 +383,8 @@ BEGIN
             max_attempts = NEW.max_attempts, max_message_bytes = NEW.max_message_bytes,
             max_sms_segments = NEW.max_sms_segments, whatsapp_quota = NEW.whatsapp_quota,
             default_country = NEW.default_country, date_trigger_at = NEW.date_trigger_at,
-            date_catch_up = NEW.date_catch_up;
+            date_catch_up = NEW.date_catch_up, keep_sent_messages = NEW.keep_sent_messages,
+            keep_ended_enrollments = NEW.keep_ended_enrollments;
         RETURN NULL;
     END IF;
     RETURN NEW;

@@ -41,6 +41,7 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
     );
     let mut installed_logged = false;
     let mut dates = DatePasses::default();
+    let mut retention = Retention::default();
     loop {
         // at least every DATE_PASS_EVERY, whatever journey.naptime says
         let nap = Duration::from_millis(guc::NAPTIME.get().max(10) as u64).min(DATE_PASS_EVERY);
@@ -54,6 +55,7 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
             continue;
         }
         dates.run_if_due();
+        retention.run_if_due();
         let batch = guc::BATCH_SIZE.get();
         let mut ran = false;
         // the extension is looked up in the first batch's transaction after each wake-up, not
@@ -130,6 +132,54 @@ impl DatePasses {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => warning!("journey worker: date pass failed and was rolled back: {e}"),
             Err(e) => warning!("journey worker: date pass failed and was rolled back: {e}"),
+        }
+    }
+}
+
+/// The retention passes (sql/retention.sql): one every DATE_PASS_EVERY, in a transaction of its
+/// own, each deleting at most RETENTION_ROWS outbox rows looked at and the ended enrollments of
+/// RETENTION_BLOCKS table blocks; where the next starts is kept here (a restarted worker starts
+/// from the beginning).
+#[derive(Default)]
+struct Retention {
+    last: Option<std::time::Instant>,
+    outbox_after: i64,
+    block: i64,
+}
+
+const RETENTION_ROWS: i32 = 5000;
+const RETENTION_BLOCKS: i32 = 1000;
+
+impl Retention {
+    fn run_if_due(&mut self) {
+        if self.last.is_some_and(|t| t.elapsed() < DATE_PASS_EVERY) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        let (after, block) = (self.outbox_after, self.block);
+        let result = in_transaction(|| {
+            if !extension_installed() {
+                return Ok((None, None));
+            }
+            Spi::get_two_with_args::<i64, i64>(
+                "SELECT outbox_next, block_next FROM journey._retention_pass($1, $2, $3, $4)",
+                &[
+                    after.into(),
+                    block.into(),
+                    RETENTION_ROWS.into(),
+                    RETENTION_BLOCKS.into(),
+                ],
+            )
+        });
+        match result {
+            Ok(Ok((next, block))) => {
+                self.outbox_after = next.unwrap_or(0);
+                self.block = block.unwrap_or(0);
+            }
+            Ok(Err(e)) => {
+                warning!("journey worker: retention pass failed and was rolled back: {e}")
+            }
+            Err(e) => warning!("journey worker: retention pass failed and was rolled back: {e}"),
         }
     }
 }

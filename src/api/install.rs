@@ -72,8 +72,9 @@ extension_sql_file!(
     requires = ["audience", api::stats::node_order]
 );
 
-// Operations: forget_contact (erasure requests).
+// Operations: forget_contact (erasure requests), the retention pass the worker runs.
 extension_sql_file!("../../sql/operations.sql", name = "operations", requires = ["stats"]);
+extension_sql_file!("../../sql/retention.sql", name = "retention", requires = ["operations"]);
 
 // Roles and privileges: journey.grant_role(role, kind) and the revocation of PUBLIC's EXECUTE
 // on the schema's functions. Last, once every function exists.
