@@ -39,7 +39,8 @@ ROLLBACK;
 
 -- ---------------------------------------------------------------- test_send
 BEGIN;
-UPDATE journey.settings SET admin_email = 'boss@example.com', quiet_hours_start = '00:00', quiet_hours_end = '23:59';
+UPDATE journey.settings SET admin_email = 'boss@example.com', quiet_hours_start = '00:00', quiet_hours_end = '23:59',
+    sms_quota = 0, email_quota = 0, whatsapp_quota = 0;
 SELECT journey.create_flow('ops', '{"triggers": [{"type": "manual"}], "start": "sms", "nodes": {
   "sms":   {"type": "send_sms", "text": "Hi {{ contact.first_name }} ({{ flow.name }})", "sender": "ACME", "unsubscribe": true, "next": "mail"},
   "mail":  {"type": "send_email", "template": "welcome_email", "next": "wa"},
@@ -68,7 +69,9 @@ SELECT journey.test_send('ops', 'sms', :fay, '+15550000999') IS NOT NULL AS sent
 SELECT recipient, body FROM journey.outbox WHERE contact_id = :fay;
 -- nothing enrolled, no step, no quota counted; stats and the timeline do not see them
 SELECT journey.activate_flow('ops');
-SELECT (SELECT count(*) FROM journey.enrollments) AS enrollments, (SELECT count(*) FROM journey.steps) AS steps;
+SELECT (SELECT count(*) FROM journey.enrollments) AS enrollments, (SELECT count(*) FROM journey.steps) AS steps,
+       (SELECT row(sms_quota, email_quota, whatsapp_quota)::text FROM journey.settings) AS quotas,
+       (SELECT status FROM journey.flows WHERE name = 'ops') AS ops_status;
 SELECT node, reached, waiting FROM journey.flow_stats('ops');
 SELECT flow, entered FROM journey.flow_overview WHERE flow = 'ops';
 SELECT count(*) AS timeline_rows FROM journey.timeline(:dana);
