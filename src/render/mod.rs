@@ -55,5 +55,6 @@ pub mod event;
 pub mod explain;
 pub mod language;
 pub mod lenient;
+pub mod probe;
 pub mod sms;
 pub mod template;

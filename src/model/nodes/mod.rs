@@ -116,8 +116,8 @@ mod unit {
         );
         assert_eq!(
             problems(
-                json!({"type": "split", "branches": [{"percent": 50, "next": "a"},
-                                                          {"percnt": 50, "next": "a"}]})
+                json!({"type": "split", "branches": [{"percent": 50, "next": {"to": "a", "delay": "1 day"}},
+                                                          {"percnt": 50, "next": {"to": "a", "delay": "1 day"}}]})
             ),
             [
                 "a: branch 1: unknown field \"percnt\" (did you mean \"percent\"?)",
