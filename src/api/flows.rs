@@ -389,10 +389,13 @@ pub fn activate_flow(
                 &[flow.id.into()],
             )?;
         } else {
+            // (an enrollment waiting at a fork for its branches, due never, never runs its node
+            // again: it waits on, whatever the new version, and its branches end it)
             Spi::run_with_args(
                 "UPDATE journey.enrollments SET status = 'stopped', due_at = NULL, updated_at = now(), \
                      last_error = format('node \"%s\" no longer exists in version %s', node, $2) \
-                 WHERE flow_id = $1 AND status = 'active' AND version <> $2 AND NOT node = ANY ($3)",
+                 WHERE flow_id = $1 AND status = 'active' AND version <> $2 AND NOT node = ANY ($3) \
+                   AND due_at < 'infinity'",
                 &[flow.id.into(), flow.version.into(), nodes.into()],
             )?;
             Spi::run_with_args(

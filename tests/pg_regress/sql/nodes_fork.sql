@@ -119,3 +119,20 @@ SELECT node, status, branch, parent FROM pg_temp.trip('arch');
 DELETE FROM journey.contacts WHERE id = :dana;
 SELECT count(*) AS enrollments FROM journey.enrollments;
 ROLLBACK;
+
+-- a new version without the fork, activated with continue: the parent waits on at its fork (it
+-- never runs it again), its branch goes on by node id and ends it
+BEGIN;
+SELECT journey.create_flow('edit', '{"triggers": [{"type": "manual"}], "start": "f",
+  "nodes": {"f": {"type": "fork", "next": ["a", {"to": "b", "delay": "1 day"}]},
+            "a": {"type": "goal"}, "b": {"type": "goal"}}}') IS NOT NULL AS created;
+SELECT journey.activate_flow('edit');
+SELECT journey.enroll('edit', :dana) IS NOT NULL AS enrolled;
+SELECT journey.run_due(10, now()) + journey.run_due(10, now()) AS ran;
+SELECT journey.update_flow('edit', '{"triggers": [{"type": "manual"}], "start": "b",
+  "nodes": {"b": {"type": "goal"}}}') AS version;
+SELECT journey.activate_flow('edit');
+SELECT node, status, branch, parent FROM pg_temp.trip('edit');
+SELECT journey.run_due(10, now() + interval '2 days') AS ran;
+SELECT node, status, branch, parent FROM pg_temp.trip('edit');
+ROLLBACK;
