@@ -90,3 +90,24 @@ SELECT * FROM pg_temp.state();
 SELECT journey.run_due(10, now()) AS ran;
 SELECT body FROM journey.outbox WHERE channel = 'sms' ORDER BY body;
 ROLLBACK;
+
+-- date triggers: an occurrence due while the flow is paused by an edit is enrolled frozen by the
+-- date pass (the schedule is kept) and runs on the new version once activated; paused by hand,
+-- the flow has no schedule and the pass enrolls nobody
+BEGIN;
+SELECT journey.create_flow('bday', '{"triggers": [{"type": "date", "field": "birthday"}], "start": "s",
+  "nodes": {"s": {"type": "send_sms", "text": "v1 happy birthday"}}}') IS NOT NULL AS created;
+UPDATE journey.contacts SET birthday = '1990-06-01' WHERE id = :ann;
+SELECT journey.activate_flow('bday');
+SELECT journey.update_flow('bday', '{"triggers": [{"type": "date", "field": "birthday"}], "start": "s",
+  "nodes": {"s": {"type": "send_sms", "text": "v2 happy birthday"}}}') AS version;
+SELECT count(*) AS scheduled FROM journey.date_schedule;
+UPDATE journey.date_schedule SET fire_at = now() - interval '1 minute';
+SELECT journey.run_due(10, now()) AS ran_while_paused;
+SELECT e.version, e.node, e.status FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'bday';
+SELECT journey.activate_flow('bday');
+SELECT journey.run_due(10, now()) AS ran;
+SELECT body FROM journey.outbox;
+SELECT journey.pause_flow('bday');
+SELECT count(*) AS scheduled_while_paused_by_hand FROM journey.date_schedule;
+ROLLBACK;
