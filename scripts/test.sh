@@ -29,4 +29,6 @@ bash tests/run.sh
 
 echo "== benchmark smoke run (small sizes; asserts only that it completes)"
 BENCH_SMOKE=1 bash scripts/bench.sh 2000
+echo "== soak, one minute (scripts/soak.sh; the 10-minute run is not in CI)"
+SOAK_NO_INSTALL=1 bash scripts/soak.sh 1
 echo "== all tests passed"

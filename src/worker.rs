@@ -150,36 +150,70 @@ struct Retention {
 const RETENTION_ROWS: i32 = 5000;
 const RETENTION_BLOCKS: i32 = 1000;
 
+/// The longest a round of retention passes runs (then the steps go on; the next round comes
+/// DATE_PASS_EVERY later).
+const RETENTION_TIME: Duration = Duration::from_millis(250);
+
 impl Retention {
+    /// A round of passes, each in its own transaction, until one finds nothing more to delete
+    /// and the cursors are back at the start, or RETENTION_TIME is spent.
     fn run_if_due(&mut self) {
         if self.last.is_some_and(|t| t.elapsed() < DATE_PASS_EVERY) {
             return;
         }
-        self.last = Some(std::time::Instant::now());
+        let started = std::time::Instant::now();
+        self.last = Some(started);
+        while started.elapsed() < RETENTION_TIME {
+            match self.pass() {
+                Some(deleted) if deleted > 0 || self.outbox_after != 0 || self.block != 0 => {}
+                _ => break,
+            }
+        }
+    }
+
+    /// One pass; how many rows it deleted (None: failed, or no extension).
+    fn pass(&mut self) -> Option<i64> {
         let (after, block) = (self.outbox_after, self.block);
         let result = in_transaction(|| {
             if !extension_installed() {
-                return Ok((None, None));
+                return Ok::<_, pgrx::spi::Error>(None);
             }
-            Spi::get_two_with_args::<i64, i64>(
-                "SELECT outbox_next, block_next FROM journey._retention_pass($1, $2, $3, $4)",
-                &[
-                    after.into(),
-                    block.into(),
-                    RETENTION_ROWS.into(),
-                    RETENTION_BLOCKS.into(),
-                ],
-            )
+            Spi::connect(|client| {
+                let row = client
+                    .select(
+                        "SELECT outbox_next, block_next, messages + enrollments \
+                         FROM journey._retention_pass($1, $2, $3, $4)",
+                        None,
+                        &[
+                            after.into(),
+                            block.into(),
+                            RETENTION_ROWS.into(),
+                            RETENTION_BLOCKS.into(),
+                        ],
+                    )?
+                    .first();
+                Ok(Some((
+                    row.get::<i64>(1)?.unwrap_or(0),
+                    row.get::<i64>(2)?.unwrap_or(0),
+                    row.get::<i64>(3)?.unwrap_or(0),
+                )))
+            })
         });
         match result {
-            Ok(Ok((next, block))) => {
-                self.outbox_after = next.unwrap_or(0);
-                self.block = block.unwrap_or(0);
+            Ok(Ok(Some((next, block, deleted)))) => {
+                self.outbox_after = next;
+                self.block = block;
+                Some(deleted)
             }
+            Ok(Ok(None)) => None,
             Ok(Err(e)) => {
-                warning!("journey worker: retention pass failed and was rolled back: {e}")
+                warning!("journey worker: retention pass failed and was rolled back: {e}");
+                None
             }
-            Err(e) => warning!("journey worker: retention pass failed and was rolled back: {e}"),
+            Err(e) => {
+                warning!("journey worker: retention pass failed and was rolled back: {e}");
+                None
+            }
         }
     }
 }
