@@ -60,7 +60,7 @@ impl FlowDef {
                 .collect();
             let choose = || match senders.is_empty() {
                 true => format!(" (the flow has no {sender} node)"),
-                false => suggest::hint(message, &senders, &format!("its {sender} nodes")),
+                false => suggest::hint(message, &senders, &format!("its {sender} nodes:")),
             };
             let problem = match self.nodes.get(message) {
                 _ if message.is_empty() => continue,

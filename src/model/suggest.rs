@@ -36,11 +36,12 @@ pub fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
         .map(|(_, k)| k)
 }
 
-/// ` (did you mean "x"?)` when a known name is near `word`, else ` (<list>: a, b, c)`.
+/// ` (did you mean "x"?)` when a known name is near `word`, else ` (<list> a, b, c)` (`list`
+/// is e.g. "use" or "its fields:").
 pub fn hint(word: &str, known: &[&str], list: &str) -> String {
     match nearest(word, known) {
         Some(k) => format!(" (did you mean \"{k}\"?)"),
-        None => format!(" ({list}: {})", known.join(", ")),
+        None => format!(" ({list} {})", known.join(", ")),
     }
 }
 
@@ -87,8 +88,9 @@ mod unit {
             " (did you mean \"group\"?)"
         );
         assert_eq!(
-            hint("audience", &known, "its fields"),
+            hint("audience", &known, "its fields:"),
             " (its fields: group, where)"
         );
+        assert_eq!(hint("x", &known, "use"), " (use group, where)");
     }
 }

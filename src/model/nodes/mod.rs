@@ -32,10 +32,9 @@ pub fn parse(id: &str, fields: &Map<String, Value>, cx: &mut Ctx) -> Option<Node
         _ => cx.edge(fields.get("next"), "next"),
     };
     let Some(node_type) = registry::get(&type_name) else {
-        cx.problem(format!(
-            "unknown node type \"{type_name}\" (known: {})",
-            registry::names().collect::<Vec<_>>().join(", ")
-        ));
+        let names: Vec<&str> = registry::names().collect();
+        let hint = suggest::hint(&type_name, &names, "known:");
+        cx.problem(format!("unknown node type \"{type_name}\"{hint}"));
         return None;
     };
     if let Some(own) = node_type.fields {
@@ -64,7 +63,7 @@ fn unknown_fields(fields: &Map<String, Value>, own: &[&str], cx: &mut Ctx) {
     let known: Vec<&str> = COMMON_FIELDS.iter().chain(own).copied().collect();
     for key in fields.keys() {
         if !known.contains(&key.as_str()) {
-            let hint = suggest::hint(key, &known, "its fields");
+            let hint = suggest::hint(key, &known, "its fields:");
             cx.problem(format!("unknown field \"{key}\"{hint}"));
         }
     }
@@ -98,6 +97,10 @@ mod unit {
                 "a: unknown field \"nxt\" (did you mean \"next\"?)",
                 "a: unknown field \"stag\" (did you mean \"stage\"?)"
             ]
+        );
+        assert_eq!(
+            problems(json!({"type": "send_smss", "text": "Hi"})),
+            ["a: unknown node type \"send_smss\" (did you mean \"send_sms\"?)"]
         );
         assert_eq!(
             problems(json!({"type": "exit", "colour": "red"})),

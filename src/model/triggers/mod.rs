@@ -121,10 +121,8 @@ pub fn parse(v: Option<&Value>, cx: &mut Ctx) -> Vec<Trigger> {
         let Some(kind) = kind(&name) else {
             if !name.is_empty() {
                 let names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
-                cx.problem(format!(
-                    "unknown trigger type \"{name}\" (use {})",
-                    names.join(", ")
-                ));
+                let hint = super::suggest::hint(&name, &names, "use");
+                cx.problem(format!("unknown trigger type \"{name}\"{hint}"));
             }
             continue;
         };
@@ -158,7 +156,7 @@ fn known_keys(o: &Map<String, Value>, kind: &str, keys: &[&str], cx: &mut Ctx) {
         if !["type", "where"].contains(&key.as_str()) && !keys.contains(&key.as_str()) {
             let mut all = keys.to_vec();
             all.push("where");
-            let hint = super::suggest::hint(key, &all, "its fields");
+            let hint = super::suggest::hint(key, &all, "its fields:");
             cx.problem(format!("a {kind} trigger has no field \"{key}\"{hint}"));
         }
     }
@@ -192,7 +190,8 @@ mod unit {
             "manual",
             {"type": "manual"},
             {"type": "group_left", "group": "vip", "grup": "x"},
-            {"type": "manual", "audience": "all"}
+            {"type": "manual", "audience": "all"},
+            {"type": "group_joind", "group": "vip"}
         ]));
         let kinds: Vec<(&str, Key)> = triggers.iter().map(|t| (t.kind, t.key.clone())).collect();
         assert_eq!(
@@ -219,6 +218,7 @@ mod unit {
                 "trigger[5]: a trigger must be an object, not \"manual\"",
                 "trigger[7]: a group_left trigger has no field \"grup\" (did you mean \"group\"?)",
                 "trigger[8]: a manual trigger has no field \"audience\" (its fields: where)",
+                "trigger[9]: unknown trigger type \"group_joind\" (did you mean \"group_joined\"?)",
             ]
         );
         assert_eq!(

@@ -53,13 +53,14 @@ ROLLBACK;
 -- Every node type, edges, split branches and triggers: an unknown key is a problem naming the
 -- nearest known one (or listing the known ones when none is near).
 BEGIN;
-SELECT journey.create_flow('typos', $${"triggers": [{"type": "group_joined", "grup": "vip"}, {"type": "manual", "audience": "all"}],
+SELECT journey.create_flow('typos', $${"triggers": [{"type": "group_joined", "grup": "vip"}, {"type": "manual", "audience": "all"}, {"type": "contact_updatd"}],
   "start": "s",
   "nodes": {"s": {"type": "send_sms", "text": "Hi", "unsubscibe": true, "next": {"to": "e", "dealy": "1 day"}},
             "e": {"type": "send_email", "subjct": "Hi", "body": "Hello", "next": "w"},
             "w": {"type": "wait", "delay": "1 day", "colour": "red", "next": "sp"},
             "sp": {"type": "split", "branches": [{"percent": 50, "next": "g"}, {"percnt": 50, "next": "g"}]},
-            "g": {"type": "goal", "name": "done", "stag": "won"}}}$$) IS NOT NULL AS created;
+            "g": {"type": "goal", "name": "done", "stag": "won", "next": "x"},
+            "x": {"type": "exitt"}}}$$) IS NOT NULL AS created;
 SELECT * FROM journey.validate_flow('typos') ORDER BY node, problem;
 ROLLBACK;
 
