@@ -272,6 +272,26 @@ fn liquid_syntax(source: &str) -> std::result::Result<(), String> {
     crate::render::template::compile(source).map(|_| ())
 }
 
+/// Liquid fields (that compile) reading a variable no contact or event will ever have: an
+/// unknown top-level name or contact column (render/probe.rs). A missing attribute or event key
+/// is not one: it is nil at run time.
+fn unknown_variables(flow: &FlowDef, problems: &mut Vec<Problem>) {
+    use crate::render::{probe, template};
+    for node in flow.nodes.values() {
+        for (field, source) in node.templates() {
+            if liquid_syntax(source).is_err() {
+                continue; // listed as a syntax error already
+            }
+            if let Err(why) = probe::unknown_variables(source, template::postgres_interrupts) {
+                problems.push(Problem {
+                    node: node.id.clone(),
+                    problem: format!("field \"{field}\": {why}"),
+                });
+            }
+        }
+    }
+}
+
 /// Every problem of a definition (its Liquid fields checked by the template compiler),
 /// including names that must exist in the database.
 pub fn problems(def: &serde_json::Value) -> Result<(FlowDef, Vec<Problem>)> {
@@ -285,6 +305,7 @@ pub fn problems(def: &serde_json::Value) -> Result<(FlowDef, Vec<Problem>)> {
         ));
     }
     let (flow, mut problems) = FlowDef::validate(def, &liquid_syntax);
+    unknown_variables(&flow, &mut problems);
     for r in &flow.refs {
         let query = match r.kind {
             "group" => "SELECT EXISTS (SELECT 1 FROM journey.groups WHERE name = $1)",

@@ -94,7 +94,7 @@ pub fn render(
 }
 
 /// Raises the Postgres error of a pending cancel or terminate.
-fn postgres_interrupts() {
+pub fn postgres_interrupts() {
     pgrx::check_for_interrupts!();
 }
 

@@ -26,26 +26,32 @@ SELECT status FROM journey.enrollments ORDER BY id;
 ROLLBACK;
 
 -- ---------------------------------------------------------------- render errors
--- A contact column that does not exist fails the enrollment; last_error names the flow, the
--- node, the field and the variable, and says what to write instead.
+-- A variable no contact or event will ever have (an unknown contact column, a top-level name
+-- that does not exist) is a validation problem: the flow cannot be activated.
 BEGIN;
 SELECT journey.create_flow('typo', $${"triggers": [{"type": "manual"}], "start": "s",
   "nodes": {"s": {"type": "send_sms", "text": "Hi {{ contact.nick }}", "next": "t"},
-            "t": {"type": "send_sms", "text": "Hi {{ contact.frist_name }}"}}}$$) IS NOT NULL AS created;
+            "t": {"type": "send_sms", "text": "Hi {{ contact.frist_name }} {{ order }}"}}}$$) IS NOT NULL AS created;
+SELECT * FROM journey.validate_flow('typo');
 SELECT journey.activate_flow('typo');
-SELECT journey.upsert_contact('{"first_name": "Typo", "phone": "+15550000003"}') AS typo \gset
+\echo :SQLSTATE
+ROLLBACK;
+-- A template (journey.templates) is read when the node runs: there the same mistake fails the
+-- enrollment, and last_error names the flow, the node, the field and the variable, and says
+-- what to write instead.
+BEGIN;
+INSERT INTO journey.templates (name, channel, subject, body) VALUES ('nick', 'email', 'Hi', 'Hi {{ contact.nick }}');
+SELECT journey.create_flow('typo', $${"triggers": [{"type": "manual"}], "start": "s",
+  "nodes": {"s": {"type": "send_email", "template": "nick"}}}$$) IS NOT NULL AS created;
+SELECT journey.activate_flow('typo');
+SELECT journey.upsert_contact('{"first_name": "Typo", "phone": "+15550000003", "email": "typo@example.com"}') AS typo \gset
 SELECT journey.enroll('typo', :typo) IS NOT NULL AS enrolled;
 SELECT journey.run_due(10, now());
 SELECT status, node, last_error FROM journey.enrollments;
--- the next node's typo, once the first is fixed
-SELECT journey.update_flow('typo', $${"triggers": [{"type": "manual"}], "start": "s",
-  "nodes": {"s": {"type": "send_sms", "text": "Hi {{ contact.attributes.nick | default: contact.first_name }}", "next": "t"},
-            "t": {"type": "send_sms", "text": "Hi {{ contact.frist_name }}"}}}$$);
-SELECT journey.activate_flow('typo');
-SELECT journey.upsert_contact('{"first_name": "Typo2", "phone": "+15550000004"}') AS typo2 \gset
-SELECT journey.enroll('typo', :typo2) IS NOT NULL AS enrolled;
+-- fixed with | default: the next contact gets the message
+UPDATE journey.templates SET body = 'Hi {{ contact.attributes.nick | default: contact.first_name }}' WHERE name = 'nick';
+SELECT journey.enroll('typo', journey.upsert_contact('{"first_name": "Typo2", "email": "typo2@example.com"}')) IS NOT NULL AS enrolled;
 SELECT journey.run_due(10, now());
-SELECT status, node, last_error FROM journey.enrollments WHERE contact_id = :typo2;
 SELECT body FROM journey.outbox;
 ROLLBACK;
 
