@@ -2521,6 +2521,9 @@ COMMENT ON FUNCTION journey._retention_pass(bigint, bigint, integer, integer) IS
   'Internal: one retention pass (the worker runs one every 10 seconds): deletes, among the next p_rows outbox rows after id p_outbox_after, those in a final status older than settings.keep_sent_messages (with their delivery reports), and the enrollments in table blocks [p_block, p_block + p_blocks) that ended before now() - settings.keep_ended_enrollments (with their steps). Returns where the next pass starts and how many rows it deleted. Does nothing for a setting that is NULL.';
 REVOKE ALL ON FUNCTION journey._retention_pass(bigint, bigint, integer, integer) FROM PUBLIC;
 
+-- ================================================================ issue 14: templates of every channel
+COMMENT ON TABLE journey.templates IS 'Message templates (Liquid) referenced by send_email, send_sms and send_whatsapp nodes (a template of the node''s channel); body is limited to 256 kB.';
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after

@@ -109,7 +109,7 @@ CREATE TABLE journey.templates (
     subject text,
     body    text NOT NULL CHECK (length(body) <= 262144)
 );
-COMMENT ON TABLE journey.templates IS 'Message templates (Liquid) referenced by send_email nodes; body is limited to 256 kB.';
+COMMENT ON TABLE journey.templates IS 'Message templates (Liquid) referenced by send_email, send_sms and send_whatsapp nodes (a template of the node''s channel); body is limited to 256 kB.';
 
 -- ---------------------------------------------------------------- flows
 CREATE TABLE journey.flows (
