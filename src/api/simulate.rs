@@ -185,16 +185,22 @@ impl Scratch {
                 break;
             }
             wakeups += 1;
-            run::run_one(enrollment, at)?;
-            let Some((node, seq, due, waiting)) = state(enrollment)? else {
+            run::run_one(enrollment, self.contact, at)?;
+            // the enrollment and its fork branches still active: the next due, and the checks
+            // and wait_events they wait on that `assume` answers yes (each once per visit)
+            let active = state(enrollment, self.contact)?;
+            let mut answered = false;
+            for (id, node, seq, _, waiting) in &active {
+                if *waiting && assumed.insert((*id, node.clone(), *seq)) {
+                    answered |= self.answer_yes(*id, node)?;
+                }
+            }
+            if answered {
+                continue; // those nodes run again now and take `yes`
+            }
+            let Some(due) = active.iter().map(|a| a.3).min() else {
                 break;
             };
-            if waiting
-                && assumed.insert((node.clone(), seq))
-                && self.answer_yes(enrollment, &node)?
-            {
-                continue; // the node runs again now and takes `yes`
-            }
             if due > end {
                 break;
             }
@@ -254,7 +260,7 @@ impl Scratch {
         }
         match &n.kind {
             NodeKind::Check { message, statuses, .. } => Spi::run_with_args(
-                "UPDATE journey.outbox SET status = $3 WHERE enrollment_id = $1 AND contact_id = $4 AND node = $2",
+                "UPDATE journey.outbox SET status = $3 WHERE contact_id = $4 AND node = $2 AND enrollment_id = $1",
                 &[enrollment.into(), message.as_str().into(), statuses[0].into(), self.contact.into()],
             )?,
             NodeKind::WaitEvent { event, .. } => Spi::run_with_args(
@@ -276,14 +282,16 @@ impl Scratch {
     fn collect(&self, enrollment: i64) -> Result<Vec<Row>> {
         Spi::connect(|client| {
             let table = client.select(
-                "WITH s AS (SELECT s.id, s.at, s.node, s.outcome, CASE WHEN s.outcome IN ('sent', 'created', 'queued') \
-                              THEN row_number() OVER (PARTITION BY s.node, s.outcome IN ('sent', 'created', 'queued') ORDER BY s.id) END AS n \
-                            FROM journey.steps s WHERE s.enrollment_id = $1 AND s.contact_id = $2), \
-                      o AS (SELECT o.*, row_number() OVER (PARTITION BY o.node ORDER BY o.id) AS n \
-                            FROM journey.outbox o WHERE o.enrollment_id = $1 AND o.contact_id = $2) \
+                "WITH s AS (SELECT s.id, s.enrollment_id, s.at, s.node, s.outcome, CASE WHEN s.outcome IN ('sent', 'created', 'queued') \
+                              THEN row_number() OVER (PARTITION BY s.enrollment_id, s.node, s.outcome IN ('sent', 'created', 'queued') ORDER BY s.id) END AS n \
+                            FROM journey.steps s WHERE s.contact_id = $2 AND s.enrollment_id IN (SELECT e.id FROM journey.enrollments e \
+                              WHERE e.contact_id = $2 AND (e.id = $1 OR e.parent_id = $1))), \
+                      o AS (SELECT o.*, row_number() OVER (PARTITION BY o.enrollment_id, o.node ORDER BY o.id) AS n \
+                            FROM journey.outbox o WHERE o.contact_id = $2 AND o.enrollment_id IN (SELECT e.id FROM journey.enrollments e \
+                              WHERE e.contact_id = $2 AND (e.id = $1 OR e.parent_id = $1))) \
                  SELECT coalesce(o.not_before, s.at), s.node, s.outcome, o.channel, o.recipient, o.subject, \
                         coalesce(o.body, o.payload::text) \
-                 FROM s LEFT JOIN o ON o.node = s.node AND o.n = s.n ORDER BY s.id",
+                 FROM s LEFT JOIN o ON o.enrollment_id = s.enrollment_id AND o.node = s.node AND o.n = s.n ORDER BY s.at, s.id",
                 None,
                 &[enrollment.into(), self.contact.into()],
             )?;
@@ -312,25 +320,30 @@ impl Scratch {
     }
 }
 
-/// The enrollment's node, seq, due time and whether it waits (check, wait_event) while active;
-/// None once it ended.
-fn state(enrollment: i64) -> Result<Option<(String, i32, TimestampWithTimeZone, bool)>> {
+/// The enrollment's and its fork branches' rows still active: id, node, seq, due time and
+/// whether it waits (check, wait_event); a parent waiting for its branches is due at infinity.
+fn state(
+    enrollment: i64,
+    contact: i64,
+) -> Result<Vec<(i64, String, i32, TimestampWithTimeZone, bool)>> {
     Spi::connect(|client| {
         let table = client.select(
-            "SELECT node, seq, due_at, waiting IS NOT NULL FROM journey.enrollments \
-             WHERE id = $1 AND status = 'active'",
+            "SELECT id, node, seq, due_at, waiting IS NOT NULL FROM journey.enrollments \
+             WHERE contact_id = $2 AND (id = $1 OR parent_id = $1) AND status = 'active'",
             None,
-            &[enrollment.into()],
+            &[enrollment.into(), contact.into()],
         )?;
-        match table.into_iter().next() {
-            None => Ok(None),
-            Some(r) => Ok(Some((
+        let mut rows = Vec::new();
+        for r in table {
+            rows.push((
                 r.get(1)?.unwrap_or_default(),
                 r.get(2)?.unwrap_or_default(),
-                r.get(3)?.expect("active enrollments are due"),
-                r.get(4)?.unwrap_or(false),
-            ))),
+                r.get(3)?.unwrap_or_default(),
+                r.get(4)?.expect("active enrollments are due"),
+                r.get(5)?.unwrap_or(false),
+            ));
         }
+        Ok(rows)
     })
 }
 

@@ -125,15 +125,18 @@ macro_rules! due_query {
     };
 }
 const DUE: &str = due_query!("WHERE e.status = 'active' AND e.due_at <= $1 ");
-/// The same for one enrollment ($3), if it is due by $1 (`journey.simulate`).
-const DUE_ONE: &str = due_query!("WHERE e.status = 'active' AND e.due_at <= $1 AND e.id = $3 ");
+/// The same for one enrollment ($3, of the contact $4) and its fork branches, those due by $1
+/// (`journey.simulate`).
+const DUE_ONE: &str = due_query!(
+    "WHERE e.status = 'active' AND e.due_at <= $1 AND e.contact_id = $4 AND (e.id = $3 OR e.parent_id = $3) "
+);
 
 /// Reads the settings and claims up to `max` enrollments due at `at` (only the enrollment
-/// `only`, if given).
+/// `only`, of the contact, and its branches, if given).
 pub fn claim(
     max: i32,
     at: TimestampWithTimeZone,
-    only: Option<i64>,
+    only: Option<(i64, i64)>,
 ) -> Result<(Vec<Enrollment>, Settings)> {
     Spi::connect_mut(|client| {
         let settings = {
@@ -147,10 +150,10 @@ pub fn claim(
         };
         let table = match only {
             None => prepared::update(client, DUE, &[at.into(), (max as i64).into()])?,
-            Some(id) => prepared::update(
+            Some((id, contact)) => prepared::update(
                 client,
                 DUE_ONE,
-                &[at.into(), (max as i64).into(), id.into()],
+                &[at.into(), (max as i64).into(), id.into(), contact.into()],
             )?,
         };
         let mut due = Vec::with_capacity(table.len());

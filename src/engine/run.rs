@@ -47,14 +47,14 @@ pub fn run_batch(max: i32, at: TimestampWithTimeZone) -> Result<i32> {
     }
 }
 
-/// Runs the enrollment `id` as of `at` if it is due then (`journey.simulate`): as a batch of
-/// one, which fails only that enrollment if it raises. Returns 1 if it ran.
-pub fn run_one(id: i64, at: TimestampWithTimeZone) -> Result<i32> {
+/// Runs the enrollment `id` of `contact` and its fork branches as of `at`, those due then
+/// (`journey.simulate`): one at a time, so one that raises fails alone. Returns how many ran.
+pub fn run_one(id: i64, contact: i64, at: TimestampWithTimeZone) -> Result<i32> {
     let now = clock::to_chrono(at).ok_or_else(|| JourneyError::Engine {
         flow: "(run)".into(),
         message: "the time to run at is infinite or out of range".into(),
     })?;
-    run_claimed(1, at, now, Some(id), true)
+    run_claimed(100, at, now, Some((id, contact)), true)
 }
 
 /// Claims up to `max` due enrollments and runs them: as one batch, or `one_by_one`, each in
@@ -63,7 +63,7 @@ fn run_claimed(
     max: i32,
     at: TimestampWithTimeZone,
     now: DateTime<Utc>,
-    only: Option<i64>,
+    only: Option<(i64, i64)>,
     one_by_one: bool,
 ) -> Result<i32> {
     let (due, settings) = claim(max, at, only)?;

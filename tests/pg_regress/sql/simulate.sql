@@ -58,6 +58,11 @@ SELECT journey.create_flow('check', '{"triggers": [{"type": "manual"}], "start":
 SELECT journey.create_flow('ab', '{"triggers": [{"type": "manual"}], "start": "split",
   "nodes": {"split": {"type": "split", "branches": [{"percent": 50, "next": "a"}, {"percent": 50, "next": "b"}]},
             "a": {"type": "goal", "name": "a"}, "b": {"type": "goal", "name": "b"}}}') IS NOT NULL AS created;
+SELECT journey.create_flow('both', '{"triggers": [{"type": "manual"}], "start": "f",
+  "nodes": {"f": {"type": "fork", "next": ["sms", "later"]},
+            "sms": {"type": "send_sms", "text": "now"},
+            "later": {"type": "wait", "delay": "1 day", "next": "boss"},
+            "boss": {"type": "notify_admin", "to": "boss@example.com", "subject": "a day on", "text": "{{ contact.first_name }}"}}}') IS NOT NULL AS created;
 DROP TABLE before;
 CREATE TEMP TABLE before AS SELECT * FROM pg_temp.snapshot();
 
@@ -69,6 +74,9 @@ SELECT at - now() AS after, node, outcome FROM journey.simulate('check', :dana, 
 -- splits: the branch this contact really takes (the same on every run)
 SELECT (SELECT string_agg(outcome, ', ') FROM journey.simulate('ab', :dana)) =
        (SELECT string_agg(outcome, ', ') FROM journey.simulate('ab', :dana)) AS same_branch;
+
+-- a fork: both branches, each on its own time
+SELECT at - now() AS after, node, type, outcome, channel, recipient, body FROM journey.simulate('both', :dana) ORDER BY 1, 2;
 
 -- nothing remains after all of these either
 SELECT b.tbl FROM before b JOIN pg_temp.snapshot() a USING (tbl) WHERE a.checksum <> b.checksum;
