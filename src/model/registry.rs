@@ -158,6 +158,7 @@ pub static TYPES: &[NodeType] = &[
         ..NodeType::new("exit", goal::exit, |k| matches!(k, Exit))
     },
     NodeType {
+        fields: Some(fork::FORK_FIELDS),
         branches: fork::branches,
         ..NodeType::new("fork", fork::fork, |k| matches!(k, Fork { .. }))
     },

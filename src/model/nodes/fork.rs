@@ -8,6 +8,9 @@ use crate::model::parse::Ctx;
 use serde_json::Value;
 
 /// `next`: at least two edges, no node twice.
+/// A fork's own fields (besides type, next and stage).
+pub const FORK_FIELDS: &[&str] = &[];
+
 pub fn fork(input: &Input, cx: &mut Ctx) -> NodeKind {
     let mut branches: Vec<Edge> = Vec::new();
     let Some(Value::Array(items)) = input.fields.get("next") else {

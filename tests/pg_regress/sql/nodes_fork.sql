@@ -35,6 +35,10 @@ SELECT * FROM journey.validate_flow('bad');
 SELECT journey.update_flow('bad', '{"triggers": [{"type": "manual"}], "start": "f",
   "nodes": {"f": {"type": "fork", "next": ["a", "g"]}, "a": {"type": "exit"}, "g": {"type": "goal", "next": {"to": "f", "delay": "1 day"}}}}');
 SELECT * FROM journey.validate_flow('bad');
+-- an unknown key names the nearest known one
+SELECT journey.update_flow('bad', '{"triggers": [{"type": "manual"}], "start": "f",
+  "nodes": {"f": {"type": "fork", "next": ["a", "b"], "nxet": ["a"]}, "a": {"type": "exit"}, "b": {"type": "exit"}}}');
+SELECT * FROM journey.validate_flow('bad');
 ROLLBACK;
 
 -- an SMS to the contact and an alert to the admin at once; the SMS branch then waits a day:
