@@ -47,7 +47,9 @@ SELECT journey.create_flow('bday', '{"triggers": [{"type": "date", "field": "bir
   "nodes": {"s": {"type": "send_sms", "text": "Happy birthday {{ contact.first_name }}", "ignore_quiet_hours": true}}}');
 SELECT journey.create_flow('bday2', '{"triggers": [{"type": "date", "field": "attributes.since", "offset_days": 7}], "start": "s",
   "nodes": {"s": {"type": "send_sms", "text": "A week already", "ignore_quiet_hours": true}}}');
-SELECT journey.activate_flow(f) FROM unnest(ARRAY['welcome', 'signup', 'buyer', 'waiter', 'manual', 'bday']) f;
+SELECT journey.create_flow('forked', '{"triggers": [{"type": "manual"}], "start": "f",
+  "nodes": {"f": {"type": "fork", "next": ["a", "b"]}, "a": {"type": "goal", "name": "a"}, "b": {"type": "goal", "name": "b"}}}');
+SELECT journey.activate_flow(f) FROM unnest(ARRAY['welcome', 'signup', 'buyer', 'waiter', 'manual', 'bday', 'forked']) f;
 -- one contact per attacker, each in both groups, run to the check and wait_event nodes: the
 -- outbox has an SMS per contact (for the relays), the enrollments wait for a report or an event
 SELECT journey.upsert_contact(jsonb_build_object('first_name', n, 'phone', '+1555' || lpad(i::text, 7, '0'), 'email', n || '@example.com'))
@@ -169,6 +171,13 @@ SELECT journey.run_due(100) >= 0 AS ran;
 SELECT status, paused_reason FROM journey.flows WHERE name = 'manual';
 SELECT journey.add_quota('sms', 10);
 SELECT status FROM journey.flows WHERE name = 'manual';
+-- a fork's branches ending (_branch_ended), a retention pass (_retention_pass)
+SELECT journey.enroll('forked', journey.upsert_contact('{"first_name": "Forky", "phone": "+18880000002"}')) IS NOT NULL AS enrolled;
+SELECT journey.run_due(100) >= 0 AS ran;
+SELECT journey.run_due(100) >= 0 AS ran;
+SELECT e.status FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'forked' AND e.parent_id IS NULL;
+UPDATE journey.settings SET keep_sent_messages = '1 day', keep_ended_enrollments = '1 day';
+SELECT messages >= 0 AS passed FROM journey._retention_pass(0, 0, 100, 10);
 SELECT rolsuper AS i_am_superuser FROM pg_catalog.pg_roles WHERE rolname = current_user;
 SELECT pg_stat_force_next_flush();
 \i tests/pg_regress/include/hostile_outcome.sql
