@@ -73,8 +73,16 @@ extension_sql_file!(
 );
 
 // Operations: forget_contact (erasure requests), the retention pass the worker runs.
-extension_sql_file!("../../sql/operations.sql", name = "operations", requires = ["stats"]);
-extension_sql_file!("../../sql/retention.sql", name = "retention", requires = ["operations"]);
+extension_sql_file!(
+    "../../sql/operations.sql",
+    name = "operations",
+    requires = ["stats"]
+);
+extension_sql_file!(
+    "../../sql/retention.sql",
+    name = "retention",
+    requires = ["operations"]
+);
 
 // Roles and privileges: journey.grant_role(role, kind) and the revocation of PUBLIC's EXECUTE
 // on the schema's functions. Last, once every function exists.

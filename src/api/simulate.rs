@@ -320,12 +320,12 @@ impl Scratch {
     }
 }
 
+/// An active row: id, node, seq, due time, whether it waits.
+type Active = (i64, String, i32, TimestampWithTimeZone, bool);
+
 /// The enrollment's and its fork branches' rows still active: id, node, seq, due time and
 /// whether it waits (check, wait_event); a parent waiting for its branches is due at infinity.
-fn state(
-    enrollment: i64,
-    contact: i64,
-) -> Result<Vec<(i64, String, i32, TimestampWithTimeZone, bool)>> {
+fn state(enrollment: i64, contact: i64) -> Result<Vec<Active>> {
     Spi::connect(|client| {
         let table = client.select(
             "SELECT id, node, seq, due_at, waiting IS NOT NULL FROM journey.enrollments \

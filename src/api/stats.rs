@@ -151,7 +151,11 @@ pub fn diagram(def: &FlowDef, counts: &std::collections::HashMap<String, (i64, i
                 );
             }
             if let Some(w) = &edge.window {
-                let days = w.days.iter().flatten().map(|d| d.to_string().to_lowercase());
+                let days = w
+                    .days
+                    .iter()
+                    .flatten()
+                    .map(|d| d.to_string().to_lowercase());
                 let days = days.collect::<Vec<_>>().join(",");
                 let (from, to) = (w.from.format("%H:%M"), w.to.format("%H:%M"));
                 parts.push(format!("window {from}-{to} {days}").trim_end().to_string());
