@@ -2524,6 +2524,16 @@ REVOKE ALL ON FUNCTION journey._retention_pass(bigint, bigint, integer, integer)
 -- ================================================================ issue 14: templates of every channel
 COMMENT ON TABLE journey.templates IS 'Message templates (Liquid) referenced by send_email, send_sms and send_whatsapp nodes (a template of the node''s channel); body is limited to 256 kB.';
 
+-- ================================================================ issue 14: simulate
+CREATE FUNCTION journey.simulate(flow text, contact bigint, until interval DEFAULT '90 days',
+                                 assume jsonb DEFAULT '{}', definition jsonb DEFAULT NULL)
+RETURNS TABLE (at timestamptz, node text, type text, outcome text, channel text, recipient text, subject text, body text)
+SET search_path TO pg_catalog, journey, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'simulate_wrapper';
+REVOKE ALL ON FUNCTION journey.simulate(text, bigint, interval, jsonb, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION journey.simulate(text, bigint, interval, jsonb, jsonb) IS 'A dry run: runs the flow''s current definition (or definition, e.g. an unsaved edit; drafts too) for the contact from now until now() + until on a virtual clock with the real rules (zones, windows, quiet hours: the row shows the deferred time, suppression, splits, conditions on the contact''s data) and returns each step with the message it would write. assume answers what cannot be known in advance, per node type or node id: {"check_sms": "yes", "wait_event": "no"} (default no). Runs in a subtransaction that is rolled back: nothing it wrote remains.';
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after
