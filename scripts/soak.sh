@@ -15,7 +15,8 @@ CONTACTS=20000
 [ -n "${SOAK_NO_INSTALL:-}" ] || bash scripts/install.sh
 source tests/cluster.sh
 DIR=/tmp/journey-soak
-trap 'kill $(jobs -p) 2>/dev/null || true; cp "$DIR/server.log" /tmp/journey-soak-server.log 2>/dev/null || true; cluster_cleanup' EXIT
+# the background loops stop at their next turn once $DIR/stop exists; the cluster stops after them
+trap 'touch "$DIR/stop" 2>/dev/null; wait; cp "$DIR/server.log" /tmp/journey-soak-server.log 2>/dev/null || true; cluster_cleanup' EXIT
 cluster_start "$DIR" 5490 "fsync = on" "journey.naptime = 1000"
 create_journey
 q "UPDATE journey.settings SET keep_sent_messages = '$KEEP', keep_ended_enrollments = '$KEEP'"
@@ -29,12 +30,12 @@ q "SELECT journey.activate_flow('soak'); SELECT journey.activate_flow('probe')" 
 wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'journey worker'" 30 "worker running"
 
 # enrollments: 50 contacts every 100 ms, round the contacts
-( i=0; while true; do
+( i=0; while [ ! -e "$DIR/stop" ]; do
     q "SELECT count(journey.enroll('soak', c)) FROM generate_series($((i % CONTACTS + 1)), $((i % CONTACTS + 50))) c" >/dev/null
     i=$((i + 50)); sleep 0.1
   done ) &
 # the relay: claim up to 1000, mark them sent, report half of them delivered
-( while true; do
+( while [ ! -e "$DIR/stop" ]; do
     psql -X -qAt -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 WITH sent AS (SELECT c.id, journey.mark_sent(c.id, 'p' || c.id, c.lease_token) AS ok FROM journey.claim(NULL, 1000, '1 minute') c)
 SELECT count(journey.report('p' || id, 'delivered', 'ev' || id)) FROM sent WHERE ok AND id % 2 = 0;
