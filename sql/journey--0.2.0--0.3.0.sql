@@ -2534,6 +2534,67 @@ AS 'MODULE_PATHNAME', 'simulate_wrapper';
 REVOKE ALL ON FUNCTION journey.simulate(text, bigint, interval, jsonb, jsonb) FROM PUBLIC;
 COMMENT ON FUNCTION journey.simulate(text, bigint, interval, jsonb, jsonb) IS 'A dry run: runs the flow''s current definition (or definition, e.g. an unsaved edit; drafts too) for the contact from now until now() + until on a virtual clock with the real rules (zones, windows, quiet hours: the row shows the deferred time, suppression, splits, conditions on the contact''s data) and returns each step with the message it would write. assume answers what cannot be known in advance, per node type or node id: {"check_sms": "yes", "wait_event": "no"} (default no). Runs in a subtransaction that is rolled back: nothing it wrote remains.';
 
+-- ================================================================ _apply_contact_fields: external_id apart (no key lock)
+CREATE OR REPLACE FUNCTION journey._apply_contact_fields(p_contact bigint, p_fields jsonb) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    bad text;
+BEGIN
+    SELECT k INTO bad FROM jsonb_object_keys(p_fields) k
+    WHERE k NOT IN ('external_id', 'email', 'phone', 'first_name', 'last_name', 'birthday',
+                    'time_zone', 'attributes', 'email_opt_out', 'sms_opt_out')
+    LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown contact field "%"', bad
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Contact fields are external_id, email, phone, first_name, last_name, birthday, time_zone, email_opt_out, sms_opt_out and attributes.<key>.';
+    END IF;
+    IF p_fields ? 'attributes' AND jsonb_typeof(p_fields->'attributes') <> 'object' THEN
+        RAISE EXCEPTION 'contact field "attributes" must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass attributes as {"key": value, ...}.';
+    END IF;
+    -- a zone and a date are checked here, named, rather than by the column's CHECK or cast
+    -- (a date read with the server's DateStyle: 01/05/1990 is not a date here)
+    IF jsonb_typeof(p_fields->'time_zone') NOT IN ('null') AND NOT journey._is_time_zone(p_fields->>'time_zone') THEN
+        RAISE EXCEPTION 'contact field "time_zone": "%" is not a time zone', p_fields->>'time_zone'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use an IANA zone name such as Europe/Paris or America/New_York (pg_timezone_names lists them), or null for settings.time_zone.';
+    END IF;
+    IF jsonb_typeof(p_fields->'birthday') NOT IN ('null')
+       AND (p_fields->>'birthday') !~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$' THEN
+        RAISE EXCEPTION 'contact field "birthday": "%" is not a date in the form YYYY-MM-DD', p_fields->>'birthday'
+            USING ERRCODE = 'invalid_datetime_format',
+                  HINT = 'Write dates as ISO YYYY-MM-DD, e.g. 1990-05-01 for 1 May 1990 (the server''s DateStyle is not used), or null for none.';
+    END IF;
+    IF p_contact IS NULL THEN
+        RETURN;   -- only the checks: the caller inserts a new contact with these fields
+    END IF;
+    -- external_id only when given: with a BEFORE ROW trigger on contacts (the phone's), an
+    -- UPDATE that so much as lists a unique column locks the row FOR UPDATE (as a key change),
+    -- which conflicts with the FOR KEY SHARE of every foreign key check on the contact (a
+    -- membership, a submission, an event written by another session): deadlocks between writers
+    IF p_fields ? 'external_id' THEN
+        UPDATE journey.contacts c SET external_id = p_fields->>'external_id'
+        WHERE c.id = p_contact AND c.external_id IS DISTINCT FROM p_fields->>'external_id';
+    END IF;
+    UPDATE journey.contacts c SET
+        email         = CASE WHEN p_fields ? 'email' THEN p_fields->>'email' ELSE c.email END,
+        phone         = CASE WHEN p_fields ? 'phone' THEN p_fields->>'phone' ELSE c.phone END,
+        first_name    = CASE WHEN p_fields ? 'first_name' THEN p_fields->>'first_name' ELSE c.first_name END,
+        last_name     = CASE WHEN p_fields ? 'last_name' THEN p_fields->>'last_name' ELSE c.last_name END,
+        birthday      = CASE WHEN p_fields ? 'birthday' THEN (p_fields->>'birthday')::date ELSE c.birthday END,
+        time_zone     = CASE WHEN p_fields ? 'time_zone' THEN p_fields->>'time_zone' ELSE c.time_zone END,
+        email_opt_out = CASE WHEN p_fields ? 'email_opt_out' THEN (p_fields->>'email_opt_out')::boolean ELSE c.email_opt_out END,
+        sms_opt_out   = CASE WHEN p_fields ? 'sms_opt_out' THEN (p_fields->>'sms_opt_out')::boolean ELSE c.sms_opt_out END,
+        attributes    = c.attributes || coalesce(p_fields->'attributes', '{}'),
+        updated_at    = now()
+    WHERE c.id = p_contact;
+END
+$$;
+COMMENT ON FUNCTION journey._apply_contact_fields(bigint, jsonb) IS 'Internal: checks contact fields ({column: value, attributes: {...}}), then sets the given contact columns and merges attributes; with a NULL contact it only checks them (upsert_contact and form submissions then insert a new contact with them).';
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after

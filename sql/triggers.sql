@@ -171,8 +171,15 @@ BEGIN
     IF p_contact IS NULL THEN
         RETURN;   -- only the checks: the caller inserts a new contact with these fields
     END IF;
+    -- external_id only when given: with a BEFORE ROW trigger on contacts (the phone's), an
+    -- UPDATE that so much as lists a unique column locks the row FOR UPDATE (as a key change),
+    -- which conflicts with the FOR KEY SHARE of every foreign key check on the contact (a
+    -- membership, a submission, an event written by another session): deadlocks between writers
+    IF p_fields ? 'external_id' THEN
+        UPDATE journey.contacts c SET external_id = p_fields->>'external_id'
+        WHERE c.id = p_contact AND c.external_id IS DISTINCT FROM p_fields->>'external_id';
+    END IF;
     UPDATE journey.contacts c SET
-        external_id   = CASE WHEN p_fields ? 'external_id' THEN p_fields->>'external_id' ELSE c.external_id END,
         email         = CASE WHEN p_fields ? 'email' THEN p_fields->>'email' ELSE c.email END,
         phone         = CASE WHEN p_fields ? 'phone' THEN p_fields->>'phone' ELSE c.phone END,
         first_name    = CASE WHEN p_fields ? 'first_name' THEN p_fields->>'first_name' ELSE c.first_name END,
