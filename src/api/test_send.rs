@@ -8,7 +8,7 @@
 //! contact's opt-outs (the contact's missing phone or e-mail reads as the recipient).
 use super::flows::load_flow;
 use crate::engine::batch::{LockTimeout, Message, Templates};
-use crate::engine::claim::{Enrollment, Settings};
+use crate::engine::claim::{flow_value, Enrollment, Settings};
 use crate::engine::clock;
 use crate::engine::nodes::{self, Context, Outcome};
 use crate::error::{required, JourneyError, OrReport, Result};
@@ -21,7 +21,6 @@ use chrono_tz::Tz;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use std::rc::Rc;
 
 const SEND_TYPES: &str = "send_sms, send_email, send_whatsapp or notify_admin";
 
@@ -137,21 +136,6 @@ fn contact(id: i64) -> Result<Option<(Contact, Tz)>> {
             .unwrap_or(Tz::UTC);
         Ok(Some((contact, zone)))
     })
-}
-
-/// The Liquid `flow` variable: `id`, `name`, `version`.
-fn flow_value(id: i64, name: &str, version: i32) -> Rc<liquid::model::Value> {
-    let mut flow = liquid::Object::new();
-    flow.insert("id".into(), liquid::model::Value::scalar(id));
-    flow.insert(
-        "name".into(),
-        liquid::model::Value::scalar(name.to_string()),
-    );
-    flow.insert(
-        "version".into(),
-        liquid::model::Value::scalar(i64::from(version)),
-    );
-    Rc::new(liquid::model::Value::Object(flow))
 }
 
 /// With an explicit recipient the contact's opt-outs do not hold the message back, and a

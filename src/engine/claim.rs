@@ -281,7 +281,7 @@ fn attributes(
 }
 
 /// The Liquid `flow` variable: `id`, `name`, `version`.
-fn flow_value(id: i64, name: &str, version: i32) -> Rc<liquid::model::Value> {
+pub fn flow_value(id: i64, name: &str, version: i32) -> Rc<liquid::model::Value> {
     let mut flow = liquid::Object::new();
     flow.insert("id".into(), liquid::model::Value::scalar(id));
     flow.insert(

@@ -2,22 +2,15 @@
 //! a form that creates the contact), and an UPDATE that really changes one of the listed
 //! fields (the event data then says what changed: `{"changed": {field: {old, new}}}`).
 use super::{known_keys, Key, Parsed};
+use crate::model::nodes::contact::CONTACT_FIELDS;
 use crate::model::parse::Ctx;
 use serde_json::{json, Map, Value};
 
-/// The contact columns a contact_updated trigger may watch (besides `attributes.<key>`).
-pub const COLUMNS: &[&str] = &[
-    "external_id",
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "birthday",
-    "time_zone",
-    "email_opt_out",
-    "sms_opt_out",
-    "attributes",
-];
+/// The contact columns a contact_updated trigger may watch (besides `attributes.<key>`): those
+/// update_contact may set, and `attributes` as a whole.
+fn columns() -> impl Iterator<Item = &'static str> {
+    CONTACT_FIELDS.iter().copied().chain(["attributes"])
+}
 
 pub fn created(o: &Map<String, Value>, cx: &mut Ctx) -> Parsed {
     known_keys(o, "contact_created", &[], cx);
@@ -29,7 +22,7 @@ pub fn created(o: &Map<String, Value>, cx: &mut Ctx) -> Parsed {
 pub fn updated(o: &Map<String, Value>, cx: &mut Ctx) -> Parsed {
     known_keys(o, "contact_updated", &["fields"], cx);
     let fields: Vec<String> = match o.get("fields") {
-        None | Some(Value::Null) => COLUMNS.iter().map(|c| c.to_string()).collect(),
+        None | Some(Value::Null) => columns().map(str::to_string).collect(),
         Some(Value::Array(items)) if !items.is_empty() => {
             let mut out = Vec::new();
             for item in items {
@@ -37,7 +30,7 @@ pub fn updated(o: &Map<String, Value>, cx: &mut Ctx) -> Parsed {
                     Some(f) if is_field(f) => out.push(f.to_string()),
                     _ => cx.problem(format!(
                         "field \"fields\": {item} is not a contact field (use {} or attributes.<key>)",
-                        COLUMNS.join(", ")
+                        columns().collect::<Vec<_>>().join(", ")
                     )),
                 }
             }
@@ -54,7 +47,7 @@ pub fn updated(o: &Map<String, Value>, cx: &mut Ctx) -> Parsed {
 }
 
 fn is_field(f: &str) -> bool {
-    COLUMNS.contains(&f) || f.strip_prefix("attributes.").is_some_and(|k| !k.is_empty())
+    columns().any(|c| c == f) || f.strip_prefix("attributes.").is_some_and(|k| !k.is_empty())
 }
 
 #[cfg(test)]
