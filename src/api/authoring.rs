@@ -14,15 +14,7 @@ const ENROLLMENT_HINT: &str =
 
 /// `new_name` checked: given and not blank.
 fn new_name(new_name: Option<&str>) -> Result<&str> {
-    let name = required(new_name, "new_name", NEW_NAME_HINT)?;
-    if name.trim().is_empty() {
-        return Err(JourneyError::InvalidArgument {
-            argument: "new_name".into(),
-            reason: "it is empty".into(),
-            hint: NEW_NAME_HINT.into(),
-        });
-    }
-    Ok(name)
+    super::flows::non_blank(new_name, "new_name", NEW_NAME_HINT, NEW_NAME_HINT)
 }
 
 /// An error when a flow called `name` exists.

@@ -191,15 +191,30 @@ pub(crate) fn checked_definition(
 }
 
 fn checked_name(name: Option<&str>) -> Result<&str> {
-    let name = required(name, "flow name", NAME_HINT)?;
-    if name.trim().is_empty() {
+    non_blank(
+        name,
+        "flow name",
+        NAME_HINT,
+        "Give the flow a name, e.g. 'welcome'.",
+    )
+}
+
+/// A text argument that must be given (`missing` hints how) and not blank (`blank` hints).
+pub(crate) fn non_blank<'a>(
+    value: Option<&'a str>,
+    argument: &'static str,
+    missing: &'static str,
+    blank: &str,
+) -> Result<&'a str> {
+    let value = required(value, argument, missing)?;
+    if value.trim().is_empty() {
         return Err(JourneyError::InvalidArgument {
-            argument: "flow name".into(),
+            argument: argument.into(),
             reason: "it is empty".into(),
-            hint: "Give the flow a name, e.g. 'welcome'.".into(),
+            hint: blank.into(),
         });
     }
-    Ok(name)
+    Ok(value)
 }
 
 /// `journey.create_flow(name, definition) → bigint`: a new draft flow, version 1.
