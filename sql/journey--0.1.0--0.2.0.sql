@@ -15,7 +15,7 @@ COMMENT ON TABLE journey.steps IS
 CREATE FUNCTION journey._delete_steps() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     DELETE FROM journey.steps s USING old_rows o
@@ -44,7 +44,7 @@ ALTER TABLE journey.enrollments DROP CONSTRAINT enrollments_contact_id_fkey;
 CREATE FUNCTION journey._delete_contact_enrollments() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     DELETE FROM journey.enrollments e USING old_rows o WHERE e.contact_id = o.id;
@@ -58,7 +58,7 @@ CREATE TRIGGER contacts_delete_enrollments AFTER DELETE ON journey.contacts
 CREATE FUNCTION journey._delete_version_enrollments() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     DELETE FROM journey.enrollments e USING old_rows o WHERE e.flow_id = o.flow_id AND e.version = o.version;
@@ -85,7 +85,7 @@ CREATE OR REPLACE FUNCTION journey._enroll(p_flows bigint[], p_contacts bigint[]
 RETURNS SETOF bigint
 LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     ids bigint[];
@@ -145,7 +145,7 @@ COMMENT ON TABLE journey.settings IS
 -- session_replication_role = replica too.
 CREATE FUNCTION journey._settings_replace() RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM journey.settings) THEN
@@ -211,7 +211,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA journey FROM PUBLIC;
 
 CREATE FUNCTION journey.grant_role(role name, kind text) RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, journey
+SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
     IF role IS NULL OR kind IS NULL THEN

@@ -995,25 +995,6 @@ ALTER TABLE journey.settings
     ADD COLUMN date_catch_up   interval NOT NULL DEFAULT '1 day' CHECK (date_catch_up BETWEEN interval '0' AND interval '366 days');
 COMMENT ON TABLE journey.settings IS
   'Account settings, exactly one row: default time zone, SMS quiet hours (contact''s zone, may span midnight), unsubscribe text, admin e-mail, quotas (NULL = unlimited), max_attempts for retries (failed sends reported by relays, transient step failures in the engine), and the limits of a rendered message: max_message_bytes for a body (e-mail, WhatsApp, admin e-mail, webhook, SMS text) and max_sms_segments for an SMS; a message past them fails its enrollment. whatsapp_quota counts WhatsApp messages when set (sms_quota counts SMS segments, email_quota e-mails; admin e-mails are never counted). default_country (ISO 3166 alpha-2, e.g. IL) turns national phone numbers into E.164. date_trigger_at is the local time of day date triggers fire at when they give no at; date_catch_up is how late a date occurrence may still be enrolled after downtime.';
-CREATE OR REPLACE FUNCTION journey._settings_replace() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM journey.settings) THEN
-        UPDATE journey.settings SET
-            time_zone = NEW.time_zone, quiet_hours_start = NEW.quiet_hours_start,
-            quiet_hours_end = NEW.quiet_hours_end, sms_unsubscribe_text = NEW.sms_unsubscribe_text,
-            admin_email = NEW.admin_email, sms_quota = NEW.sms_quota, email_quota = NEW.email_quota,
-            max_attempts = NEW.max_attempts, max_message_bytes = NEW.max_message_bytes,
-            max_sms_segments = NEW.max_sms_segments, whatsapp_quota = NEW.whatsapp_quota,
-            default_country = NEW.default_country, date_trigger_at = NEW.date_trigger_at,
-            date_catch_up = NEW.date_catch_up;
-        RETURN NULL;
-    END IF;
-    RETURN NEW;
-END
-$$;
 
 -- ================================================================ issue 13: trigger kinds, date triggers
 -- flow_triggers: one row per trigger (pos: its place in the definition), params for the kinds
@@ -1573,97 +1554,8 @@ CREATE TRIGGER group_left AFTER DELETE ON journey.group_members
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._on_group_left();
 
 
-CREATE OR REPLACE FUNCTION journey._apply_contact_fields(p_contact bigint, p_fields jsonb) RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-DECLARE
-    bad text;
-BEGIN
-    SELECT k INTO bad FROM jsonb_object_keys(p_fields) k
-    WHERE k NOT IN ('external_id', 'email', 'phone', 'first_name', 'last_name', 'birthday',
-                    'time_zone', 'attributes', 'email_opt_out', 'sms_opt_out')
-    LIMIT 1;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'unknown contact field "%"', bad
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Contact fields are external_id, email, phone, first_name, last_name, birthday, time_zone, email_opt_out, sms_opt_out and attributes.<key>.';
-    END IF;
-    IF p_fields ? 'attributes' AND jsonb_typeof(p_fields->'attributes') <> 'object' THEN
-        RAISE EXCEPTION 'contact field "attributes" must be a JSON object'
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass attributes as {"key": value, ...}.';
-    END IF;
-    IF p_contact IS NULL THEN
-        RETURN;   -- only the checks: the caller inserts a new contact with these fields
-    END IF;
-    UPDATE journey.contacts c SET
-        external_id   = CASE WHEN p_fields ? 'external_id' THEN p_fields->>'external_id' ELSE c.external_id END,
-        email         = CASE WHEN p_fields ? 'email' THEN p_fields->>'email' ELSE c.email END,
-        phone         = CASE WHEN p_fields ? 'phone' THEN p_fields->>'phone' ELSE c.phone END,
-        first_name    = CASE WHEN p_fields ? 'first_name' THEN p_fields->>'first_name' ELSE c.first_name END,
-        last_name     = CASE WHEN p_fields ? 'last_name' THEN p_fields->>'last_name' ELSE c.last_name END,
-        birthday      = CASE WHEN p_fields ? 'birthday' THEN (p_fields->>'birthday')::date ELSE c.birthday END,
-        time_zone     = CASE WHEN p_fields ? 'time_zone' THEN p_fields->>'time_zone' ELSE c.time_zone END,
-        email_opt_out = CASE WHEN p_fields ? 'email_opt_out' THEN (p_fields->>'email_opt_out')::boolean ELSE c.email_opt_out END,
-        sms_opt_out   = CASE WHEN p_fields ? 'sms_opt_out' THEN (p_fields->>'sms_opt_out')::boolean ELSE c.sms_opt_out END,
-        attributes    = c.attributes || coalesce(p_fields->'attributes', '{}'),
-        updated_at    = now()
-    WHERE c.id = p_contact;
-END
-$$;
-COMMENT ON FUNCTION journey._apply_contact_fields(bigint, jsonb) IS 'Internal: checks contact fields ({column: value, attributes: {...}}), then sets the given contact columns and merges attributes; with a NULL contact it only checks them (upsert_contact and form submissions then insert a new contact with them).';
 
 
-CREATE OR REPLACE FUNCTION journey._on_form_submission() RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-DECLARE
-    f journey.forms;
-    fields jsonb;
-    match_value text;
-BEGIN
-    SELECT * INTO f FROM journey.forms WHERE id = NEW.form_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'form with id % does not exist', NEW.form_id
-            USING ERRCODE = 'foreign_key_violation', HINT = 'Create the form in journey.forms first.';
-    END IF;
-    IF NEW.data IS NULL OR jsonb_typeof(NEW.data) <> 'object' THEN
-        RAISE EXCEPTION 'submission data for form "%" must be a JSON object', f.name
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass data as {"field": value, ...}.';
-    END IF;
-    fields := journey._map_fields(NEW.data, f.field_map);
-    IF NEW.contact_id IS NULL THEN
-        match_value := fields->>f.match_on;
-        IF match_value IS NULL OR match_value = '' THEN
-            RAISE EXCEPTION 'submission for form "%" has no value for "%"', f.name, f.match_on
-                USING ERRCODE = 'not_null_violation',
-                      HINT = format('The form''s field_map must map a submitted field to %s (the form''s match_on).', f.match_on);
-        END IF;
-        SELECT c.id INTO NEW.contact_id FROM journey.contacts c
-        WHERE CASE f.match_on WHEN 'email' THEN lower(c.email) = lower(match_value)
-                              WHEN 'phone' THEN c.phone = journey._e164(match_value, (SELECT s.default_country FROM journey.settings s))
-                              ELSE c.external_id = match_value END
-        ORDER BY c.id LIMIT 1;
-        IF NEW.contact_id IS NULL THEN
-            -- a new contact is inserted with its fields (checked first), so contact_created
-            -- flows see them (their where) and no contact_updated fires for it
-            PERFORM journey._apply_contact_fields(NULL, fields);
-            INSERT INTO journey.contacts (external_id, email, phone, first_name, last_name, birthday,
-                                          time_zone, attributes, email_opt_out, sms_opt_out)
-            SELECT r.external_id, r.email, r.phone, r.first_name, r.last_name, r.birthday, r.time_zone,
-                   coalesce(r.attributes, '{}'), coalesce(r.email_opt_out, false), coalesce(r.sms_opt_out, false)
-            FROM jsonb_populate_record(NULL::journey.contacts, fields) r
-            RETURNING id INTO NEW.contact_id;
-            RETURN NEW;
-        END IF;
-    END IF;
-    PERFORM journey._apply_contact_fields(NEW.contact_id, fields);
-    RETURN NEW;
-END
-$$;
-COMMENT ON FUNCTION journey._on_form_submission() IS 'Trigger: applies the form''s field_map to the matching contact, or inserts a new contact with those fields when none matches, and links the submission to it.';
 
 
 CREATE OR REPLACE FUNCTION journey._on_form_submitted() RETURNS trigger
@@ -1802,45 +1694,6 @@ CREATE TRIGGER contact_updated AFTER UPDATE ON journey.contacts
 REVOKE ALL ON FUNCTION journey._on_group_left(), journey._on_contact_created(), journey._on_contact_updated() FROM PUBLIC;
 
 
-CREATE OR REPLACE FUNCTION journey.upsert_contact(data jsonb) RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-DECLARE
-    cid bigint;
-BEGIN
-    IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
-        RAISE EXCEPTION 'contact data must be a JSON object'
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass {"email": ..., "phone": ..., "first_name": ..., "attributes": {...}}.';
-    END IF;
-    IF data ? 'external_id' THEN
-        SELECT id INTO cid FROM journey.contacts WHERE external_id = data->>'external_id';
-    END IF;
-    IF cid IS NULL AND data ? 'email' THEN
-        SELECT id INTO cid FROM journey.contacts WHERE lower(email) = lower(data->>'email') ORDER BY id LIMIT 1;
-    END IF;
-    IF cid IS NULL AND data ? 'phone' THEN
-        SELECT id INTO cid FROM journey.contacts
-        WHERE phone = journey._e164(data->>'phone', (SELECT s.default_country FROM journey.settings s)) ORDER BY id LIMIT 1;
-    END IF;
-    IF cid IS NULL THEN
-        -- a new contact is inserted with its fields (checked first), so contact_created flows
-        -- see them (their where) and no contact_updated fires for it
-        PERFORM journey._apply_contact_fields(NULL, data);
-        INSERT INTO journey.contacts (external_id, email, phone, first_name, last_name, birthday,
-                                      time_zone, attributes, email_opt_out, sms_opt_out)
-        SELECT r.external_id, r.email, r.phone, r.first_name, r.last_name, r.birthday, r.time_zone,
-               coalesce(r.attributes, '{}'), coalesce(r.email_opt_out, false), coalesce(r.sms_opt_out, false)
-        FROM jsonb_populate_record(NULL::journey.contacts, data) r
-        RETURNING id INTO cid;
-        RETURN cid;
-    END IF;
-    PERFORM journey._apply_contact_fields(cid, data);
-    RETURN cid;
-END
-$$;
-COMMENT ON FUNCTION journey.upsert_contact(jsonb) IS
-  'Creates or updates a contact from {external_id, email, phone, first_name, last_name, birthday, time_zone, email_opt_out, sms_opt_out, attributes}; matches on external_id, then email (case-insensitive), then phone. Returns the contact id.';
 
 -- ================================================================ issue 13: phones in E.164
 -- Phones are stored in E.164 form (sql/phones.sql): the contacts' BEFORE INSERT OR UPDATE OF
@@ -2365,62 +2218,6 @@ COMMENT ON FUNCTION journey.update_flow(text, jsonb) IS 'Saves a new version of 
 
 COMMENT ON FUNCTION journey.pause_flow(text) IS 'Pauses a flow by hand (paused_reason manual): its enrollments freeze (the engine skips them) and its triggers stop enrolling, also for a flow paused by an edit or a quota (whose triggers enroll frozen). activate_flow resumes it.';
 
--- ================================================================ contact fields checked by name (issue 14)
--- sql/triggers.sql: _apply_contact_fields (upsert_contact, form submissions and event
--- contact_field mappings): an unknown time zone is 22023 naming the field, a birthday not in
--- the form YYYY-MM-DD is 22007 (no longer read with the server's DateStyle).
-CREATE OR REPLACE FUNCTION journey._apply_contact_fields(p_contact bigint, p_fields jsonb) RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-DECLARE
-    bad text;
-BEGIN
-    SELECT k INTO bad FROM jsonb_object_keys(p_fields) k
-    WHERE k NOT IN ('external_id', 'email', 'phone', 'first_name', 'last_name', 'birthday',
-                    'time_zone', 'attributes', 'email_opt_out', 'sms_opt_out')
-    LIMIT 1;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'unknown contact field "%"', bad
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Contact fields are external_id, email, phone, first_name, last_name, birthday, time_zone, email_opt_out, sms_opt_out and attributes.<key>.';
-    END IF;
-    IF p_fields ? 'attributes' AND jsonb_typeof(p_fields->'attributes') <> 'object' THEN
-        RAISE EXCEPTION 'contact field "attributes" must be a JSON object'
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass attributes as {"key": value, ...}.';
-    END IF;
-    -- a zone and a date are checked here, named, rather than by the column's CHECK or cast
-    -- (a date read with the server's DateStyle: 01/05/1990 is not a date here)
-    IF jsonb_typeof(p_fields->'time_zone') NOT IN ('null') AND NOT journey._is_time_zone(p_fields->>'time_zone') THEN
-        RAISE EXCEPTION 'contact field "time_zone": "%" is not a time zone', p_fields->>'time_zone'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use an IANA zone name such as Europe/Paris or America/New_York (pg_timezone_names lists them), or null for settings.time_zone.';
-    END IF;
-    IF jsonb_typeof(p_fields->'birthday') NOT IN ('null')
-       AND (p_fields->>'birthday') !~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$' THEN
-        RAISE EXCEPTION 'contact field "birthday": "%" is not a date in the form YYYY-MM-DD', p_fields->>'birthday'
-            USING ERRCODE = 'invalid_datetime_format',
-                  HINT = 'Write dates as ISO YYYY-MM-DD, e.g. 1990-05-01 for 1 May 1990 (the server''s DateStyle is not used), or null for none.';
-    END IF;
-    IF p_contact IS NULL THEN
-        RETURN;   -- only the checks: the caller inserts a new contact with these fields
-    END IF;
-    UPDATE journey.contacts c SET
-        external_id   = CASE WHEN p_fields ? 'external_id' THEN p_fields->>'external_id' ELSE c.external_id END,
-        email         = CASE WHEN p_fields ? 'email' THEN p_fields->>'email' ELSE c.email END,
-        phone         = CASE WHEN p_fields ? 'phone' THEN p_fields->>'phone' ELSE c.phone END,
-        first_name    = CASE WHEN p_fields ? 'first_name' THEN p_fields->>'first_name' ELSE c.first_name END,
-        last_name     = CASE WHEN p_fields ? 'last_name' THEN p_fields->>'last_name' ELSE c.last_name END,
-        birthday      = CASE WHEN p_fields ? 'birthday' THEN (p_fields->>'birthday')::date ELSE c.birthday END,
-        time_zone     = CASE WHEN p_fields ? 'time_zone' THEN p_fields->>'time_zone' ELSE c.time_zone END,
-        email_opt_out = CASE WHEN p_fields ? 'email_opt_out' THEN (p_fields->>'email_opt_out')::boolean ELSE c.email_opt_out END,
-        sms_opt_out   = CASE WHEN p_fields ? 'sms_opt_out' THEN (p_fields->>'sms_opt_out')::boolean ELSE c.sms_opt_out END,
-        attributes    = c.attributes || coalesce(p_fields->'attributes', '{}'),
-        updated_at    = now()
-    WHERE c.id = p_contact;
-END
-$$;
-COMMENT ON FUNCTION journey._apply_contact_fields(bigint, jsonb) IS 'Internal: checks contact fields ({column: value, attributes: {...}}), then sets the given contact columns and merges attributes; with a NULL contact it only checks them (upsert_contact and form submissions then insert a new contact with them).';
 
 -- ================================================================ issue 17: forget_contact
 CREATE FUNCTION journey.forget_contact(contact bigint) RETURNS boolean
@@ -2534,7 +2331,11 @@ AS 'MODULE_PATHNAME', 'simulate_wrapper';
 REVOKE ALL ON FUNCTION journey.simulate(text, bigint, interval, jsonb, jsonb) FROM PUBLIC;
 COMMENT ON FUNCTION journey.simulate(text, bigint, interval, jsonb, jsonb) IS 'A dry run: runs the flow''s current definition (or definition, e.g. an unsaved edit; drafts too) for the contact from now until now() + until on a virtual clock with the real rules (zones, windows, quiet hours: the row shows the deferred time, suppression, splits, conditions on the contact''s data) and returns each step with the message it would write. assume answers what cannot be known in advance, per node type or node id: {"check_sms": "yes", "wait_event": "no"} (default no). Runs in a subtransaction that is rolled back: nothing it wrote remains.';
 
--- ================================================================ _apply_contact_fields: external_id apart (no key lock)
+-- ================================================================ _apply_contact_fields (issues 13 and 14)
+-- sql/triggers.sql: with a NULL contact it only checks the fields (upsert_contact and forms insert
+-- a new contact with them); an unknown time zone is 22023 naming the field, a birthday not in the
+-- form YYYY-MM-DD is 22007 (no longer read with the server's DateStyle); external_id is set only
+-- when given (listing a unique column beside a BEFORE ROW trigger locked the row as a key change).
 CREATE OR REPLACE FUNCTION journey._apply_contact_fields(p_contact bigint, p_fields jsonb) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, journey, pg_temp
