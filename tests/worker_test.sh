@@ -55,6 +55,23 @@ wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'journe
 q "SELECT journey.enroll('fine', journey.upsert_contact('{\"first_name\": \"Gil\", \"phone\": \"+15550004\"}'))" >/dev/null
 wait_for "SELECT count(*) = 3 FROM journey.outbox WHERE body = 'fine'" 10 "and it runs steps"
 
+echo "worker: enrolls due date occurrences by itself (the date pass, every 10 s)"
+q "SELECT journey.create_flow('bday', '{\"triggers\": [{\"type\": \"date\", \"field\": \"birthday\"}], \"start\": \"s\",
+   \"nodes\": {\"s\": {\"type\": \"send_sms\", \"text\": \"happy birthday\"}}}')" >/dev/null
+q "UPDATE journey.contacts SET birthday = '1990-06-01' WHERE id = $dana"
+q "SELECT journey.activate_flow('bday')" >/dev/null
+assert_eq 1 "$(q "SELECT count(*) FROM journey.date_schedule")" "Dana's next birthday scheduled"
+# as if its time had come a few seconds ago
+q "UPDATE journey.date_schedule SET fire_at = now() - interval '5 seconds'"
+wait_for "SELECT count(*) = 1 FROM journey.outbox WHERE body = 'happy birthday'" 25 "the worker enrolled and ran it"
+assert_eq "1" "$(q "SELECT count(*) FROM journey.date_schedule WHERE fire_at > now() + interval '1 day'")" "and moved the schedule to the next occurrence"
+
+echo "worker: deletes what retention says, by itself"
+q "UPDATE journey.outbox SET status = 'sent', created_at = now() - interval '2 days' WHERE body = 'happy birthday'"
+q "UPDATE journey.settings SET keep_sent_messages = '1 day'"
+wait_for "SELECT count(*) = 0 FROM journey.outbox WHERE body = 'happy birthday'" 25 "the old sent message is gone"
+assert_eq 3 "$(q "SELECT count(*) FROM journey.outbox WHERE body = 'fine'")" "the others stay"
+
 echo "worker: waits quietly where the extension is not created"
 cluster_start /tmp/journey-worker-test-empty 5472
 sleep 2
