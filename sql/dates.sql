@@ -169,7 +169,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey._enroll_occurrences(bigint[], bigint[], jsonb[], text[], timestamptz) IS
-  'Internal: enrolls (flow, contact, data, occurrence) into active flows, due at p_due: at most one enrollment per occurrence ever and one active per (flow, contact), whatever the flow''s reentry. Returns how many it enrolled. Takes the shared flow locks first, as journey._enroll.';
+  'Internal: enrolls (flow, contact, data, occurrence) into active flows (and, frozen, flows paused by an edit or a quota), due at p_due: at most one enrollment per occurrence ever and one active per (flow, contact), whatever the flow''s reentry. Returns how many it enrolled. Takes the shared flow locks first, as journey._enroll.';
 
 -- The due occurrences as of p_at (at most p_max): those that fired less than
 -- settings.date_catch_up ago are enrolled (when the contact is in the trigger's groups and its
