@@ -21,6 +21,7 @@ CREATE TABLE journey.settings (
     date_catch_up        interval NOT NULL DEFAULT '1 day' CHECK (date_catch_up BETWEEN interval '0' AND interval '366 days'),
     keep_sent_messages   interval CHECK (keep_sent_messages > interval '0'),
     keep_ended_enrollments interval CHECK (keep_ended_enrollments > interval '0'),
+    cdc_events           boolean NOT NULL DEFAULT false,
     CONSTRAINT settings_time_zone_valid CHECK (journey._is_time_zone(time_zone))
 );
 INSERT INTO journey.settings DEFAULT VALUES;
@@ -384,7 +385,7 @@ BEGIN
             max_sms_segments = NEW.max_sms_segments, whatsapp_quota = NEW.whatsapp_quota,
             default_country = NEW.default_country, date_trigger_at = NEW.date_trigger_at,
             date_catch_up = NEW.date_catch_up, keep_sent_messages = NEW.keep_sent_messages,
-            keep_ended_enrollments = NEW.keep_ended_enrollments;
+            keep_ended_enrollments = NEW.keep_ended_enrollments, cdc_events = NEW.cdc_events;
         RETURN NULL;
     END IF;
     RETURN NEW;

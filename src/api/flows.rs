@@ -338,6 +338,7 @@ pub fn problems(def: &serde_json::Value) -> Result<(FlowDef, Vec<Problem>)> {
             });
         }
     }
+    crate::api::senders::problems(&flow, &mut problems)?;
     Ok((flow, problems))
 }
 

@@ -84,6 +84,17 @@ extension_sql_file!(
     requires = ["operations"]
 );
 
+// Verified senders (send_email's `from`): add_sender, verify_sender, remove_sender.
+extension_sql_file!(
+    "../../sql/senders.sql",
+    name = "senders",
+    requires = ["retention"]
+);
+
+// Change data capture: settings.cdc_events, journey.outbox_events written by the outbox's
+// statement trigger, prune_outbox_events, the publication journey_outbox_events.
+extension_sql_file!("../../sql/cdc.sql", name = "cdc", requires = ["senders"]);
+
 // Roles and privileges: journey.grant_role(role, kind) and the revocation of PUBLIC's EXECUTE
 // on the schema's functions. Last, once every function exists.
 extension_sql_file!("../../sql/roles.sql", name = "roles", finalize);

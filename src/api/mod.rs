@@ -10,6 +10,7 @@ pub mod jsonb;
 pub mod phones;
 pub mod predicates;
 pub mod routes;
+pub mod senders;
 pub mod simulate;
 pub mod stats;
 pub mod test_send;

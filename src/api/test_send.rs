@@ -186,10 +186,12 @@ fn render(e: &Enrollment, node: &Node, settings: &Settings) -> Result<Message> {
 /// Writes the test message; returns its outbox id.
 fn write(m: &Message) -> Result<i64> {
     let id = Spi::get_one_with_args::<i64>(
-        "INSERT INTO journey.outbox (idempotency_key, channel, flow_id, enrollment_id, node, contact_id, \
+        // (in a WITH: get_one runs the query with a row limit of 1, which would stop a top-level
+        // INSERT before its statement-level AFTER triggers, the outbox's CDC trigger among them)
+        "WITH m AS (INSERT INTO journey.outbox (idempotency_key, channel, flow_id, enrollment_id, node, contact_id, \
              recipient, sender, subject, body, payload, sms_encoding, sms_segments, test) \
          VALUES ('test:' || gen_random_uuid(), $1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, $10, $11, true) \
-         RETURNING id",
+         RETURNING id) SELECT id FROM m",
         &[
             m.channel.into(),
             m.flow_id.into(),

@@ -79,10 +79,26 @@ pub fn email(input: &Input, cx: &mut Ctx) -> NodeKind {
         template,
         subject,
         body,
-        from_name: cx.string(o, "from_name", false),
+        from_name: fixed_from_name(input, cx),
         from: cx.string(o, "from", false),
         to: cx.string(o, "to", false),
     }
+}
+
+/// `from_name` beside a `from` (a verified sender) is fixed text: Liquid tags in it are a
+/// problem. Without `from` it is not checked (the relay's default sender).
+fn fixed_from_name(input: &Input, cx: &mut Ctx) -> Option<String> {
+    let from_name = cx.string(input.fields, "from_name", false);
+    let from = input.fields.get("from").is_some_and(|v| !v.is_null());
+    if let Some(n) = from_name
+        .as_deref()
+        .filter(|n| from && (n.contains("{{") || n.contains("{%")))
+    {
+        cx.problem(format!(
+            "field \"from_name\": \"{n}\" has Liquid tags: the name of a verified sender is fixed text (e.g. \"ACME Billing\")"
+        ));
+    }
+    from_name
 }
 
 pub fn whatsapp(input: &Input, cx: &mut Ctx) -> NodeKind {
