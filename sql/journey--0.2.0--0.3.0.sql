@@ -559,7 +559,7 @@ BEGIN
     ELSE
         EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),
                         journey.mark_sent(bigint, text, uuid), journey.mark_failed(bigint, text, boolean, uuid),
-                        journey.report(text, text, text, timestamptz) TO %I', role);
+                        journey.report(text, text, text, timestamptz), journey.receive_sms(text, text, text) TO %I', role);
     END IF;
 END
 $$;
@@ -2678,6 +2678,635 @@ SELECT 'pg_catalog.pg_publication'::regclass, p.oid, 0, 'pg_catalog.pg_extension
 REVOKE ALL ON FUNCTION journey.add_sender(text, text), journey.verify_sender(text, text, timestamptz),
     journey.remove_sender(text), journey._outbox_events(), journey._outbox_events_insert_only(),
     journey.prune_outbox_events(interval) FROM PUBLIC;
+
+-- ================================================================ issue 15: record types (the app's own tables)
+ALTER TABLE journey.enrollments ADD COLUMN record_type text, ADD COLUMN record_key text;
+DROP INDEX journey.enrollments_one_active;
+-- (a fork's branches are active beside their parent: parent_id IS NOT NULL; a record trigger's
+-- enrollments are one per record: record_key IS NOT NULL, occurrence record:<key>)
+CREATE UNIQUE INDEX enrollments_one_active ON journey.enrollments (flow_id, contact_id) WHERE status = 'active' AND parent_id IS NULL AND record_key IS NULL;
+CREATE INDEX enrollments_record ON journey.enrollments (record_type, record_key) WHERE record_key IS NOT NULL;
+ALTER TABLE journey.flow_triggers DROP CONSTRAINT flow_triggers_kind_check;
+ALTER TABLE journey.flow_triggers
+    ADD CONSTRAINT flow_triggers_kind_check CHECK (kind IN ('group_joined', 'group_left', 'form_submitted', 'event',
+                                                      'date', 'contact_created', 'contact_updated', 'record'));
+COMMENT ON TABLE journey.flow_triggers IS
+  'Derived routing table: (trigger kind, key) -> active flow, one row per trigger of the version activated (flows.routed_version; pos: its position in triggers). Rebuilt at activation, kept while the flow is paused by an edit or a quota (its triggers enroll frozen), emptied by pause_flow and archive_flow, so a write with no matching flow costs one index probe. key is the group id (group_joined, group_left), form id, event name, date field (date: birthday or attributes.<key>) the record type (record) or empty (contact_created, contact_updated); condition is the trigger''s where; params holds a date trigger''s rules (repeat, offset_days, at, feb29, groups and their group_ids) or contact_updated''s fields, a record trigger''s on and changed.';
+COMMENT ON TABLE journey.enrollments IS
+  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for; attempts counts transient failures in a row (retried with backoff up to settings.max_attempts). At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). A fork node runs its branches as enrollments of their own: parent_id is the enrollment that entered the flow (it waits at its fork, due_at infinity, until every branch has ended), branch the place in the fork''s next list; branches are not counted by the one-active rule, and the trigger enrollments_branch_ended ends the parent (exited as soon as one branch exits, the others stopped; else, once none is active, failed if one failed, stopped if one was stopped, completed otherwise). A record trigger''s enrollments carry record_type and record_key (the record that fired it, journey.record_timeline): one per record (occurrence record:<key>), not limited by the one-active rule. No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
+COMMENT ON TABLE journey.steps IS
+  'Append-only history: one row per node an enrollment entered, with what the node did in outcome, one of: sent, created, queued, suppressed: <reason>, updated, waited, goal, exited, then, else, branch <n>, yes, yes: <status>, no: <reason>, waiting, failed: <error>, retry: <error>, quota, forked, sent, skipped: <recipients>, record created. created is a task, queued a webhook; a send is suppressed for sms_opt_out, email_opt_out, no phone, no email or no admin_email; a check writes yes: <status> (the message''s status), a wait_event yes; no: <reason> is a message status, no message was sent, or timed out; retry is a transient failure retried later; quota is a send its channel''s quota (settings.sms_quota, email_quota, whatsapp_quota) could not cover: nothing written, the enrollment waits at the node while its flow is paused for quota; forked is a fork node that started its branches (enrollments of their own, parent_id set); sent, skipped: <recipients> is a send_email that reached some of its recipients and skipped others (each named with why: empty, not an e-mail address, email_opt_out); record created is a create_record node''s row; update_record writes updated. Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
+
+CREATE FUNCTION journey."_caller_may"("tbl" oid, "privilege" TEXT) RETURNS bool
+STRICT STABLE
+SET search_path TO pg_catalog, journey, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'caller_may_wrapper';
+COMMENT ON FUNCTION journey._caller_may(oid, text) IS 'Internal: whether the calling role (outside any SECURITY DEFINER function) holds the privilege on the table.';
+
+-- Record types: the app's own tables attached to journey (attach_table, detach_table, link,
+-- allow_writes), the statement-level triggers that enroll from their writes, the record view
+-- templates read (links read at claim), and record_timeline.
+--
+-- Who may do what: attach_table, detach_table, link and allow_writes are admin functions
+-- (SECURITY DEFINER: they create triggers on tables journey does not own), and each checks that
+-- its caller (the role outside any SECURITY DEFINER function, journey._caller_may) holds the
+-- privileges it lends journey: SELECT and TRIGGER on an attached table, SELECT on a link's
+-- target, INSERT and UPDATE on a table flows may write (attached tables included). The worker
+-- writes the app's tables as their owner, in a security-restricted context
+-- (src/engine/nodes/record.rs): a trigger the app put on its own table never runs as the worker.
+
+CREATE TABLE journey.record_types (
+    name           text PRIMARY KEY CHECK (name ~ '^[a-z_][a-z0-9_]{0,62}$'),
+    tbl            regclass NOT NULL UNIQUE,
+    key_column     text NOT NULL,
+    contact_column text NOT NULL,
+    match          text NOT NULL CHECK (match IN ('id', 'external_id', 'email', 'phone')),
+    writable       boolean NOT NULL DEFAULT false,
+    unmatched      bigint NOT NULL DEFAULT 0,
+    attached_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE journey.record_types IS
+  'Tables of the app attached with journey.attach_table: name (the record type flows name), the table, its one-column primary key (a record''s key), the column holding its contact and how it matches contacts (id, external_id, email (case-insensitive) or phone (E.164)). writable: flows may update_record it (the attaching role had INSERT and UPDATE on it). unmatched counts records written while a flow listened whose contact column matched no contact (they enrolled nobody).';
+
+CREATE TABLE journey.record_links (
+    record_type text NOT NULL REFERENCES journey.record_types (name) ON DELETE CASCADE,
+    name        text NOT NULL CHECK (name ~ '^[a-z_][a-z0-9_]{0,62}$'),
+    target      regclass NOT NULL,
+    via_column  text NOT NULL,
+    target_key  text NOT NULL,
+    PRIMARY KEY (record_type, name)
+);
+COMMENT ON TABLE journey.record_links IS
+  'journey.link: record.<name> of a record of record_type is the row of target whose primary key (target_key) equals the record''s via_column, read when the enrollment''s step runs (templates, conditions, recipients, update_record target).';
+
+CREATE TABLE journey.writable_tables (
+    tbl        regclass PRIMARY KEY,
+    allowed_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE journey.writable_tables IS
+  'Tables of the app that create_record nodes may insert into (journey.allow_writes), besides writable attached tables.';
+
+SELECT pg_catalog.pg_extension_config_dump('journey.record_types', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.record_links', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.writable_tables', '');
+
+CREATE FUNCTION journey._table_key(p_tbl regclass) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    cols text[];
+BEGIN
+    SELECT array_agg(a.attname::text ORDER BY a.attnum) INTO cols
+    FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = p_tbl AND i.indisprimary;
+    IF cols IS NULL OR array_length(cols, 1) <> 1 THEN
+        RAISE EXCEPTION 'table % needs a primary key of one column, not %', p_tbl,
+            CASE WHEN cols IS NULL THEN 'none' ELSE array_to_string(cols, ', ') END
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = 'Add one (e.g. ALTER TABLE ... ADD PRIMARY KEY (id)): a record''s key names it in enrollments, links and record_timeline.';
+    END IF;
+    RETURN cols[1];
+END
+$$;
+COMMENT ON FUNCTION journey._table_key(regclass) IS 'Internal: the one column of a table''s primary key, or an error naming the table.';
+
+CREATE FUNCTION journey._check_column(p_tbl regclass, p_column text, p_what text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    IF p_column IS NULL OR NOT EXISTS (SELECT 1 FROM pg_attribute a
+            WHERE a.attrelid = p_tbl AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION '% "%" is not a column of %', p_what, coalesce(p_column, 'NULL'), p_tbl
+            USING ERRCODE = 'undefined_column',
+                  HINT = format('Columns of %s: %s.', p_tbl, (SELECT string_agg(a.attname::text, ', ' ORDER BY a.attnum)
+                      FROM pg_attribute a WHERE a.attrelid = p_tbl AND a.attnum > 0 AND NOT a.attisdropped));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION journey._check_column(regclass, text, text) IS 'Internal: raises 42703 naming the table and listing its columns when p_column is not one of them.';
+
+CREATE FUNCTION journey._require_privileges(p_tbl regclass, p_privileges text[]) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    p text;
+BEGIN
+    FOREACH p IN ARRAY p_privileges LOOP
+        IF NOT journey._caller_may(p_tbl, p) THEN
+            RAISE EXCEPTION 'permission denied: % on %', p, p_tbl
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('journey acts on %s for you only with the privileges you hold on it: %s. Ask its owner to GRANT them.',
+                                    p_tbl, array_to_string(p_privileges, ', '));
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION journey._require_privileges(regclass, text[]) IS 'Internal: raises 42501 unless the caller (outside any SECURITY DEFINER function) holds each privilege on the table.';
+
+CREATE FUNCTION journey.attach_table(tbl regclass, contact_column text, match text DEFAULT 'id', record_type text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    rt text := coalesce(attach_table.record_type, (SELECT c.relname::text FROM pg_class c WHERE c.oid = attach_table.tbl));
+    key_col text;
+    may_write boolean;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass the table, e.g. ''public.invoices''.';
+    END IF;
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = tbl) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', tbl USING ERRCODE = 'wrong_object_type', HINT = 'Attach a plain or partitioned table.';
+    END IF;
+    IF (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl) IN ('journey', 'pg_catalog', 'information_schema') THEN
+        RAISE EXCEPTION '% belongs to journey or the system', tbl USING ERRCODE = 'wrong_object_type', HINT = 'Attach a table of your app.';
+    END IF;
+    IF match IS NULL OR match NOT IN ('id', 'external_id', 'email', 'phone') THEN
+        RAISE EXCEPTION 'match must be id, external_id, email or phone, not %', coalesce(match, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'match says which column of journey.contacts the contact column holds.';
+    END IF;
+    IF rt IS NULL OR rt !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'record type name "%" must be lower-case letters, digits and _', coalesce(rt, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass record_type => ''invoices''.';
+    END IF;
+    PERFORM journey._require_privileges(tbl, ARRAY['SELECT', 'TRIGGER']);
+    PERFORM journey._check_column(tbl, contact_column, 'contact_column');
+    key_col := journey._table_key(tbl);
+    IF EXISTS (SELECT 1 FROM journey.record_types r WHERE r.name = rt OR r.tbl = attach_table.tbl) THEN
+        RAISE EXCEPTION 'record type "%" or table % is attached already', rt, tbl
+            USING ERRCODE = 'duplicate_object', HINT = 'SELECT * FROM journey.record_types lists them; journey.detach_table removes one.';
+    END IF;
+    may_write := journey._caller_may(tbl, 'INSERT') AND journey._caller_may(tbl, 'UPDATE');
+    INSERT INTO journey.record_types (name, tbl, key_column, contact_column, match, writable)
+    VALUES (rt, tbl, key_col, contact_column, match, may_write);
+    -- Only these two triggers are added to the table; the record type is their argument, so a
+    -- write no flow listens to costs one probe of flow_triggers.
+    EXECUTE format('CREATE TRIGGER journey_record_inserted AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION journey._on_record_written(%L)', tbl, rt);
+    EXECUTE format('CREATE TRIGGER journey_record_updated AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION journey._on_record_written(%L)', tbl, rt);
+    RETURN rt;
+END
+$$;
+COMMENT ON FUNCTION journey.attach_table(regclass, text, text, text) IS
+  'Admin: makes an app table a record type (named record_type, default the table''s name) that record triggers fire on: adds the statement-level AFTER INSERT and AFTER UPDATE triggers journey_record_inserted and journey_record_updated (transition tables), nothing else. contact_column holds the contact, matched against contacts.id, external_id, email or phone (match). The table needs a one-column primary key. The caller must hold SELECT and TRIGGER on it; with INSERT and UPDATE too, flows may update_record and create_record it (record_types.writable). Returns the record type.';
+
+CREATE FUNCTION journey.detach_table(record_type text) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    r journey.record_types;
+    users text;
+BEGIN
+    SELECT * INTO r FROM journey.record_types t WHERE t.name = detach_table.record_type FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'record type "%" is not attached', coalesce(record_type, 'NULL')
+            USING ERRCODE = 'undefined_object', HINT = 'SELECT name FROM journey.record_types lists them.';
+    END IF;
+    PERFORM journey._require_privileges(r.tbl, ARRAY['SELECT', 'TRIGGER']);
+    SELECT string_agg(DISTINCT f.name, ', ') INTO users
+    FROM journey.flows f JOIN journey.flow_versions v ON v.flow_id = f.id AND v.version = f.version
+    WHERE f.status IN ('active', 'paused') AND journey._uses_record_type(v.definition, r.name);
+    IF users IS NOT NULL THEN
+        RAISE EXCEPTION 'record type "%" is used by flows %', r.name, users
+            USING ERRCODE = 'object_in_use', HINT = 'Archive those flows (journey.archive_flow) or save versions that do not use it first.';
+    END IF;
+    EXECUTE format('DROP TRIGGER IF EXISTS journey_record_inserted ON %s', r.tbl);
+    EXECUTE format('DROP TRIGGER IF EXISTS journey_record_updated ON %s', r.tbl);
+    DELETE FROM journey.record_types t WHERE t.name = r.name;
+END
+$$;
+COMMENT ON FUNCTION journey.detach_table(text) IS
+  'Admin: removes a record type''s triggers from its table and forgets it (and its links). Refused while an active or paused flow''s current version uses it (a record trigger, update_record, or a create_record into its table). Enrollments it caused keep their record_type and key.';
+
+CREATE FUNCTION journey._uses_record_type(p_definition jsonb, p_type text) RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p_definition -> 'triggers') = 'array' THEN p_definition -> 'triggers' ELSE '[]' END) t
+                   WHERE t ->> 'type' = 'record' AND t ->> 'record' = p_type)
+$$;
+COMMENT ON FUNCTION journey._uses_record_type(jsonb, text) IS 'Internal: whether a definition has a record trigger on the record type.';
+
+CREATE FUNCTION journey.link(record_type text, name text, target regclass, via_column text) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    r journey.record_types;
+BEGIN
+    SELECT * INTO r FROM journey.record_types t WHERE t.name = link.record_type;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'record type "%" is not attached', coalesce(record_type, 'NULL')
+            USING ERRCODE = 'undefined_object', HINT = 'Attach its table first with journey.attach_table.';
+    END IF;
+    IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'link name "%" must be lower-case letters, digits and _', coalesce(name, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'e.g. journey.link(''invoices'', ''account'', ''accounts'', ''account_id'').';
+    END IF;
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'link target must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass the linked table.';
+    END IF;
+    PERFORM journey._check_column(r.tbl, via_column, 'via_column');
+    IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.tbl AND a.attname = link.name AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'link name "%" is a column of %', name, r.tbl
+            USING ERRCODE = 'duplicate_column', HINT = 'record.<name> would hide the column: choose another name.';
+    END IF;
+    PERFORM journey._require_privileges(target, ARRAY['SELECT']);
+    INSERT INTO journey.record_links (record_type, name, target, via_column, target_key)
+    VALUES (r.name, link.name, target, via_column, journey._table_key(target))
+    ON CONFLICT ON CONSTRAINT record_links_pkey DO UPDATE
+       SET target = EXCLUDED.target, via_column = EXCLUDED.via_column, target_key = EXCLUDED.target_key;
+END
+$$;
+COMMENT ON FUNCTION journey.link(text, text, regclass, text) IS
+  'Admin: record.<name> of a record of record_type is the row of target whose primary key equals the record''s via_column (e.g. invoice -> account), read when a step runs: templates, conditions, recipients (record.<name>.<column>) and update_record target <name>. The caller must hold SELECT on target. Linking a name again replaces it.';
+
+CREATE FUNCTION journey.allow_writes(tbl regclass) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass the table, e.g. ''public.tasks''.';
+    END IF;
+    IF (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl) IN ('journey', 'pg_catalog', 'information_schema') THEN
+        RAISE EXCEPTION '% belongs to journey or the system', tbl USING ERRCODE = 'wrong_object_type', HINT = 'Allow writes to a table of your app.';
+    END IF;
+    PERFORM journey._require_privileges(tbl, ARRAY['SELECT', 'INSERT', 'UPDATE']);
+    INSERT INTO journey.writable_tables (tbl) VALUES (tbl) ON CONFLICT DO NOTHING;
+END
+$$;
+COMMENT ON FUNCTION journey.allow_writes(regclass) IS
+  'Admin: lets create_record nodes insert into an app table (one that is not attached). The caller must hold SELECT, INSERT and UPDATE on it. The worker inserts as the table''s owner.';
+
+-- ---------------------------------------------------------------- firing
+-- The contact of each record: one lookup per row, by the column attach_table named.
+CREATE FUNCTION journey._record_contact(p_match text, p_value text) RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    SELECT CASE p_match
+        WHEN 'id' THEN (SELECT c.id FROM journey.contacts c WHERE c.id = CASE WHEN p_value ~ '^[0-9]{1,18}$' THEN p_value::bigint END)
+        WHEN 'external_id' THEN (SELECT c.id FROM journey.contacts c WHERE c.external_id = p_value)
+        WHEN 'email' THEN (SELECT min(c.id) FROM journey.contacts c WHERE lower(c.email) = lower(p_value))
+        WHEN 'phone' THEN (SELECT min(c.id) FROM journey.contacts c WHERE c.phone = p_value)
+    END
+$$;
+COMMENT ON FUNCTION journey._record_contact(text, text) IS 'Internal: the contact a record''s contact column names (by id, external_id, email case-insensitively or phone; the oldest contact when several share an address), or NULL.';
+
+CREATE FUNCTION journey._on_record_written() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+SET jit = off
+AS $$
+DECLARE
+    rt text := TG_ARGV[0];
+    op text := lower(TG_OP);
+    flows bigint[];
+    r journey.record_types;
+    t record;
+    test text;
+    n_unmatched bigint;
+BEGIN
+    -- one index probe when no flow listens to this record type
+    SELECT array_agg(DISTINCT f.flow_id) INTO flows
+    FROM journey.flow_triggers f WHERE f.kind = 'record' AND f.key = rt;
+    IF flows IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO r FROM journey.record_types x WHERE x.name = rt;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    PERFORM journey._lock_flows(flows);
+    -- Identifiers come from the catalog (record_types, validated changed lists); values are
+    -- arguments. One statement per trigger: the changed test is written for its columns.
+    FOR t IN SELECT f.flow_id, f.condition, f.params FROM journey.flow_triggers f
+             WHERE f.kind = 'record' AND f.key = rt AND f.flow_id = ANY (flows)
+               AND coalesce(f.params -> 'on', '["insert", "update"]') ? op
+             ORDER BY f.flow_id, f.pos LOOP
+        IF op = 'update' THEN
+            SELECT coalesce(string_agg(format('o.%1$I IS DISTINCT FROM n.%1$I', c), ' OR '), 'to_jsonb(o) IS DISTINCT FROM to_jsonb(n)')
+              INTO test FROM jsonb_array_elements_text(coalesce(t.params -> 'changed', '[]')) c
+             WHERE EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.tbl AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped);
+            EXECUTE format(
+                'SELECT journey._enroll_records($1, $2, array_agg(m.contact_id), array_agg(m.data), array_agg(m.key))
+                 FROM (SELECT n.%1$I::text AS key, journey._record_contact($3, n.%2$I::text) AS contact_id,
+                              jsonb_build_object(''trigger'', ''record'', ''op'', ''update'', ''record_type'', $2,
+                                                 ''record'', to_jsonb(n), ''old'', to_jsonb(o)) AS data
+                       FROM new_rows n JOIN old_rows o ON o.%1$I = n.%1$I WHERE %3$s) m
+                 WHERE m.contact_id IS NOT NULL AND ($4 IS NULL OR journey._matches($4, m.contact_id, m.data))
+                 HAVING count(*) > 0', r.key_column, r.contact_column, test)
+            USING t.flow_id, rt, r.match, t.condition;
+        ELSE
+            EXECUTE format(
+                'SELECT journey._enroll_records($1, $2, array_agg(m.contact_id), array_agg(m.data), array_agg(m.key))
+                 FROM (SELECT n.%1$I::text AS key, journey._record_contact($3, n.%2$I::text) AS contact_id,
+                              jsonb_build_object(''trigger'', ''record'', ''op'', ''insert'', ''record_type'', $2,
+                                                 ''record'', to_jsonb(n)) AS data
+                       FROM new_rows n) m
+                 WHERE m.contact_id IS NOT NULL AND ($4 IS NULL OR journey._matches($4, m.contact_id, m.data))
+                 HAVING count(*) > 0', r.key_column, r.contact_column)
+            USING t.flow_id, rt, r.match, t.condition;
+        END IF;
+    END LOOP;
+    -- records a listening flow could not enroll for want of a contact, counted for the admin
+    EXECUTE format('SELECT count(*) FROM new_rows n WHERE journey._record_contact($1, n.%I::text) IS NULL', r.contact_column)
+        INTO n_unmatched USING r.match;
+    IF n_unmatched > 0 THEN
+        UPDATE journey.record_types x SET unmatched = x.unmatched + n_unmatched WHERE x.name = rt;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._on_record_written() IS
+  'Trigger of attached tables (argument: the record type): enrolls the contact of each inserted or updated record into the active record-trigger flows listening to that operation whose changed columns really changed (IS DISTINCT FROM; without changed, any column) and whose where matches (record.*, old.*, contact.*); one enrollment per record (occurrence = record:<key>). Counts records whose contact column matched no contact in record_types.unmatched. A write no flow listens to costs one index probe.';
+
+CREATE FUNCTION journey._enroll_records(p_flow bigint, p_type text, p_contacts bigint[], p_data jsonb[], p_keys text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    -- As journey._enroll (the flow lock is held: _on_record_written took it), but one enrollment
+    -- per record: occurrence record:<key> (unique per flow and contact), and the one-active rule
+    -- does not apply (two invoices of a customer are two enrollments at once).
+    INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data, occurrence, record_type, record_key)
+    SELECT DISTINCT ON (u.contact_id, u.key)
+           f.id, CASE WHEN f.status = 'active' THEN f.version ELSE coalesce(f.routed_version, f.version) END,
+           u.contact_id, f.start_node, now(), u.data, 'record:' || u.key, p_type, u.key
+    FROM unnest(p_contacts, p_data, p_keys) AS u (contact_id, data, key)
+    JOIN journey.flows f ON f.id = p_flow
+     AND (f.status = 'active' OR (f.status = 'paused' AND f.paused_reason IN ('edited', 'quota')))
+    ORDER BY u.contact_id, u.key
+    ON CONFLICT DO NOTHING;
+    IF FOUND THEN
+        PERFORM journey._wake();
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION journey._enroll_records(bigint, text, bigint[], jsonb[], text[]) IS
+  'Internal: enrolls (contact, data, record key) triples into a record-trigger flow, once per record (occurrence record:<key>), frozen into a flow paused by an edit or a quota as journey._enroll does.';
+
+-- ---------------------------------------------------------------- reading
+CREATE FUNCTION journey._record_data(p_type text, p_data jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    l journey.record_links;
+    linked jsonb;
+    out jsonb := p_data;
+BEGIN
+    -- the record as it was when the trigger fired, plus each link's row read now
+    FOR l IN SELECT * FROM journey.record_links k WHERE k.record_type = p_type ORDER BY k.name LOOP
+        BEGIN
+            EXECUTE format('SELECT to_jsonb(t) FROM %s t WHERE t.%I::text = $1', l.target, l.target_key)
+                INTO linked USING p_data -> 'record' ->> l.via_column;
+        EXCEPTION WHEN OTHERS THEN
+            linked := NULL;   -- a table gone or unreadable: the link reads as nil
+        END;
+        out := jsonb_set(out, ARRAY['record', l.name], coalesce(linked, 'null'));
+    END LOOP;
+    RETURN out;
+END
+$$;
+COMMENT ON FUNCTION journey._record_data(text, jsonb) IS
+  'Internal: an enrollment''s data with record.<link> set to each link''s row as it is now (nil when none or unreadable); the claim reads record enrollments'' data through it.';
+
+CREATE FUNCTION journey.record_timeline(record_type text, key text)
+RETURNS TABLE (at timestamptz, kind text, flow text, node text, detail text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    SELECT t.at, t.kind, t.flow, t.node, t.detail FROM (
+        SELECT e.entered_at AS at, 'enrolled'::text AS kind, f.name AS flow, NULL::text AS node,
+               format('enrollment %s of contact %s (version %s)', e.id, e.contact_id, e.version) AS detail, 0 AS o, e.id AS k
+        FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
+        WHERE e.record_type = record_timeline.record_type AND e.record_key = record_timeline.key
+      UNION ALL
+        SELECT s.at, 'step', f.name, s.node, s.outcome, 1, s.id
+        FROM journey.enrollments e JOIN journey.steps s ON s.contact_id = e.contact_id AND s.enrollment_id = e.id
+        JOIN journey.flows f ON f.id = s.flow_id
+        WHERE e.record_type = record_timeline.record_type AND e.record_key = record_timeline.key
+      UNION ALL
+        SELECT m.created_at, 'message', coalesce(f.name, m.flow_name), m.node,
+               format('%s to %s: %s', m.channel, coalesce(m.recipient, '?'), m.status), 2, m.id
+        FROM journey.enrollments e JOIN journey.outbox m ON m.contact_id = e.contact_id AND m.enrollment_id = e.id
+        LEFT JOIN journey.flows f ON f.id = m.flow_id
+        WHERE e.record_type = record_timeline.record_type AND e.record_key = record_timeline.key
+      UNION ALL
+        SELECT e.updated_at, e.status, f.name, e.node, e.last_error, 3, e.id
+        FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
+        WHERE e.record_type = record_timeline.record_type AND e.record_key = record_timeline.key AND e.status <> 'active'
+    ) t
+    ORDER BY t.at, t.o, t.k
+$$;
+COMMENT ON FUNCTION journey.record_timeline(text, text) IS
+  'The activity log of one record (seed 004): every enrollment it caused (kind enrolled, with its contact), each node those enrollments entered (kind step), each message they wrote (kind message) and how they ended, oldest first.';
+
+-- ---------------------------------------------------------------- writing (update_record, create_record)
+CREATE FUNCTION journey._writable(p_tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM journey.writable_tables w WHERE w.tbl = p_tbl)
+        OR EXISTS (SELECT 1 FROM journey.record_types r WHERE r.tbl = p_tbl AND r.writable)
+$$;
+COMMENT ON FUNCTION journey._writable(regclass) IS 'Internal: whether flows may write the table (allowed with journey.allow_writes, or attached by a role that could write it).';
+
+CREATE FUNCTION journey._record_write(p_type text, p_target text, p_table text, p_columns text[],
+                                      OUT statement text, OUT owner oid, OUT key_from text, OUT key_column text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    tbl regclass;
+    c text;
+    sets text;
+    cols text;
+BEGIN
+    -- the table: the record's own (target record), a link's, or create_record's table
+    IF p_target = 'record' THEN
+        SELECT r.tbl, r.key_column, r.key_column INTO tbl, key_column, key_from
+        FROM journey.record_types r WHERE r.name = p_type;
+    ELSIF p_target IS NOT NULL THEN
+        SELECT l.target, l.target_key, l.via_column INTO tbl, key_column, key_from
+        FROM journey.record_links l WHERE l.record_type = p_type AND l.name = p_target;
+    ELSE
+        tbl := to_regclass(p_table);
+    END IF;
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION '%', CASE WHEN p_target IS NULL THEN format('table %s does not exist', p_table)
+                                  WHEN p_type IS NULL THEN 'update_record needs a record trigger (this enrollment has no record)'
+                                  ELSE format('record type "%s" has no %s', p_type, CASE WHEN p_target = 'record' THEN 'table (detached)' ELSE format('link "%s"', p_target) END) END
+            USING ERRCODE = 'undefined_table', HINT = 'journey.record_types, journey.record_links and journey.writable_tables say what flows may write.';
+    END IF;
+    IF NOT journey._writable(tbl) THEN
+        RAISE EXCEPTION 'flows may not write %', tbl
+            USING ERRCODE = 'insufficient_privilege', HINT = 'journey.allow_writes(table) lets them (an admin who may INSERT and UPDATE it).';
+    END IF;
+    FOREACH c IN ARRAY p_columns LOOP
+        PERFORM journey._check_column(tbl, c, 'column');
+    END LOOP;
+    SELECT string_agg(format('%1$I = r.%1$I', x), ', '), string_agg(format('%I', x), ', ')
+      INTO sets, cols FROM unnest(p_columns) x;
+    -- identifiers from the catalog (quoted), values the statement's arguments: $1 the values
+    -- and $2 the key, each a jsonb object read through the table's row type
+    statement := CASE WHEN p_target IS NOT NULL THEN format(
+        'WITH w AS (UPDATE %1$s t SET %2$s FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $1) r '
+        'WHERE t.%3$I = (SELECT k.%3$I FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $2) k) RETURNING 1) '
+        'SELECT pg_catalog.count(*) FROM w', tbl, sets, key_column)
+    ELSE format(
+        'WITH w AS (INSERT INTO %1$s (%2$s) SELECT %3$s FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $1) r RETURNING 1) '
+        'SELECT pg_catalog.count(*) FROM w', tbl, cols, (SELECT string_agg(format('r.%I', x), ', ') FROM unnest(p_columns) x))
+    END;
+    SELECT cl.relowner INTO owner FROM pg_class cl WHERE cl.oid = tbl;
+END
+$$;
+COMMENT ON FUNCTION journey._record_write(text, text, text, text[]) IS
+  'Internal: the statement an update_record (p_target: record or a link name of record type p_type) or create_record (p_table) node runs, for these columns: the table checked writable and each column checked to exist; identifiers quoted from the catalog, values passed as the jsonb arguments $1 (values) and $2 (the key, {key_column: value}); with the table''s owner (the engine runs it as that role, security-restricted) and which record column holds the key.';
+
+CREATE FUNCTION journey._record_columns_problem(p_type text, p_target text, p_table text, p_columns text[], p_write boolean)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    tbl regclass;
+    missing text;
+BEGIN
+    -- the table: a record type's (p_target NULL or 'record'), a link's, or one named (p_table)
+    IF p_table IS NOT NULL THEN
+        tbl := to_regclass(p_table);
+        IF tbl IS NULL THEN
+            RETURN format('table "%s" does not exist', p_table);
+        END IF;
+    ELSIF coalesce(p_target, 'record') = 'record' THEN
+        SELECT r.tbl INTO tbl FROM journey.record_types r WHERE r.name = p_type;
+        IF tbl IS NULL THEN
+            RETURN NULL;   -- an unknown record type is listed as such already
+        END IF;
+    ELSE
+        SELECT l.target INTO tbl FROM journey.record_links l WHERE l.record_type = p_type AND l.name = p_target;
+        IF tbl IS NULL THEN
+            RETURN format('record type "%s" has no link "%s" (journey.link adds one; target is "record" or a link)', p_type, p_target);
+        END IF;
+    END IF;
+    IF p_write AND NOT journey._writable(tbl) THEN
+        RETURN format('flows may not write %s (journey.allow_writes(''%s'') lets them)', tbl, tbl);
+    END IF;
+    SELECT string_agg(format('"%s"', c), ', ') INTO missing FROM unnest(p_columns) c
+    WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped);
+    IF missing IS NOT NULL THEN
+        RETURN format('%s: no column %s (its columns: %s)', tbl, missing,
+                      (SELECT string_agg(a.attname::text, ', ' ORDER BY a.attnum) FROM pg_attribute a
+                       WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped));
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._record_columns_problem(text, text, text, text[], boolean) IS
+  'Internal (validate_flow): what is wrong with the columns a record trigger (changed) or node (update_record set, create_record values) names: the table missing, not writable (p_write), a link unknown, or columns it lacks; NULL when nothing.';
+
+REVOKE ALL ON FUNCTION journey._caller_may(oid, text), journey._table_key(regclass), journey._check_column(regclass, text, text),
+    journey._require_privileges(regclass, text[]), journey.attach_table(regclass, text, text, text), journey.detach_table(text),
+    journey._uses_record_type(jsonb, text), journey.link(text, text, regclass, text), journey.allow_writes(regclass),
+    journey._record_contact(text, text), journey._on_record_written(), journey._enroll_records(bigint, text, bigint[], jsonb[], text[]),
+    journey._record_data(text, jsonb), journey.record_timeline(text, text), journey._writable(regclass),
+    journey._record_write(text, text, text, text[]), journey._record_columns_problem(text, text, text, text[], boolean) FROM PUBLIC;
+
+-- ================================================================ issue 16: inbound SMS
+-- sql/inbound.sql: the event type sms_received (left out of dumps), journey._is_opt_out and
+-- journey.receive_sms, which the relay kind of grant_role may execute (item 2); roles that may
+-- execute journey.claim (relays) get it here.
+INSERT INTO journey.event_types (name, params)
+VALUES ('sms_received', '[{"name": "text", "type": "string", "required": true}, {"name": "provider_event_id", "type": "string"}]')
+ON CONFLICT (name) DO NOTHING;
+SELECT pg_catalog.pg_extension_config_dump('journey.event_types', 'WHERE name <> ''sms_received''');
+
+CREATE FUNCTION journey._is_opt_out(body text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    SELECT upper(regexp_replace(coalesce(body, ''), '\s', '', 'g')) IN ('STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT')
+$$;
+COMMENT ON FUNCTION journey._is_opt_out(text) IS
+  'Internal: whether an inbound SMS is an opt-out: STOP, STOPALL, UNSUBSCRIBE, CANCEL, END or QUIT, whatever the case and spaces.';
+
+CREATE FUNCTION journey.receive_sms(from_phone text, body text, provider_event_id text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    phone text;
+    ids bigint[];
+    opt_out boolean := journey._is_opt_out(body);
+BEGIN
+    IF from_phone IS NULL OR btrim(from_phone) = '' THEN
+        RAISE EXCEPTION 'from_phone must not be NULL or blank' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Pass the sender''s number as the gateway gave it (From).';
+    END IF;
+    BEGIN
+        phone := journey._e164(from_phone, (SELECT s.default_country FROM journey.settings s));
+    EXCEPTION WHEN invalid_parameter_value THEN
+        RETURN 'unknown phone';   -- a short code or an alphanumeric sender: no contact has it
+    END;
+    SELECT array_agg(c.id ORDER BY c.id) INTO ids FROM journey.contacts c WHERE c.phone = receive_sms.phone;
+    IF ids IS NULL THEN
+        RETURN 'unknown phone';
+    END IF;
+    IF receive_sms.provider_event_id IS NOT NULL AND EXISTS (
+            SELECT 1 FROM journey.events e
+             WHERE e.contact_id = ANY (ids) AND e.name = 'sms_received'
+               AND e.payload->>'provider_event_id' = receive_sms.provider_event_id) THEN
+        RETURN 'duplicate';   -- the gateway posted this message before
+    END IF;
+    INSERT INTO journey.event_types (name, params)
+    VALUES ('sms_received', '[{"name": "text", "type": "string", "required": true}, {"name": "provider_event_id", "type": "string"}]')
+    ON CONFLICT (name) DO NOTHING;
+    IF opt_out THEN
+        UPDATE journey.contacts c SET sms_opt_out = true, updated_at = now()
+         WHERE c.id = ANY (ids) AND NOT c.sms_opt_out;
+    END IF;
+    INSERT INTO journey.events (name, contact_id, payload)
+    SELECT 'sms_received', i,
+           jsonb_build_object('text', coalesce(body, '')) ||
+           CASE WHEN receive_sms.provider_event_id IS NULL THEN '{}'::jsonb
+                ELSE jsonb_build_object('provider_event_id', receive_sms.provider_event_id) END
+      FROM unnest(ids) i;
+    RETURN CASE WHEN opt_out THEN 'opted out' ELSE 'received' END;
+END
+$$;
+COMMENT ON FUNCTION journey.receive_sms(text, text, text) IS
+  'Records an SMS a contact sent (relays call it for inbound messages): every contact whose phone is from_phone (normalized to E.164 like stored phones) gets the event sms_received with payload {"text": body, "provider_event_id": ...}, which enrolls into event flows and wakes wait_event nodes; a body of STOP, STOPALL, UNSUBSCRIBE, CANCEL, END or QUIT (any case and spacing) first sets their sms_opt_out. Returns what it did: received, opted out, duplicate (an event with this provider_event_id was recorded before) or unknown phone (no contact has it, or it is not a phone number).';
+REVOKE ALL ON FUNCTION journey._is_opt_out(text), journey.receive_sms(text, text, text) FROM PUBLIC;
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT a.grantee::regrole::text AS grantee
+               FROM pg_proc p, aclexplode(p.proacl) a
+              WHERE p.oid = 'journey.claim(text[], integer, interval)'::regprocedure
+                AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.receive_sms(text, text, text) TO %s', r.grantee);
+    END LOOP;
+END
+$$;
 
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its

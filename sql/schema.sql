@@ -150,10 +150,10 @@ CREATE TABLE journey.flow_triggers (
     params    jsonb,
     CONSTRAINT flow_triggers_pkey PRIMARY KEY (kind, key, flow_id, pos),
     CONSTRAINT flow_triggers_kind_check CHECK (kind IN ('group_joined', 'group_left', 'form_submitted', 'event',
-                                                      'date', 'contact_created', 'contact_updated'))
+                                                      'date', 'contact_created', 'contact_updated', 'record'))
 );
 COMMENT ON TABLE journey.flow_triggers IS
-  'Derived routing table: (trigger kind, key) -> active flow, one row per trigger of the version activated (flows.routed_version; pos: its position in triggers). Rebuilt at activation, kept while the flow is paused by an edit or a quota (its triggers enroll frozen), emptied by pause_flow and archive_flow, so a write with no matching flow costs one index probe. key is the group id (group_joined, group_left), form id, event name, date field (date: birthday or attributes.<key>) or empty (contact_created, contact_updated); condition is the trigger''s where; params holds a date trigger''s rules (repeat, offset_days, at, feb29, groups and their group_ids) or contact_updated''s fields.';
+  'Derived routing table: (trigger kind, key) -> active flow, one row per trigger of the version activated (flows.routed_version; pos: its position in triggers). Rebuilt at activation, kept while the flow is paused by an edit or a quota (its triggers enroll frozen), emptied by pause_flow and archive_flow, so a write with no matching flow costs one index probe. key is the group id (group_joined, group_left), form id, event name, date field (date: birthday or attributes.<key>) the record type (record) or empty (contact_created, contact_updated); condition is the trigger''s where; params holds a date trigger''s rules (repeat, offset_days, at, feb29, groups and their group_ids) or contact_updated''s fields, a record trigger''s on and changed.';
 
 CREATE TABLE journey.date_schedule (
     contact_id bigint NOT NULL,
@@ -186,17 +186,21 @@ CREATE TABLE journey.enrollments (
     -- last: 0.3.0 added them (ALTER TABLE ADD COLUMN), a fresh install has the same column order
     parent_id   bigint,
     branch      integer,
+    record_type text,
+    record_key  text,
     PRIMARY KEY (contact_id, id),
     CHECK (status <> 'active' OR (node IS NOT NULL AND due_at IS NOT NULL))
 );
--- (a fork's branches are active beside their parent: parent_id IS NOT NULL)
-CREATE UNIQUE INDEX enrollments_one_active ON journey.enrollments (flow_id, contact_id) WHERE status = 'active' AND parent_id IS NULL;
+-- (a fork's branches are active beside their parent: parent_id IS NOT NULL; a record trigger's
+-- enrollments are one per record: record_key IS NOT NULL, occurrence record:<key>)
+CREATE UNIQUE INDEX enrollments_one_active ON journey.enrollments (flow_id, contact_id) WHERE status = 'active' AND parent_id IS NULL AND record_key IS NULL;
+CREATE INDEX enrollments_record ON journey.enrollments (record_type, record_key) WHERE record_key IS NOT NULL;
 -- Unique per occurrence (NULLs are distinct: flows that may be re-entered are not limited),
 -- and the flow_id-leading index for stats and flow-wide updates.
 CREATE UNIQUE INDEX enrollments_flow_contact ON journey.enrollments (flow_id, contact_id, occurrence);
 CREATE INDEX enrollments_due ON journey.enrollments (due_at) WHERE status = 'active';
 COMMENT ON TABLE journey.enrollments IS
-  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for; attempts counts transient failures in a row (retried with backoff up to settings.max_attempts). At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). A fork node runs its branches as enrollments of their own: parent_id is the enrollment that entered the flow (it waits at its fork, due_at infinity, until every branch has ended), branch the place in the fork''s next list; branches are not counted by the one-active rule, and the trigger enrollments_branch_ended ends the parent (exited as soon as one branch exits, the others stopped; else, once none is active, failed if one failed, stopped if one was stopped, completed otherwise). No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
+  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for; attempts counts transient failures in a row (retried with backoff up to settings.max_attempts). At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). A fork node runs its branches as enrollments of their own: parent_id is the enrollment that entered the flow (it waits at its fork, due_at infinity, until every branch has ended), branch the place in the fork''s next list; branches are not counted by the one-active rule, and the trigger enrollments_branch_ended ends the parent (exited as soon as one branch exits, the others stopped; else, once none is active, failed if one failed, stopped if one was stopped, completed otherwise). A record trigger''s enrollments carry record_type and record_key (the record that fired it, journey.record_timeline): one per record (occurrence record:<key>), not limited by the one-active rule. No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
 
 CREATE TABLE journey.steps (
     id            bigint GENERATED ALWAYS AS IDENTITY,
@@ -210,7 +214,7 @@ CREATE TABLE journey.steps (
 );
 CREATE INDEX steps_flow_node ON journey.steps (flow_id, node);
 COMMENT ON TABLE journey.steps IS
-  'Append-only history: one row per node an enrollment entered, with what the node did in outcome, one of: sent, created, queued, suppressed: <reason>, updated, waited, goal, exited, then, else, branch <n>, yes, yes: <status>, no: <reason>, waiting, failed: <error>, retry: <error>, quota, forked. created is a task, queued a webhook; a send is suppressed for sms_opt_out, email_opt_out, no phone, no email or no admin_email; a check writes yes: <status> (the message''s status), a wait_event yes; no: <reason> is a message status, no message was sent, or timed out; retry is a transient failure retried later; quota is a send its channel''s quota (settings.sms_quota, email_quota, whatsapp_quota) could not cover: nothing written, the enrollment waits at the node while its flow is paused for quota; forked is a fork node that started its branches (enrollments of their own, parent_id set). Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
+  'Append-only history: one row per node an enrollment entered, with what the node did in outcome, one of: sent, created, queued, suppressed: <reason>, updated, waited, goal, exited, then, else, branch <n>, yes, yes: <status>, no: <reason>, waiting, failed: <error>, retry: <error>, quota, forked, sent, skipped: <recipients>, record created. created is a task, queued a webhook; a send is suppressed for sms_opt_out, email_opt_out, no phone, no email or no admin_email; a check writes yes: <status> (the message''s status), a wait_event yes; no: <reason> is a message status, no message was sent, or timed out; retry is a transient failure retried later; quota is a send its channel''s quota (settings.sms_quota, email_quota, whatsapp_quota) could not cover: nothing written, the enrollment waits at the node while its flow is paused for quota; forked is a fork node that started its branches (enrollments of their own, parent_id set); sent, skipped: <recipients> is a send_email that reached some of its recipients and skipped others (each named with why: empty, not an e-mail address, email_opt_out); record created is a create_record node''s row; update_record writes updated. Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
 
 -- enrollments has no foreign keys: they would double the cost of enrolling (two checks per
 -- row, in the app's INSERT). Its rows are written only by journey._enroll, from flows that exist

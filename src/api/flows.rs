@@ -329,6 +329,7 @@ pub fn problems(def: &serde_json::Value) -> Result<(FlowDef, Vec<Problem>)> {
             "template" => "SELECT EXISTS (SELECT 1 FROM journey.templates WHERE name = $1)",
             "sms template" => "SELECT EXISTS (SELECT 1 FROM journey.templates WHERE name = $1 AND channel = 'sms')",
             "whatsapp template" => "SELECT EXISTS (SELECT 1 FROM journey.templates WHERE name = $1 AND channel = 'whatsapp')",
+            "record type" => "SELECT EXISTS (SELECT 1 FROM journey.record_types WHERE name = $1)",
             _ => continue,
         };
         if Spi::get_one_with_args::<bool>(query, &[r.name.as_str().into()])? != Some(true) {
@@ -338,6 +339,7 @@ pub fn problems(def: &serde_json::Value) -> Result<(FlowDef, Vec<Problem>)> {
             });
         }
     }
+    crate::api::records::problems(&flow, &mut problems)?;
     crate::api::senders::problems(&flow, &mut problems)?;
     Ok((flow, problems))
 }

@@ -45,6 +45,15 @@ extension_sql_file!(
     requires = ["triggers", api::dates::date_next, api::dates::date_days]
 );
 
+// Record types: the app's tables attached as record types (attach_table, detach_table, link,
+// allow_writes), the trigger that enrolls from their writes, the record view, the writes of
+// update_record and create_record, record_timeline.
+extension_sql_file!(
+    "../../sql/records.sql",
+    name = "records",
+    requires = ["dates", api::records::caller_may]
+);
+
 // Audience helpers: upsert_contact, add_to_group, remove_from_group, submit_form,
 // define_event, emit.
 extension_sql_file!(
@@ -60,16 +69,27 @@ extension_sql_file!(
     requires = ["audience"]
 );
 
+// Inbound SMS: the event type sms_received and journey.receive_sms (opt-out words).
+extension_sql_file!("../../sql/inbound.sql", name = "inbound", requires = ["relay"]);
+
 // Quotas: add_quota, journey._quota_exhausted (the engine calls it when a channel's credit
 // runs out: flows paused, the admin told) and the settings trigger that resumes them.
 extension_sql_file!("../../sql/quota.sql", name = "quota", requires = ["relay"]);
 
-// Introspection: flow_stats, goal_stats, flow_overview, timeline (in flow order, from
-// journey._node_order).
+// Counters the stats read: counter_deltas written by the enrollments' and outbox's triggers and
+// the engine's write-back (journey._count_batch), compact_counters, the recount.
+extension_sql_file!(
+    "../../sql/counters.sql",
+    name = "counters",
+    requires = ["quota"]
+);
+
+// Introspection: flow_stats, node_stats, message_stats, split_stats, goal_stats,
+// flow_overview, timeline (in flow order, from journey._node_order), from the counters.
 extension_sql_file!(
     "../../sql/stats.sql",
     name = "stats",
-    requires = ["audience", api::stats::node_order]
+    requires = ["counters", api::stats::node_order]
 );
 
 // Operations: forget_contact (erasure requests), the retention pass the worker runs.

@@ -98,17 +98,20 @@ columns!(
 /// keeps the lateral subquery a per-row index probe, where a join would let the planner
 /// merge-join through the contacts table from its start. The contact's columns come typed (no
 /// row_to_json: building and parsing JSON text cost more than the rest of the claim); empty
-/// jsonb comes as NULL. No outer ORDER BY: the batch's enrollments are all due, in any order.
+/// jsonb comes as NULL. A record trigger's enrollment reads its data through
+/// `journey._record_data` (its links' rows as they are now). No outer ORDER BY: the batch's enrollments are all due, in any order.
 macro_rules! due_query {
     ($filter:literal) => {
         concat!(
             "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, \
-        nullif(e.data, '{}')::text AS data, e.seq, e.name AS flow_name, c.found, \
+        CASE WHEN e.record_type IS NULL THEN nullif(e.data, '{}')::text \
+             ELSE journey._record_data(e.record_type, e.data)::text END AS data, \
+        e.seq, e.name AS flow_name, c.found, \
         coalesce(c.time_zone, s.time_zone) AS zone, e.waiting::text AS waiting, e.tid, e.attempts, \
         c.external_id, c.email, c.phone, c.first_name, c.last_name, c.birthday, c.attributes, \
         c.email_opt_out, c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
      FROM (SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
-                  e.waiting, e.ctid AS tid, e.attempts \
+                  e.waiting, e.ctid AS tid, e.attempts, e.record_type \
              FROM journey.enrollments e \
              JOIN journey.flows f ON f.id = e.flow_id AND f.status = 'active' ",
             $filter,

@@ -262,6 +262,7 @@ fn run_node<'d>(e: &Enrollment, node: &'d Node, cx: &mut Context) -> Result<Outc
         Condition { .. } | Split { .. } => nodes::branch::run(e, node, cx),
         Check { .. } | WaitEvent { .. } => nodes::check::run(e, node, cx),
         UpdateContact { .. } => nodes::contact::run(e, node, cx),
+        UpdateRecord { .. } | CreateRecord { .. } => nodes::record::run(e, node, cx),
         Fork { .. } => nodes::fork::run(e, node, cx),
         Goal { .. } | Exit => nodes::goal::run(e, node, cx),
     }

@@ -66,7 +66,10 @@ pub enum NodeKind {
         body: Option<String>,
         from_name: Option<String>,
         from: Option<String>,
-        to: Option<String>,
+        /// Empty: the contact.
+        to: Vec<super::recipients::Recipient>,
+        cc: Vec<super::recipients::Recipient>,
+        bcc: Vec<super::recipients::Recipient>,
     },
     Wait {
         delay: Option<Interval>,
@@ -125,6 +128,16 @@ pub enum NodeKind {
         timeout: Interval,
         yes: Option<Edge>,
         no: Option<Edge>,
+    },
+    /// update_record: `set` on the record that fired the flow (`target` "record") or a link's row.
+    UpdateRecord {
+        target: String,
+        set: super::nodes::record::Values,
+    },
+    /// create_record: a row of `values` inserted into `table` (attached or allowed).
+    CreateRecord {
+        table: String,
+        values: super::nodes::record::Values,
     },
     /// fork: the enrollment goes on along every one of `branches` at once (its `next` list).
     Fork {

@@ -10,6 +10,7 @@ mod nodes;
 mod parse;
 pub mod phone;
 pub mod predicate;
+pub mod recipients;
 pub mod registry;
 pub mod suggest;
 pub mod times;

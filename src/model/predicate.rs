@@ -1,10 +1,15 @@
 //! Predicates (`if` of condition nodes, `where` of event triggers; docs/ARCHITECTURE.md):
 //! `{"field", "op", "value"}`, `{"all": [...]}`, `{"any": [...]}`, `{"not": ...}`,
-//! `{"in_group": "vip"}`; fields `contact.<column>`, `contact.attributes.<key>`, `event.<key>`.
+//! `{"in_group": "vip"}`; fields `contact.<column>`, `contact.attributes.<key>`, `event.<key>`,
+//! and for record triggers `record.<column>`, `record.<link>.<column>` and `old.<column>` (the
+//! event data's `record` and `old`).
 //! Pure: the caller loads the contact when `needs_contact` says so (`api::predicates`, the
 //! engine's condition node).
 use serde_json::Value;
 use std::cmp::Ordering;
+
+/// What a predicate's field may start with.
+const ROOTS: &[&str] = &["contact.", "event.", "record.", "old."];
 
 const OPS: &[&str] = &["=", "!=", ">", ">=", "<", "<=", "in", "contains", "exists"];
 
@@ -40,9 +45,9 @@ pub fn check(p: &Value, problems: &mut Vec<String>, groups: &mut Vec<String>) {
             None => problems.push(format!(
                 "predicate {p} needs a \"field\" (or all/any/not/in_group)"
             )),
-            Some(f) if !(f.starts_with("contact.") || f.starts_with("event.")) => {
-                problems.push(format!("field \"{f}\" must start with contact. or event."))
-            }
+            Some(f) if !ROOTS.iter().any(|r| f.starts_with(r)) => problems.push(format!(
+                "field \"{f}\" must start with contact., event., record. or old."
+            )),
             Some(_) => {}
         }
         match obj.get("op").and_then(Value::as_str) {
@@ -122,6 +127,10 @@ fn lookup(field: &str, s: &Subject) -> Value {
         (s.contact, rest)
     } else if let Some(rest) = field.strip_prefix("event.") {
         (s.event, rest)
+    } else if let Some(rest) = field.strip_prefix("record.") {
+        (&s.event["record"], rest)
+    } else if let Some(rest) = field.strip_prefix("old.") {
+        (&s.event["old"], rest)
     } else {
         return Value::Null;
     };

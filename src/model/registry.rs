@@ -5,7 +5,7 @@
 //! (flow.rs) and its family's file under nodes/ (parser, checks, Liquid fields, branches); the
 //! engine runs it in engine/nodes/ (docs/ARCHITECTURE.md, "Adding a node type").
 use super::flow::{Edge, Node, NodeKind};
-use super::nodes::{branch, check, contact, fork, goal, send, wait, Input};
+use super::nodes::{branch, check, contact, fork, goal, record, send, wait, Input};
 use super::parse::Ctx;
 use NodeKind::*;
 
@@ -162,6 +162,20 @@ pub static TYPES: &[NodeType] = &[
         branches: fork::branches,
         ..NodeType::new("fork", fork::fork, |k| matches!(k, Fork { .. }))
     },
+    NodeType {
+        fields: Some(record::UPDATE_FIELDS),
+        templates: record::templates,
+        ..NodeType::new("update_record", record::update, |k| {
+            matches!(k, UpdateRecord { .. })
+        })
+    },
+    NodeType {
+        fields: Some(record::CREATE_FIELDS),
+        templates: record::templates,
+        ..NodeType::new("create_record", record::create, |k| {
+            matches!(k, CreateRecord { .. })
+        })
+    },
 ];
 
 /// The type named `name` in a definition.
@@ -219,6 +233,8 @@ mod unit {
             "goal" => json!({"name": "won"}),
             "exit" => json!({}),
             "fork" => json!({"next": ["end", {"to": "a", "delay": "1 day"}]}),
+            "update_record" => json!({"set": {"status": "{{ contact.first_name }}"}}),
+            "create_record" => json!({"table": "public.tasks", "values": {"title": "x"}}),
             other => panic!("no example of {other}: add one"),
         }
     }
@@ -324,6 +340,8 @@ mod unit {
                 "goal",
                 "exit",
                 "fork",
+                "update_record",
+                "create_record",
             ]
         );
     }

@@ -61,6 +61,33 @@ impl Event {
 
 value_view_via!(Event, liquid, text);
 
+/// A key of the event data seen as a variable of its own: a record trigger's `record` and
+/// `old` (`{{ record.amount }}` is `{{ event.record.amount }}`). Absent, it is an empty object
+/// (its keys nil); read only when a template reads it.
+pub struct Part<'a> {
+    event: &'a Event,
+    key: &'static str,
+}
+
+impl<'a> Part<'a> {
+    pub fn new(event: &'a Event, key: &'static str) -> Part<'a> {
+        Part { event, key }
+    }
+
+    fn inner(&self) -> &Lenient {
+        static EMPTY: std::sync::OnceLock<Lenient> = std::sync::OnceLock::new();
+        match self.event.liquid().value() {
+            Value::Object(o) => match o.get(self.key) {
+                Some(v @ Value::Object(_)) => Lenient::of(v),
+                _ => EMPTY.get_or_init(|| Lenient::new(Value::Object(Default::default()))),
+            },
+            _ => EMPTY.get_or_init(|| Lenient::new(Value::Object(Default::default()))),
+        }
+    }
+}
+
+value_view_via!(Part<'_>, inner, key);
+
 #[cfg(test)]
 mod unit {
     use super::*;

@@ -18,6 +18,8 @@ struct Probe<'a> {
     contact: &'a Contact,
     event: &'a Event,
     flow: &'a Lenient,
+    record: &'a Lenient,
+    old: &'a Lenient,
 }
 
 /// Err(why) when `source` reads a variable that does not exist (see the module's doc);
@@ -31,10 +33,13 @@ pub fn unknown_variables(source: &str, interrupts: fn()) -> Result<(), String> {
         Event::new(None),
         Lenient::new(Value::Object(Default::default())),
     );
+    let record = Lenient::new(Value::Object(Default::default()));
     let vars = Probe {
         contact: &contact,
         event: &event,
         flow: &flow,
+        record: &record,
+        old: &record,
     };
     match template::render_with(source, &vars, Limits::output(1 << 20), interrupts) {
         Err(why) if why.contains(" is not a variable") => Err(why),

@@ -139,6 +139,9 @@ pub struct Vars<'a> {
     pub contact: &'a super::contact::Contact,
     pub event: &'a super::event::Event,
     pub flow: &'a liquid::model::Value,
+    /// A record trigger's record (with its links) and, on updates, its old row.
+    pub record: &'a super::event::Part<'a>,
+    pub old: &'a super::event::Part<'a>,
 }
 
 struct LiquidSeed;

@@ -10,6 +10,8 @@ pub mod contact;
 pub mod fork;
 pub mod goal;
 pub mod outcome;
+pub mod recipients;
+pub mod record;
 pub mod send;
 pub mod wait;
 
@@ -20,6 +22,7 @@ use super::claim::{Enrollment, Settings};
 use crate::error::{JourneyError, Result};
 use crate::model::Node;
 use crate::render::budget::Limits;
+use crate::render::event::Part;
 use crate::render::template;
 use chrono::{DateTime, Utc};
 
@@ -57,10 +60,13 @@ impl Context<'_> {
             "text" | "body" => self.settings.max_message_bytes,
             _ => SHORT_FIELD_BYTES,
         };
+        let (record, old) = (Part::new(&e.event, "record"), Part::new(&e.event, "old"));
         let vars = template::Vars {
             contact: &e.contact,
             event: &e.event,
             flow: &e.flow,
+            record: &record,
+            old: &old,
         };
         let out = template::render_with(source, &vars, Limits::output(limit), self.interrupts);
         // event data that cannot be read is the error, whatever the render made of it

@@ -67,6 +67,11 @@ pub enum Outcome<'d> {
         spawns: Vec<Spawn>,
         follow: Option<&'d Edge>,
     },
+    /// send_email with several recipients, some of them skipped (empty, invalid, opted out):
+    /// `sent, skipped: <recipients>` (each skipped one and why); the others get the message.
+    SentSkipping(Box<Message>, String),
+    /// create_record inserted its row into the app's table: `record created`.
+    RecordCreated,
 }
 
 /// Where an enrollment goes after a node.
@@ -121,6 +126,8 @@ impl<'d> Outcome<'d> {
             Failed { .. } => "failed: <error>",
             Quota(_) => "quota",
             Forked { .. } => "forked",
+            SentSkipping(..) => "sent, skipped: <recipients>",
+            RecordCreated => "record created",
         }
     }
 
@@ -133,6 +140,7 @@ impl<'d> Outcome<'d> {
             Yes(Some(status), _) => Some(Cow::Borrowed(status)),
             No(why, _) => Some(Cow::Borrowed(why)),
             Retry { error, .. } | Failed { error, .. } => Some(Cow::Borrowed(error)),
+            SentSkipping(_, skipped) => Some(Cow::Borrowed(skipped)),
             _ => None,
         }
     }
@@ -152,8 +160,8 @@ impl<'d> Outcome<'d> {
         use Outcome::*;
         let follow = |edge| Route::Follow { edge, from: None };
         match self {
-            Sent(m) | Created(m) | Queued(m) => (Some(*m), follow(next)),
-            Suppressed(_) | Updated | Goal => (None, follow(next)),
+            Sent(m) | Created(m) | Queued(m) | SentSkipping(m, _) => (Some(*m), follow(next)),
+            Suppressed(_) | Updated | Goal | RecordCreated => (None, follow(next)),
             Waited(from) => (
                 None,
                 Route::Follow {
@@ -232,6 +240,8 @@ fn one_of_each() -> Vec<Outcome<'static>> {
             spawns: Vec::new(),
             follow: None,
         },
+        SentSkipping(Box::default(), "x".into()),
+        RecordCreated,
     ]
 }
 
@@ -251,7 +261,7 @@ mod unit {
             texts.join(", "),
             "sent, created, queued, suppressed: no phone, updated, waited, goal, exited, then, \
              else, branch 0, yes, yes: delivered, no: timed out, waiting, failed: e, retry: e, quota, \
-             forked"
+             forked, sent, skipped: x, record created"
         );
     }
 
@@ -261,7 +271,7 @@ mod unit {
         for (i, form) in forms.iter().enumerate() {
             assert!(!forms[..i].contains(form), "{form} listed twice");
         }
-        assert_eq!(forms.len(), 19);
+        assert_eq!(forms.len(), 21);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! suppressed (nothing written, the enrollment goes on); a body past settings.max_message_bytes
 //! or an SMS past settings.max_sms_segments fails the enrollment. SMS get `not_before` = the
 //! end of the quiet hours in the contact's zone (unless the node ignores them).
-use super::{render_error, Context, Outcome};
+use super::{recipients, render_error, Context, Outcome};
 use crate::engine::batch::Message;
 use crate::engine::claim::Enrollment;
 use crate::engine::schedule;
@@ -147,6 +147,8 @@ fn compose_email<'d>(
         from_name,
         from,
         to,
+        cc,
+        bcc,
         ..
     } = &node.kind
     else {
@@ -154,26 +156,43 @@ fn compose_email<'d>(
     };
     let subject = cx.render_some(e, node, "subject", subject)?;
     let body = cx.render(e, node, "body", body)?;
-    let recipient = match to {
-        Some(to) => Some(cx.render(e, node, "to", to)?),
-        None => e.contact.email.clone(),
+    // no `to`: the contact, suppressed when it opted out or has no address (as always)
+    let resolved = if to.is_empty() {
+        if let Some(reason) = suppression(e, Reach::Email) {
+            return Ok(Outcome::Suppressed(reason));
+        }
+        let mut r = recipients::resolve(e, node, cx, [("to", &[]), ("cc", cc), ("bcc", bcc)])?;
+        r.to.insert(0, e.contact.email.clone().unwrap_or_default());
+        r
+    } else {
+        recipients::resolve(e, node, cx, [("to", to), ("cc", cc), ("bcc", bcc)])?
     };
-    // a message to another address (`to`) is not the contact's to suppress
-    if let Some(reason) = suppression(e, Reach::Email).filter(|_| to.is_none()) {
-        return Ok(Outcome::Suppressed(reason));
+    if resolved.to.is_empty() {
+        return Ok(Outcome::Suppressed("no email"));
     }
     let from = cx.render_some(e, node, "from", from.as_deref())?;
     let from_name = cx.render_some(e, node, "from_name", from_name.as_deref())?;
-    Ok(Outcome::Sent(Box::new(Message {
-        recipient,
+    let mut copies = serde_json::Map::new();
+    for (key, list) in [("cc", &resolved.cc), ("bcc", &resolved.bcc)] {
+        if !list.is_empty() {
+            copies.insert(key.into(), json!(list));
+        }
+    }
+    let message = Box::new(Message {
+        recipient: Some(resolved.to.join(", ")),
         sender: match (from_name, from) {
             (Some(n), Some(a)) => Some(format!("{n} <{a}>")),
             (n, a) => a.or(n),
         },
         subject,
         body: Some(body),
+        payload: (!copies.is_empty()).then_some(Value::Object(copies)),
         ..Message::new(e, &node.id, cx.seq, "email")
-    })))
+    });
+    Ok(match resolved.skipped.is_empty() {
+        true => Outcome::Sent(message),
+        false => Outcome::SentSkipping(message, resolved.skipped.join(", ")),
+    })
 }
 
 /// send_whatsapp; `template_body` is the body of its template, when it has one.

@@ -6,6 +6,7 @@ pub mod check;
 pub mod contact;
 pub mod fork;
 pub mod goal;
+pub mod record;
 pub mod send;
 pub mod wait;
 

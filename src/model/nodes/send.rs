@@ -4,6 +4,7 @@ use super::Input;
 use crate::model::flow::NodeKind;
 use crate::model::parse::Ctx;
 use crate::model::phone;
+use crate::model::recipients::Recipient;
 use serde_json::Value;
 
 /// The fields of each sending node type (besides type, next, stage).
@@ -14,7 +15,16 @@ pub const SMS_FIELDS: &[&str] = &[
     "unsubscribe",
     "ignore_quiet_hours",
 ];
-pub const EMAIL_FIELDS: &[&str] = &["template", "subject", "body", "from_name", "from", "to"];
+pub const EMAIL_FIELDS: &[&str] = &[
+    "template",
+    "subject",
+    "body",
+    "from_name",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+];
 pub const WHATSAPP_FIELDS: &[&str] = &["text", "template"];
 pub const ADMIN_FIELDS: &[&str] = &["to", "subject", "text"];
 pub const TASK_FIELDS: &[&str] = &["assignee", "title", "due"];
@@ -81,8 +91,18 @@ pub fn email(input: &Input, cx: &mut Ctx) -> NodeKind {
         body,
         from_name: fixed_from_name(input, cx),
         from: cx.string(o, "from", false),
-        to: cx.string(o, "to", false),
+        to: recipients(o, "to", cx),
+        cc: recipients(o, "cc", cx),
+        bcc: recipients(o, "bcc", cx),
     }
+}
+
+/// A recipients field (model/recipients.rs), its problems listed.
+fn recipients(o: &serde_json::Map<String, Value>, field: &str, cx: &mut Ctx) -> Vec<Recipient> {
+    let mut problems = Vec::new();
+    let out = crate::model::recipients::parse(field, o.get(field), &mut problems);
+    problems.into_iter().for_each(|p| cx.problem(p));
+    out
 }
 
 /// `from_name` beside a `from` (a verified sender) is fixed text: Liquid tags in it are a
@@ -225,6 +245,8 @@ pub fn templates(kind: &NodeKind) -> Vec<(&'static str, &str)> {
             subject,
             body,
             to,
+            cc,
+            bcc,
             from,
             from_name,
             ..
@@ -232,12 +254,18 @@ pub fn templates(kind: &NodeKind) -> Vec<(&'static str, &str)> {
             for (field, v) in [
                 ("subject", subject),
                 ("body", body),
-                ("to", to),
                 ("from", from),
                 ("from_name", from_name),
             ] {
                 if let Some(v) = v {
                     out.push((field, v.as_str()));
+                }
+            }
+            for (field, list) in [("to", to), ("cc", cc), ("bcc", bcc)] {
+                for r in list {
+                    if let Recipient::Template(t) = r {
+                        out.push((field, t.as_str()));
+                    }
                 }
             }
         }

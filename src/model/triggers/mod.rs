@@ -1,6 +1,6 @@
 //! The triggers of a definition (who is enrolled, and when): one entry per trigger `type` in
 //! `KINDS`, its parser in its family's file (group.rs, form.rs, event.rs, contact.rs, date.rs,
-//! manual in this file). Every kind accepts `where`, a predicate over `contact.*` and `event.*`
+//! record.rs, manual in this file). Every kind accepts `where`, a predicate over `contact.*` and `event.*`
 //! (the data the enrollment will carry), parsed here. A new trigger kind is one file and one
 //! entry (docs/ARCHITECTURE.md, "Adding a trigger kind").
 use super::parse::{Ctx, FLOW};
@@ -11,6 +11,7 @@ mod date;
 mod event;
 mod form;
 mod group;
+mod record;
 
 /// How activation finds a trigger's routing key (`journey.flow_triggers.key`).
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +83,7 @@ pub static KINDS: &[TriggerKind] = &[
     },
     TriggerKind::new("contact_created", contact::created),
     TriggerKind::new("contact_updated", contact::updated),
+    TriggerKind::new("record", record::record),
     TriggerKind {
         routed: false,
         ..TriggerKind::new("manual", manual)
@@ -184,7 +186,7 @@ mod unit {
         let (triggers, problems) = parse(json!([
             {"type": "group_joined", "group": "vip", "where": {"field": "contact.email", "op": "exists"}},
             {"type": "event", "event": "paid", "where": {"field": "amount", "op": ">", "value": 1}},
-            {"type": "record"},
+            {"type": "recrd"},
             {"type": "teleport"},
             {"type": "form_submitted"},
             "manual",
@@ -211,9 +213,9 @@ mod unit {
         assert_eq!(
             problems,
             [
-                "trigger[1]: where: field \"amount\" must start with contact. or event.",
-                "trigger[2]: unknown trigger type \"record\" (use group_joined, group_left, form_submitted, event, date, contact_created, contact_updated, manual)",
-                "trigger[3]: unknown trigger type \"teleport\" (use group_joined, group_left, form_submitted, event, date, contact_created, contact_updated, manual)",
+                "trigger[1]: where: field \"amount\" must start with contact., event., record. or old.",
+                "trigger[2]: unknown trigger type \"recrd\" (did you mean \"record\"?)",
+                "trigger[3]: unknown trigger type \"teleport\" (use group_joined, group_left, form_submitted, event, date, contact_created, contact_updated, record, manual)",
                 "trigger[4]: missing required field \"form\"",
                 "trigger[5]: a trigger must be an object, not \"manual\"",
                 "trigger[7]: a group_left trigger has no field \"grup\" (did you mean \"group\"?)",
