@@ -99,4 +99,20 @@ q "INSERT INTO journey.group_members (group_id, contact_id) SELECT 1, id FROM jo
 q "SELECT journey.run_due(1000, now())" >/dev/null
 assert_eq "40 0 40" "$(decoded on_all journey.outbox_events)" "a message written with the setting off has no event"
 for s in off_all off_pub on_all on_pub; do q "SELECT pg_drop_replication_slot('$s')" >/dev/null; done
+
+echo "dump and restore (the README's procedure): CREATE EXTENSION brings the publication back"
+q "UPDATE journey.settings SET cdc_events = true"
+as_pg "$PG_BIN/pg_dump" -h "$DIR" -p 5495 -U postgres -Fc -f "$DIR/src.dump" postgres
+q "CREATE DATABASE dst"
+as_pg env PGOPTIONS="-c session_replication_role=replica" "$PG_BIN/pg_restore" -h "$DIR" -p 5495 -U postgres \
+  --exit-on-error -d dst "$DIR/src.dump"
+export PGDATABASE=dst
+assert_eq "journey|outbox_events" "$(q "SELECT schemaname || '|' || tablename FROM pg_publication_tables WHERE pubname = 'journey_outbox_events'")" "the restored publication publishes outbox_events"
+assert_eq "true|61" "$(q "SELECT cdc_events || '|' || (SELECT count(*) FROM journey.outbox) FROM journey.settings")" "settings.cdc_events and the outbox restored"
+q "INSERT INTO journey.contacts (first_name, phone) VALUES ('After', '+15559999998')"
+q "INSERT INTO journey.group_members (group_id, contact_id) SELECT 1, id FROM journey.contacts WHERE first_name = 'After'"
+q "SELECT journey.run_due(1000, now())" >/dev/null
+assert_eq "1|sms" "$(q "SELECT count(*) || '|' || min(type) FROM journey.outbox_events")" "the restored database writes events"
+q "DROP EXTENSION journey"
+assert_eq 0 "$(q "SELECT count(*) FROM pg_publication")" "DROP EXTENSION drops the publication"
 echo "cdc_test: ok"
