@@ -3253,7 +3253,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
-    phone text;
+    sender_phone text;
     ids bigint[];
     opt_out boolean := journey._is_opt_out(body);
 BEGIN
@@ -3262,11 +3262,11 @@ BEGIN
             HINT = 'Pass the sender''s number as the gateway gave it (From).';
     END IF;
     BEGIN
-        phone := journey._e164(from_phone, (SELECT s.default_country FROM journey.settings s));
+        sender_phone := journey._e164(from_phone, (SELECT s.default_country FROM journey.settings s));
     EXCEPTION WHEN invalid_parameter_value THEN
         RETURN 'unknown phone';   -- a short code or an alphanumeric sender: no contact has it
     END;
-    SELECT array_agg(c.id ORDER BY c.id) INTO ids FROM journey.contacts c WHERE c.phone = receive_sms.phone;
+    SELECT array_agg(c.id ORDER BY c.id) INTO ids FROM journey.contacts c WHERE c.phone = sender_phone;
     IF ids IS NULL THEN
         RETURN 'unknown phone';
     END IF;

@@ -76,7 +76,7 @@ BEGIN
     ELSE
         EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),
                         journey.mark_sent(bigint, text, uuid), journey.mark_failed(bigint, text, boolean, uuid),
-                        journey.report(text, text, text, timestamptz) TO %I', role);
+                        journey.report(text, text, text, timestamptz), journey.receive_sms(text, text, text) TO %I', role);
     END IF;
 END
 $$;
