@@ -1,7 +1,8 @@
 //! One batch's results and their write-back. The nodes' results are collected as typed rows
 //! (steps, outbox messages, enrollment updates) and written back set-based: one INSERT into the
 //! outbox, one INSERT into steps and one UPDATE of the enrollments (by ctid) per batch, each
-//! taking one array per column, all prepared once per backend (`prepared`). The batch also
+//! taking one array per column, all prepared once per backend (`prepared`), and one call that
+//! counts them for the stats (`journey._count_batch`). The batch also
 //! holds what its nodes share: the templates read by name, and the lock_timeout a node
 //! shortened.
 use super::claim::Enrollment;
@@ -224,6 +225,10 @@ where
 /// would first copy all rows into a tuplestore).
 pub fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
     Spi::connect_mut(|client| -> Result<()> {
+        // first: the counters probe the history as it was before this batch's steps
+        if !batch.steps.is_empty() || !batch.messages.is_empty() {
+            count(client, batch)?;
+        }
         if !batch.messages.is_empty() {
             insert_messages(client, &batch.messages)?;
         }
@@ -252,6 +257,30 @@ pub fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// The batch's counter deltas (sql/counters.sql, `journey._count_batch`): nodes reached (each
+/// enrollment once per node), goals, split branches, suppressed sends, messages written. One
+/// statement whatever the batch's size; the enrollments' own counts (status, waiting) come from
+/// their UPDATE's trigger.
+const COUNT_BATCH: &str = "SELECT journey._count_batch($1, $2, $3, $4, $5, $6, $7)";
+
+fn count(client: &mut pgrx::spi::SpiClient<'_>, batch: &Batch) -> Result<()> {
+    let (s, m) = (&batch.steps, &batch.messages);
+    prepared::update(
+        client,
+        COUNT_BATCH,
+        &[
+            column(s, |x| x.enrollment_id),
+            column(s, |x| x.contact_id),
+            column(s, |x| x.flow_id),
+            column(s, |x| x.node.as_str()),
+            column(s, |x| x.outcome.as_ref()),
+            column(m, |x| x.flow_id),
+            column(m, |x| x.node.as_str()),
+        ],
+    )?;
+    Ok(())
 }
 
 /// The branches, each a copy of its source's flow, version, contact and data; the parent is
