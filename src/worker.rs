@@ -56,6 +56,7 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
         }
         dates.run_if_due();
         retention.run_if_due();
+        crate::engine::counters::compact_if_due(in_transaction);
         let batch = guc::BATCH_SIZE.get();
         let mut ran = false;
         // the extension is looked up in the first batch's transaction after each wake-up, not

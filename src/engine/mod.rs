@@ -8,6 +8,7 @@ pub mod batch;
 pub mod cache;
 pub mod claim;
 pub mod clock;
+pub mod counters;
 pub mod nodes;
 pub mod occurrence;
 pub mod prepared;
