@@ -135,6 +135,45 @@ TU=$(median "${T_UNOFLOW[@]}"); TV=$(median "${T_UFLOW[@]}")
 q "TRUNCATE journey.enrollments, journey.steps"
 q "VACUUM ANALYZE journey.contacts"
 
+# ------------------------------------------------------------------ 3f. an attached app table
+echo "== trigger overhead: INSERT and UPDATE of $TRIGGER_ROWS rows of an app table: plain, attached with no flow, attached with one record flow, median of $REPS"
+q "CREATE TABLE bench.orders_plain (id bigint PRIMARY KEY, contact_id bigint, status text, amount int);
+   CREATE TABLE bench.orders (id bigint PRIMARY KEY, contact_id bigint, status text, amount int);
+   SELECT journey.attach_table('bench.orders', 'contact_id')" >/dev/null
+q "SELECT journey.create_flow('orders_in', jsonb_build_object(
+     'triggers', jsonb_build_array(jsonb_build_object('type', 'record', 'record', 'orders', 'on', jsonb_build_array('insert'))),
+     'start', 's', 'nodes', jsonb_build_object('s', jsonb_build_object('type', 'send_sms', 'unsubscribe', false,
+        'text', 'Order {{ record.id }}: {{ record.amount }}'))));
+   SELECT journey.create_flow('orders_up', jsonb_build_object(
+     'triggers', jsonb_build_array(jsonb_build_object('type', 'record', 'record', 'orders', 'on', jsonb_build_array('update'),
+                                                      'changed', jsonb_build_array('status'))),
+     'start', 's', 'nodes', jsonb_build_object('s', jsonb_build_object('type', 'send_sms', 'unsubscribe', false,
+        'text', 'Order {{ record.id }} is {{ record.status }}'))))" >/dev/null
+insert_orders() { echo "INSERT INTO $1 SELECT i, i, 'new', i % 100 FROM generate_series(1, $TRIGGER_ROWS) i"; }
+update_orders() { echo "UPDATE $1 SET status = '$2'"; }
+declare -a R_IP R_IN R_IF R_UP R_UN R_UF
+q "CHECKPOINT"
+for r in $(seq $REPS); do
+  q "TRUNCATE bench.orders_plain, bench.orders, journey.enrollments, journey.steps"
+  q "VACUUM ANALYZE bench.orders_plain"; q "VACUUM ANALYZE bench.orders"
+  R_IP+=("$(ms "$(insert_orders bench.orders_plain)")")
+  R_IN+=("$(ms "$(insert_orders bench.orders)")")
+  R_UP+=("$(ms "$(update_orders bench.orders_plain "p$r")")")
+  R_UN+=("$(ms "$(update_orders bench.orders "n$r")")")
+  q "TRUNCATE bench.orders"; q "VACUUM ANALYZE bench.orders"
+  q "SELECT journey.activate_flow('orders_in')" >/dev/null
+  R_IF+=("$(ms "$(insert_orders bench.orders)")")
+  q "SELECT journey.pause_flow('orders_in')" >/dev/null
+  q "SELECT journey.activate_flow('orders_up')" >/dev/null
+  q "VACUUM ANALYZE bench.orders"
+  R_UF+=("$(ms "$(update_orders bench.orders "f$r")")")
+  q "SELECT journey.pause_flow('orders_up')" >/dev/null
+done
+[ "$(q "SELECT count(*) FROM journey.enrollments")" = "$((2 * TRIGGER_ROWS))" ] || { echo "record flows did not enroll every row"; exit 1; }
+RIP=$(median "${R_IP[@]}"); RIN=$(median "${R_IN[@]}"); RIF=$(median "${R_IF[@]}")
+RUP=$(median "${R_UP[@]}"); RUN=$(median "${R_UN[@]}"); RUF=$(median "${R_UF[@]}")
+q "TRUNCATE bench.orders_plain, bench.orders, journey.enrollments, journey.steps"
+
 # ------------------------------------------------------------------ 1. baseline
 echo "== baseline and engine: $N due rows, median of $RUNS alternating runs"
 psql_ -v n="$N" <<'SQL'
@@ -361,6 +400,7 @@ ok() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {r = (op == "<=") ? v <= t : v 
 R_BASE=$(rate "$N" "$T_BASE"); R_WORKER=$(rate "$N" "$T_WORKER"); R_LOOP=$(rate "$N" "$T_LOOP")
 Q_WORKER=$(ratio "$R_WORKER" "$R_BASE"); Q_LOOP=$(ratio "$R_LOOP" "$R_BASE")
 R_TWO=$(rate "$N" "$T_TWO"); Q_TWO=$(ratio "$R_TWO" "$R_WORKER")
+Q_RIN=$(ratio "$RIN" "$RIP"); Q_RIF=$(ratio "$RIF" "$RIP"); Q_RUN=$(ratio "$RUN" "$RUP"); Q_RUF=$(ratio "$RUF" "$RUP")
 Q_B=$(ratio "$TB" "$TP"); Q_C=$(ratio "$TC" "$TP"); Q_S=$(ratio "$SW" "$SZ"); Q_U=$(ratio "$TV" "$TU")
 GROWTH=$(( (ANON1 - ANON0) / 1024 ))
 echo
@@ -374,6 +414,12 @@ printf '%-58s %16s %10s %8s %4s\n' "3b. same into group_members, no flow on the 
 printf '%-58s %16s %10s %8s %4s\n' "3c. same, one active flow on the group (enrolls all)" "$TC ms" "$Q_C" "<= 3.00" "$(ok "$Q_C" "<=" 3)"
 printf '%-58s %16s %10s %8s %4s\n' "3d. UPDATE $TRIGGER_ROWS contacts, no contact_updated flow" "$TU ms" "1.00" "" ""
 printf '%-58s %16s %10s %8s %4s\n' "3e. same, one contact_updated flow (enrolls all)" "$TV ms" "$Q_U" "<= 3.00" "$(ok "$Q_U" "<=" 3)"
+printf '%-58s %16s %10s %8s %4s\n' "3f. INSERT $TRIGGER_ROWS rows into a plain app table" "$RIP ms" "1.00" "" ""
+printf '%-58s %16s %10s %8s %4s\n' "3g. same into an attached table, no flow" "$RIN ms" "$Q_RIN" "<= 1.30" "$(ok "$Q_RIN" "<=" 1.3)"
+printf '%-58s %16s %10s %8s %4s\n' "3h. same, one record flow on insert (enrolls all)" "$RIF ms" "$Q_RIF" "<= 3.00" "$(ok "$Q_RIF" "<=" 3)"
+printf '%-58s %16s %10s %8s %4s\n' "3i. UPDATE $TRIGGER_ROWS rows of a plain app table" "$RUP ms" "1.00" "" ""
+printf '%-58s %16s %10s %8s %4s\n' "3j. same of an attached table, no flow" "$RUN ms" "$Q_RUN" "<= 1.30" "$(ok "$Q_RUN" "<=" 1.3)"
+printf '%-58s %16s %10s %8s %4s\n' "3k. same, one record flow on changed status (enrolls all)" "$RUF ms" "$Q_RUF" "<= 3.00" "$(ok "$Q_RUF" "<=" 3)"
 printf '%-58s %16s %10s %8s %4s\n' "4. latency commit -> outbox row, p50" "$P50 ms" "" "" ""
 printf '%-58s %16s %10s %8s %4s\n' "4. latency commit -> outbox row, p99 (naptime 1000 ms)" "$P99 ms" "" "<= 50 ms" "$(ok "$P99" "<=" 50)"
 printf '%-58s %16s %10s %8s %4s\n' "5. run_due($DUE), 0 waiting" "$SZ ms" "1.00" "" ""
