@@ -3308,6 +3308,623 @@ BEGIN
 END
 $$;
 
+-- ================================================================ issue 17: counters (stats that do not depend on history size)
+-- sql/counters.sql (new) and sql/stats.sql (flow_stats, goal_stats and flow_overview read the
+-- counters; node_stats, message_stats, split_stats). The counters are filled from the tables
+-- once, at the end of this section (journey._recount: what they would be had they always
+-- been kept); CREATE TRIGGER waits for the tables' writers, and later ones wait for this
+-- transaction, so nothing is counted twice or missed.
+-- Counters: the totals the stats read (flow_stats, goal_stats, flow_overview, flow_diagram,
+-- node_stats, message_stats, split_stats), kept as the writes they count happen, in the same
+-- transactions, so a stat reads a few rows whatever the size of the history.
+--
+-- Writers never update a shared row: every write that changes a count inserts delta rows
+-- (journey.counter_deltas, insert-only, no unique key, so concurrent enrolling transactions
+-- and workers' batches never wait for each other), and journey.compact_counters (the worker
+-- runs it every few seconds, each call a small transaction) folds them into journey.counters.
+-- A read sums both (journey._counts). Deleting history (retention, forget_contact) does not
+-- touch the counters: their totals stay.
+--
+-- Where the deltas come from:
+--   enrollments  statement-level triggers (INSERT, UPDATE, DELETE; transition tables): entered,
+--                each enrollment's status, waiting per node, how enrollments ended per node;
+--                every path that changes an enrollment (enrollment, the engine's write-back,
+--                fork branches, activation, retry, archive, wake-ups) is counted by the same code
+--   steps        the engine's write-back (journey._count_batch, before its steps INSERT): each
+--                enrollment once per node, goal and split branch (a fork's branches for their
+--                parent), suppressed sends, outbox rows written
+--   outbox       a row-level trigger on status changes past leased (mark_sent, mark_failed,
+--                report: one row per call anyway); the claim's and retries' updates do not fire it
+
+CREATE TABLE journey.counters (
+    flow_id bigint NOT NULL,
+    node    text NOT NULL,
+    kind    text NOT NULL,
+    label   text NOT NULL DEFAULT '',
+    n       bigint NOT NULL,
+    PRIMARY KEY (flow_id, node, kind, label)
+);
+COMMENT ON TABLE journey.counters IS
+  'Compacted stats counters, one row per (flow, node, kind, label); add the rows of journey.counter_deltas for the current value (journey._counts). node is '''' for the flow''s own counts. Kinds: enrollments (node '''', label entered or a status: enrollments that entered the flow and how many are in each status; a fork''s branches not counted), waiting (active enrollments and branches due to run the node), ended (label a status: enrollments and branches whose trip ended at the node), reached (enrollments that entered the node, once each, a fork''s branches for their parent), suppressed (sends the node suppressed), message (label written: outbox rows the node wrote; sent, delivered, opened, clicked, failed, undelivered, bounced: its messages now in that status), goal (node '''', label the goal''s name: enrollments that reached it, once each), branch (label n: enrollments that took branch n of the split node, once each), conversion (label n:goal: those of them that also reached the goal). Kept by journey.compact_counters; not changed by deletes of history (retention, forget_contact), so totals stay; a deleted flow''s rows go with it.';
+
+CREATE TABLE journey.counter_deltas (
+    flow_id bigint NOT NULL,
+    node    text NOT NULL,
+    kind    text NOT NULL,
+    label   text NOT NULL DEFAULT '',
+    n       bigint NOT NULL
+);
+CREATE INDEX counter_deltas_flow ON journey.counter_deltas (flow_id);
+COMMENT ON TABLE journey.counter_deltas IS
+  'Insert-only changes to journey.counters (same key, n the change), written in the transactions that change what they count: insert-only so concurrent writers of one flow never wait on a shared row. journey.compact_counters moves them into counters; stats add both.';
+
+SELECT pg_catalog.pg_extension_config_dump('journey.counters', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.counter_deltas', '');
+
+-- ---------------------------------------------------------------- enrollments
+-- The keys one enrollment row counts under: ('', enrollments, status) for an enrollment that
+-- entered the flow (not a branch), (node, waiting) while active, (node, ended, status) after.
+CREATE FUNCTION journey._enrollment_keys(p_parent bigint, p_status text, p_node text)
+RETURNS TABLE (node text, kind text, label text)
+LANGUAGE sql IMMUTABLE
+-- (no SET clause: the planner inlines it into the triggers' queries; it names no object)
+AS $$
+    SELECT '', 'enrollments', p_status WHERE p_parent IS NULL
+    UNION ALL
+    SELECT coalesce(p_node, ''), CASE WHEN p_status = 'active' THEN 'waiting' ELSE 'ended' END,
+           CASE WHEN p_status = 'active' THEN '' ELSE p_status END
+$$;
+COMMENT ON FUNCTION journey._enrollment_keys(bigint, text, text) IS
+  'Internal: the counter keys (node, kind, label) an enrollment row with this parent_id, status and node counts under (see journey.counters).';
+
+CREATE FUNCTION journey._count_enrolled() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
+    SELECT r.flow_id, k.node, k.kind, k.label, count(*)
+      FROM new_rows r
+     CROSS JOIN LATERAL (SELECT '' AS node, 'enrollments' AS kind, 'entered' AS label WHERE r.parent_id IS NULL
+                         UNION ALL
+                         SELECT * FROM journey._enrollment_keys(r.parent_id, r.status, r.node)) k
+     GROUP BY r.flow_id, k.node, k.kind, k.label;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._count_enrolled() IS
+  'Trigger: counts inserted enrollments (entered, their status, waiting at their node; a fork''s branches only where they wait) as counter deltas.';
+CREATE TRIGGER enrollments_count_insert AFTER INSERT ON journey.enrollments
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._count_enrolled();
+
+CREATE FUNCTION journey._count_moved() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    -- each changed row: -1 under its old keys, +1 under its new ones
+    INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
+    SELECT x.flow_id, k.node, k.kind, k.label, sum(x.sign)
+      FROM (SELECT o.flow_id, o.parent_id, o.status, o.node, -1 AS sign
+              FROM old_rows o JOIN new_rows n ON n.contact_id = o.contact_id AND n.id = o.id
+             WHERE o.status IS DISTINCT FROM n.status OR o.node IS DISTINCT FROM n.node
+            UNION ALL
+            SELECT n.flow_id, n.parent_id, n.status, n.node, 1
+              FROM old_rows o JOIN new_rows n ON n.contact_id = o.contact_id AND n.id = o.id
+             WHERE o.status IS DISTINCT FROM n.status OR o.node IS DISTINCT FROM n.node) x
+     CROSS JOIN LATERAL journey._enrollment_keys(x.parent_id, x.status, x.node) k
+     GROUP BY x.flow_id, k.node, k.kind, k.label
+    HAVING sum(x.sign) <> 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._count_moved() IS
+  'Trigger: counts enrollments whose status or node changed (the engine''s write-back, a fork''s branches ending their parent, activation, retry, archive) as counter deltas: out of their old status and node, into the new ones.';
+CREATE TRIGGER enrollments_count_update AFTER UPDATE ON journey.enrollments
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._count_moved();
+
+CREATE FUNCTION journey._count_deleted() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    -- totals stay (entered, ended); only what is current goes: active and waiting
+    INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
+    SELECT o.flow_id, k.node, k.kind, k.label, -count(*)
+      FROM old_rows o CROSS JOIN LATERAL journey._enrollment_keys(o.parent_id, o.status, o.node) k
+     WHERE o.status = 'active'
+     GROUP BY o.flow_id, k.node, k.kind, k.label;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._count_deleted() IS
+  'Trigger: deleted active enrollments (forget_contact, a deleted contact or flow version) leave the active and waiting counts; ended ones keep their totals (retention).';
+CREATE TRIGGER enrollments_count_delete AFTER DELETE ON journey.enrollments
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._count_deleted();
+
+-- ---------------------------------------------------------------- outbox
+CREATE FUNCTION journey._count_message_status() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
+    SELECT NEW.flow_id, NEW.node, 'message', s.status, s.n
+      FROM (VALUES (OLD.status, -1), (NEW.status, 1)) s (status, n)
+     WHERE s.status NOT IN ('pending', 'leased');
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._count_message_status() IS
+  'Trigger: an engine message (not a test_send''s) whose status changed past leased (mark_sent, mark_failed, report) moves from its old status''s count to the new one''s.';
+CREATE TRIGGER outbox_count_status AFTER UPDATE OF status ON journey.outbox
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.node IS NOT NULL AND NEW.flow_id IS NOT NULL
+                       AND NOT NEW.test AND (OLD.status NOT IN ('pending', 'leased') OR NEW.status NOT IN ('pending', 'leased')))
+    EXECUTE FUNCTION journey._count_message_status();
+
+-- ---------------------------------------------------------------- flows
+CREATE FUNCTION journey._delete_flow_counters() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    DELETE FROM journey.counters c USING old_rows o WHERE c.flow_id = o.id;
+    DELETE FROM journey.counter_deltas c USING old_rows o WHERE c.flow_id = o.id;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._delete_flow_counters() IS 'Trigger: a deleted flow''s counters go with it.';
+CREATE TRIGGER flows_delete_counters AFTER DELETE ON journey.flows
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._delete_flow_counters();
+
+-- ---------------------------------------------------------------- the engine's steps
+-- A goal node's name in a definition (its id when it has none, as the engine reads it).
+CREATE FUNCTION journey._goal_name(p_definition jsonb, p_node text) RETURNS text
+LANGUAGE sql IMMUTABLE
+-- (no SET clause: inlined into its callers' queries; it names no object)
+AS $$
+    SELECT coalesce(p_definition -> 'nodes' -> p_node ->> 'name', p_node)
+$$;
+COMMENT ON FUNCTION journey._goal_name(jsonb, text) IS 'Internal: the name of goal node p_node in a definition (its id when it has none).';
+
+-- The engine's write-back calls this before inserting the batch's steps (src/engine/batch.rs),
+-- so the history it probes is what came before the batch. Each step's enrollment is counted for
+-- its root (the enrollment that entered the flow; a branch's parent), and a node only the first
+-- time that root enters it: an index probe of the contact's steps (steps' primary key leads with
+-- contact_id), which finds nothing for most steps.
+CREATE FUNCTION journey._count_batch(p_enrollment bigint[], p_contact bigint[], p_flow bigint[], p_node text[],
+                                     p_outcome text[], p_msg_flow bigint[], p_msg_node text[])
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
+    SELECT s.flow_id, s.node, 'reached', '', count(DISTINCT s.root)
+      FROM (SELECT u.contact_id, u.flow_id, u.node, coalesce(e.parent_id, e.id) AS root
+              FROM unnest(p_enrollment, p_contact, p_flow, p_node) AS u (enrollment_id, contact_id, flow_id, node)
+              JOIN journey.enrollments e ON e.contact_id = u.contact_id AND e.id = u.enrollment_id) s
+     WHERE NOT EXISTS (
+            SELECT 1 FROM journey.steps h
+              JOIN journey.enrollments he ON he.contact_id = h.contact_id AND he.id = h.enrollment_id
+             WHERE h.contact_id = s.contact_id AND h.flow_id = s.flow_id AND h.node = s.node
+               AND coalesce(he.parent_id, he.id) = s.root)
+     GROUP BY s.flow_id, s.node
+    UNION ALL
+    SELECT u.flow_id, u.node, 'suppressed', '', count(*)
+      FROM unnest(p_flow, p_node, p_outcome) AS u (flow_id, node, outcome)
+     WHERE u.outcome LIKE 'suppressed%'
+     GROUP BY u.flow_id, u.node
+    UNION ALL
+    SELECT m.flow_id, m.node, 'message', 'written', count(*)
+      FROM unnest(p_msg_flow, p_msg_node) AS m (flow_id, node)
+     GROUP BY m.flow_id, m.node;
+    IF EXISTS (SELECT 1 FROM unnest(p_outcome) o WHERE o = 'goal' OR o LIKE 'branch %') THEN
+        PERFORM journey._count_goals(p_enrollment, p_contact, p_node, p_outcome);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION journey._count_batch(bigint[], bigint[], bigint[], text[], text[], bigint[], text[]) IS
+  'Internal: the engine''s write-back counts a batch''s steps (enrollment, contact, flow, node, outcome per step) and outbox rows (flow, node per message) before inserting them: reached (each enrollment once per node, a fork''s branches for their parent), suppressed sends, messages written, and through journey._count_goals goals and split branches.';
+
+-- Goals and split branches of a batch (only batches with such steps get here): a root's first
+-- goal of a name, its first step along each branch of a split, and the (branch, goal) pairs it
+-- completes (A/B conversion: a branch taken and a goal reached, in either order).
+CREATE FUNCTION journey._count_goals(p_enrollment bigint[], p_contact bigint[], p_node text[], p_outcome text[])
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
+    WITH batch AS (
+        -- the batch's goal and split steps: (root, split node, branch) or (root, goal name)
+        SELECT e.contact_id, e.flow_id, coalesce(e.parent_id, e.id) AS root, u.node,
+               CASE WHEN u.outcome = 'goal' THEN NULL ELSE substr(u.outcome, 8) END AS branch,
+               CASE WHEN u.outcome = 'goal' THEN journey._goal_name(v.definition, u.node) END AS goal
+          FROM unnest(p_enrollment, p_contact, p_node, p_outcome) AS u (enrollment_id, contact_id, node, outcome)
+          JOIN journey.enrollments e ON e.contact_id = u.contact_id AND e.id = u.enrollment_id
+          JOIN journey.flow_versions v ON v.flow_id = e.flow_id AND v.version = e.version
+         WHERE u.outcome = 'goal' OR u.outcome LIKE 'branch %'
+    ), past AS (
+        -- the same from the history of the batch's roots
+        SELECT DISTINCT b.contact_id, b.flow_id, b.root, h.node,
+               CASE WHEN h.outcome = 'goal' THEN NULL ELSE substr(h.outcome, 8) END AS branch,
+               CASE WHEN h.outcome = 'goal' THEN journey._goal_name(v.definition, h.node) END AS goal
+          FROM (SELECT DISTINCT contact_id, flow_id, root FROM batch) b
+          JOIN journey.steps h ON h.contact_id = b.contact_id AND h.flow_id = b.flow_id
+                              AND (h.outcome = 'goal' OR h.outcome LIKE 'branch %')
+          JOIN journey.enrollments he ON he.contact_id = h.contact_id AND he.id = h.enrollment_id
+                                     AND coalesce(he.parent_id, he.id) = b.root
+          JOIN journey.flow_versions v ON v.flow_id = he.flow_id AND v.version = he.version
+    ), fresh AS (
+        -- firsts: in the batch, not in the past
+        SELECT DISTINCT b.contact_id, b.flow_id, b.root, CASE WHEN b.goal IS NULL THEN b.node END AS node, b.branch, b.goal
+          FROM batch b
+         WHERE NOT EXISTS (SELECT 1 FROM past p WHERE p.root = b.root AND p.contact_id = b.contact_id
+                              AND (CASE WHEN b.goal IS NULL THEN p.node = b.node AND p.branch = b.branch ELSE p.goal = b.goal END))
+    ), seen AS (
+        SELECT contact_id, root, node, branch, goal FROM past
+        UNION
+        SELECT contact_id, root, node, branch, goal FROM batch
+    ), pairs AS (
+        -- (root, split node, branch, goal) pairs that one of the firsts completes
+        SELECT f.flow_id, f.root, s.node, s.branch, f.goal
+          FROM fresh f JOIN seen s ON s.contact_id = f.contact_id AND s.root = f.root AND s.goal IS NULL
+         WHERE f.goal IS NOT NULL
+        UNION
+        SELECT f.flow_id, f.root, f.node, f.branch, s.goal
+          FROM fresh f JOIN seen s ON s.contact_id = f.contact_id AND s.root = f.root AND s.goal IS NOT NULL
+         WHERE f.goal IS NULL
+    )
+    SELECT flow_id, coalesce(node, ''), CASE WHEN goal IS NULL THEN 'branch' ELSE 'goal' END,
+           coalesce(branch, goal), count(*)
+      FROM fresh GROUP BY 1, 2, 3, 4
+    UNION ALL
+    SELECT flow_id, node, 'conversion', branch || ':' || goal, count(*)
+      FROM pairs GROUP BY 1, 2, 4;
+END
+$$;
+COMMENT ON FUNCTION journey._count_goals(bigint[], bigint[], text[], text[]) IS
+  'Internal: counts a batch''s goal and split steps (called by journey._count_batch): each enrollment once per goal name and per split branch, and once per (branch, goal) pair it has completed, in either order (split_stats'' conversions); a fork''s branches count for their parent.';
+
+-- ---------------------------------------------------------------- reading and compaction
+CREATE FUNCTION journey._counts(p_flow bigint)
+RETURNS TABLE (node text, kind text, label text, n bigint)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    SELECT c.node, c.kind, c.label, sum(c.n)::bigint
+      FROM (SELECT k.node, k.kind, k.label, k.n FROM journey.counters k WHERE k.flow_id = p_flow
+            UNION ALL
+            SELECT d.node, d.kind, d.label, d.n FROM journey.counter_deltas d WHERE d.flow_id = p_flow) c
+     GROUP BY c.node, c.kind, c.label
+$$;
+COMMENT ON FUNCTION journey._counts(bigint) IS
+  'Internal: a flow''s counters now: journey.counters plus the deltas not yet compacted (see journey.counters for the keys).';
+
+CREATE FUNCTION journey.compact_counters(max_rows integer DEFAULT 10000) RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    moved bigint;
+BEGIN
+    IF max_rows IS NULL OR max_rows < 1 THEN
+        RAISE EXCEPTION 'compact_counters: max_rows must be at least 1, not %', coalesce(max_rows::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass how many delta rows one call may fold, e.g. 10000.';
+    END IF;
+    -- rows of transactions still running are not seen (they are folded next time); a row a
+    -- concurrent call deleted first is skipped
+    WITH gone AS (
+        DELETE FROM journey.counter_deltas d
+         WHERE d.ctid = ANY (ARRAY(SELECT x.ctid FROM journey.counter_deltas x LIMIT max_rows))
+        RETURNING d.flow_id, d.node, d.kind, d.label, d.n
+    ), summed AS (
+        SELECT g.flow_id, g.node, g.kind, g.label, sum(g.n)::bigint AS n FROM gone g
+         WHERE EXISTS (SELECT 1 FROM journey.flows f WHERE f.id = g.flow_id)
+         GROUP BY g.flow_id, g.node, g.kind, g.label
+    ), folded AS (
+        INSERT INTO journey.counters AS c (flow_id, node, kind, label, n)
+        SELECT * FROM summed
+        ON CONFLICT (flow_id, node, kind, label) DO UPDATE SET n = c.n + excluded.n
+    )
+    SELECT count(*) INTO moved FROM gone;
+    RETURN moved;
+END
+$$;
+COMMENT ON FUNCTION journey.compact_counters(integer) IS
+  'Folds up to max_rows rows of journey.counter_deltas into journey.counters (sums per key; deltas of deleted flows are dropped) and returns how many it folded. The worker calls it every 2 seconds, again while a call folds a full max_rows; reads are right without it (they add the deltas), only slower when many wait.';
+
+-- ---------------------------------------------------------------- the recount
+-- What the counters must equal, counted from the tables: the upgrade fills the counters with it
+-- once, and the tests compare (tests/pg_regress/sql/counters.sql, tests/crash_test.sh). Equal
+-- until history is deleted (retention, forget_contact): the counters keep their totals.
+CREATE FUNCTION journey._recount()
+RETURNS TABLE (flow_id bigint, node text, kind text, label text, n bigint)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    WITH e AS (
+        SELECT e.contact_id, e.id, e.flow_id, e.version, coalesce(e.parent_id, e.id) AS root, e.parent_id, e.status, e.node
+          FROM journey.enrollments e
+    ), s AS (
+        SELECT s.flow_id, s.node, s.outcome, e.contact_id, e.root, v.definition
+          FROM journey.steps s JOIN e ON e.contact_id = s.contact_id AND e.id = s.enrollment_id
+          JOIN journey.flow_versions v ON v.flow_id = e.flow_id AND v.version = e.version
+    ), marks AS (
+        SELECT DISTINCT s.flow_id, s.contact_id, s.root, CASE WHEN s.outcome = 'goal' THEN NULL ELSE s.node END AS node,
+               CASE WHEN s.outcome = 'goal' THEN NULL ELSE substr(s.outcome, 8) END AS branch,
+               CASE WHEN s.outcome = 'goal' THEN journey._goal_name(s.definition, s.node) END AS goal
+          FROM s WHERE s.outcome = 'goal' OR s.outcome LIKE 'branch %'
+    )
+    SELECT e.flow_id, '', 'enrollments', 'entered', count(*) FROM e WHERE e.parent_id IS NULL GROUP BY e.flow_id
+    UNION ALL
+    SELECT e.flow_id, k.node, k.kind, k.label, count(*)
+      FROM e CROSS JOIN LATERAL journey._enrollment_keys(e.parent_id, e.status, e.node) k
+     GROUP BY e.flow_id, k.node, k.kind, k.label
+    UNION ALL
+    SELECT s.flow_id, s.node, 'reached', '', count(DISTINCT (s.contact_id, s.root)) FROM s GROUP BY s.flow_id, s.node
+    UNION ALL
+    SELECT s.flow_id, s.node, 'suppressed', '', count(*) FROM s WHERE s.outcome LIKE 'suppressed%' GROUP BY s.flow_id, s.node
+    UNION ALL
+    SELECT o.flow_id, o.node, 'message', 'written', count(*) FROM journey.outbox o
+     WHERE NOT o.test AND o.flow_id IS NOT NULL AND o.node IS NOT NULL GROUP BY o.flow_id, o.node
+    UNION ALL
+    SELECT o.flow_id, o.node, 'message', o.status, count(*) FROM journey.outbox o
+     WHERE NOT o.test AND o.flow_id IS NOT NULL AND o.node IS NOT NULL AND o.status NOT IN ('pending', 'leased')
+     GROUP BY o.flow_id, o.node, o.status
+    UNION ALL
+    SELECT m.flow_id, coalesce(m.node, ''), CASE WHEN m.goal IS NULL THEN 'branch' ELSE 'goal' END,
+           coalesce(m.branch, m.goal), count(*)
+      FROM marks m GROUP BY 1, 2, 3, 4
+    UNION ALL
+    SELECT b.flow_id, b.node, 'conversion', b.branch || ':' || g.goal, count(*)
+      FROM marks b JOIN marks g ON g.contact_id = b.contact_id AND g.root = b.root AND g.goal IS NOT NULL
+     WHERE b.goal IS NULL
+     GROUP BY 1, 2, 4
+$$;
+COMMENT ON FUNCTION journey._recount() IS
+  'Internal: every counter of every flow counted from enrollments, steps and outbox (what journey.counters plus journey.counter_deltas must equal while no history was deleted). The upgrade to 0.3.0 fills the counters with it; tests compare.';
+
+CREATE FUNCTION journey.counter_differences()
+RETURNS TABLE (flow_id bigint, node text, kind text, label text, counted bigint, recounted bigint)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    WITH c AS (
+        SELECT x.flow_id, x.node, x.kind, x.label, sum(x.n)::bigint AS n
+          FROM (SELECT k.flow_id, k.node, k.kind, k.label, k.n FROM journey.counters k
+                UNION ALL
+                SELECT d.flow_id, d.node, d.kind, d.label, d.n FROM journey.counter_deltas d) x
+         WHERE EXISTS (SELECT 1 FROM journey.flows f WHERE f.id = x.flow_id)
+         GROUP BY 1, 2, 3, 4
+    )
+    SELECT coalesce(c.flow_id, r.flow_id), coalesce(c.node, r.node), coalesce(c.kind, r.kind),
+           coalesce(c.label, r.label), coalesce(c.n, 0), coalesce(r.n, 0)
+      FROM c FULL JOIN journey._recount() r
+        ON r.flow_id = c.flow_id AND r.node = c.node AND r.kind = c.kind AND r.label = c.label
+     WHERE coalesce(c.n, 0) <> coalesce(r.n, 0)
+     ORDER BY 1, 2, 3, 4
+$$;
+COMMENT ON FUNCTION journey.counter_differences() IS
+  'Every counter that differs from a recount from the tables (journey._recount), with both values: empty while no history was deleted. Reads all of enrollments, steps and outbox: a check for tests and audits, not for production hours. After retention or forget_contact the counters are expected to be higher (they keep totals).';
+
+-- The stats read the counters (sql/counters.sql): a few rows per node, whatever the history.
+CREATE OR REPLACE FUNCTION journey.flow_stats(name text)
+RETURNS TABLE (node text, type text, reached bigint, reached_pct numeric, waiting bigint)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    WITH f AS (
+        SELECT fl.id, v.definition FROM journey.flows fl
+        JOIN journey.flow_versions v ON v.flow_id = fl.id AND v.version = fl.version
+        WHERE fl.id = journey._flow_id(flow_stats.name)
+    ), c AS MATERIALIZED (
+        SELECT c.* FROM f, journey._counts(f.id) c
+    ), entered AS (
+        -- a fork's branches are part of their parent's trip, not new entries
+        SELECT coalesce(sum(c.n), 0) AS n FROM c WHERE c.node = '' AND c.kind = 'enrollments' AND c.label = 'entered'
+    )
+    SELECT o.node, o.type, coalesce(r.n, 0),
+           CASE WHEN entered.n = 0 THEN 0 ELSE round(100.0 * coalesce(r.n, 0) / entered.n, 1) END,
+           coalesce(w.n, 0)
+    FROM f CROSS JOIN entered CROSS JOIN LATERAL journey._node_order(f.definition) o
+    LEFT JOIN c r ON r.node = o.node AND r.kind = 'reached'
+    LEFT JOIN c w ON w.node = o.node AND w.kind = 'waiting'
+    ORDER BY o.ord
+$$;
+COMMENT ON FUNCTION journey.flow_stats(text) IS
+  'Per node of the flow''s current version, in flow order: type, reached (enrollments that entered the node, any version; a fork''s branches count for the enrollment they belong to, once per node), reached_pct (percent of enrollments that entered the flow) and waiting (active enrollments and branches due to run the node next; an enrollment whose branches run waits at its fork). Read from the counters (journey.counters), so as fast on a long history as on a short one, and kept after retention or forget_contact delete history; journey.node_stats adds how enrollments ended and nodes a later version removed.';
+
+CREATE FUNCTION journey.node_stats(name text)
+RETURNS TABLE (node text, type text, removed boolean, reached bigint, reached_pct numeric, waiting bigint,
+               completed bigint, exited bigint, stopped bigint, failed bigint)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    WITH f AS (
+        SELECT fl.id, v.definition FROM journey.flows fl
+        JOIN journey.flow_versions v ON v.flow_id = fl.id AND v.version = fl.version
+        WHERE fl.id = journey._flow_id(node_stats.name)
+    ), c AS MATERIALIZED (
+        SELECT c.* FROM f, journey._counts(f.id) c
+    ), entered AS (
+        SELECT coalesce(sum(c.n), 0) AS n FROM c WHERE c.node = '' AND c.kind = 'enrollments' AND c.label = 'entered'
+    ), nodes AS (
+        SELECT o.ord, o.node, o.type, false AS removed FROM f, journey._node_order(f.definition) o
+        UNION ALL
+        -- nodes with history that the current version no longer has: last, by name, typed by the
+        -- latest version that had them
+        SELECT 1000000, g.node,
+               (SELECT v.definition -> 'nodes' -> g.node ->> 'type' FROM journey.flow_versions v, f
+                 WHERE v.flow_id = f.id AND v.definition -> 'nodes' ? g.node ORDER BY v.version DESC LIMIT 1),
+               true
+          FROM (SELECT DISTINCT c.node FROM c
+                 WHERE c.node <> '' AND c.kind IN ('reached', 'waiting', 'ended') AND c.n <> 0) g, f
+         WHERE NOT f.definition -> 'nodes' ? g.node
+    )
+    SELECT d.node, d.type, d.removed, coalesce(sum(c.n) FILTER (WHERE c.kind = 'reached'), 0)::bigint,
+           CASE WHEN entered.n = 0 THEN 0
+                ELSE round(100.0 * coalesce(sum(c.n) FILTER (WHERE c.kind = 'reached'), 0) / entered.n, 1) END,
+           coalesce(sum(c.n) FILTER (WHERE c.kind = 'waiting'), 0)::bigint,
+           coalesce(sum(c.n) FILTER (WHERE c.kind = 'ended' AND c.label = 'completed'), 0)::bigint,
+           coalesce(sum(c.n) FILTER (WHERE c.kind = 'ended' AND c.label = 'exited'), 0)::bigint,
+           coalesce(sum(c.n) FILTER (WHERE c.kind = 'ended' AND c.label = 'stopped'), 0)::bigint,
+           coalesce(sum(c.n) FILTER (WHERE c.kind = 'ended' AND c.label = 'failed'), 0)::bigint
+      FROM nodes d CROSS JOIN entered LEFT JOIN c ON c.node = d.node
+     GROUP BY d.ord, d.node, d.type, d.removed, entered.n
+     ORDER BY d.ord, d.node
+$$;
+COMMENT ON FUNCTION journey.node_stats(text) IS
+  'Per node, in flow order, then the nodes a later version removed (removed true, typed by the latest version that had them, with their history): reached and reached_pct, waiting (as flow_stats), and the enrollments and fork branches whose trip ended at the node: completed, exited, stopped, failed (a retried enrollment leaves failed). From the counters: totals kept after retention and forget_contact.';
+
+CREATE FUNCTION journey.message_stats(name text)
+RETURNS TABLE (node text, type text, removed boolean, written bigint, suppressed bigint, sent bigint,
+               delivered bigint, opened bigint, clicked bigint, failed bigint)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    WITH f AS (
+        SELECT fl.id, v.definition FROM journey.flows fl
+        JOIN journey.flow_versions v ON v.flow_id = fl.id AND v.version = fl.version
+        WHERE fl.id = journey._flow_id(message_stats.name)
+    ), c AS MATERIALIZED (
+        SELECT c.* FROM f, journey._counts(f.id) c WHERE c.kind IN ('message', 'suppressed')
+    ), nodes AS (
+        SELECT o.ord, o.node, o.type, false AS removed FROM f, journey._node_order(f.definition) o
+         WHERE o.type IN ('send_sms', 'send_email', 'send_whatsapp', 'notify_admin')
+            OR EXISTS (SELECT 1 FROM c WHERE c.node = o.node)
+        UNION ALL
+        SELECT 1000000, g.node,
+               (SELECT v.definition -> 'nodes' -> g.node ->> 'type' FROM journey.flow_versions v, f
+                 WHERE v.flow_id = f.id AND v.definition -> 'nodes' ? g.node ORDER BY v.version DESC LIMIT 1),
+               true
+          FROM (SELECT DISTINCT c.node FROM c WHERE c.n <> 0) g, f
+         WHERE NOT f.definition -> 'nodes' ? g.node
+    )
+    SELECT d.node, d.type, d.removed,
+           coalesce(sum(c.n) FILTER (WHERE c.kind = 'message' AND c.label = 'written'), 0)::bigint,
+           coalesce(sum(c.n) FILTER (WHERE c.kind = 'suppressed'), 0)::bigint,
+           coalesce(sum(c.n) FILTER (WHERE c.kind = 'message'
+                                     AND c.label IN ('sent', 'delivered', 'opened', 'clicked', 'undelivered', 'bounced')), 0)::bigint,
+           coalesce(sum(c.n) FILTER (WHERE c.kind = 'message' AND c.label IN ('delivered', 'opened', 'clicked')), 0)::bigint,
+           coalesce(sum(c.n) FILTER (WHERE c.kind = 'message' AND c.label IN ('opened', 'clicked')), 0)::bigint,
+           coalesce(sum(c.n) FILTER (WHERE c.kind = 'message' AND c.label = 'clicked'), 0)::bigint,
+           coalesce(sum(c.n) FILTER (WHERE c.kind = 'message' AND c.label IN ('failed', 'undelivered', 'bounced')), 0)::bigint
+      FROM nodes d LEFT JOIN c ON c.node = d.node
+     GROUP BY d.ord, d.node, d.type, d.removed
+     ORDER BY d.ord, d.node
+$$;
+COMMENT ON FUNCTION journey.message_stats(text) IS
+  'Per node that sends (send_sms, send_email, send_whatsapp, notify_admin, and any node that wrote outbox rows), in flow order, then nodes a later version removed (removed true): written (outbox rows the engine wrote), suppressed (sends skipped: opt-out, no address), sent (handed to the provider: mark_sent or a later report, undelivered and bounced included), delivered (delivered, opened or clicked), opened (opened or clicked), clicked, failed (failed, undelivered or bounced). Statuses as the relay reported them (journey.outbox.status only moves forward); test_send''s messages are not counted. From the counters: totals kept after retention and forget_contact.';
+
+CREATE FUNCTION journey.split_stats(name text)
+RETURNS TABLE (node text, branch integer, entered bigint, goal text, reached bigint, reached_pct numeric)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    WITH f AS (
+        SELECT fl.id, v.definition FROM journey.flows fl
+        JOIN journey.flow_versions v ON v.flow_id = fl.id AND v.version = fl.version
+        WHERE fl.id = journey._flow_id(split_stats.name)
+    ), c AS MATERIALIZED (
+        SELECT c.* FROM f, journey._counts(f.id) c WHERE c.kind IN ('branch', 'conversion')
+    ), branches AS (
+        -- the current version's splits and branches, and any branch with history
+        SELECT o.ord, o.node, b.n::integer AS branch FROM f, journey._node_order(f.definition) o,
+               generate_series(0, jsonb_array_length(f.definition -> 'nodes' -> o.node -> 'branches') - 1) b (n)
+         WHERE o.type = 'split'
+        UNION
+        SELECT coalesce((SELECT o.ord FROM f, journey._node_order(f.definition) o WHERE o.node = c.node), 1000000),
+               c.node, c.label::integer
+          FROM c WHERE c.kind = 'branch'
+    ), goals AS (
+        SELECT DISTINCT coalesce(o.goal, o.node) AS goal FROM f, journey._node_order(f.definition) o WHERE o.type = 'goal'
+    ), entered AS (
+        SELECT b.ord, b.node, b.branch, coalesce((SELECT sum(c.n) FROM c WHERE c.kind = 'branch' AND c.node = b.node
+                                                      AND c.label = b.branch::text), 0)::bigint AS n
+          FROM branches b
+    )
+    SELECT e.node, e.branch, e.n, g.goal, coalesce(r.n, 0)::bigint,
+           CASE WHEN e.n = 0 OR g.goal IS NULL THEN NULL ELSE round(100.0 * coalesce(r.n, 0) / e.n, 1) END
+      FROM entered e LEFT JOIN goals g ON true
+      LEFT JOIN LATERAL (SELECT sum(c.n) AS n FROM c WHERE c.kind = 'conversion' AND c.node = e.node
+                            AND c.label = e.branch || ':' || g.goal) r ON true
+     ORDER BY e.ord, e.node, e.branch, g.goal
+$$;
+COMMENT ON FUNCTION journey.split_stats(text) IS
+  'A/B conversion: per split node of the flow (in flow order; splits a later version removed last) and branch (its place in branches, from 0), entered (enrollments that took the branch, once each) and, per goal of the current version, reached (those of them that reached the goal, before or after the split, once each) and reached_pct (percent of entered). One row per branch with goal NULL when the flow has no goal. A fork''s branches count for their parent. From the counters: totals kept after retention and forget_contact.';
+
+CREATE OR REPLACE FUNCTION journey.goal_stats(name text)
+RETURNS TABLE (goal text, reached bigint, reached_pct numeric)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    WITH f AS (
+        SELECT fl.id, v.definition FROM journey.flows fl
+        JOIN journey.flow_versions v ON v.flow_id = fl.id AND v.version = fl.version
+        WHERE fl.id = journey._flow_id(goal_stats.name)
+    ), c AS MATERIALIZED (
+        SELECT c.* FROM f, journey._counts(f.id) c WHERE c.node = '' AND c.kind IN ('goal', 'enrollments')
+    ), entered AS (
+        SELECT coalesce(sum(c.n), 0) AS n FROM c WHERE c.kind = 'enrollments' AND c.label = 'entered'
+    ), goals AS (
+        SELECT DISTINCT coalesce(o.goal, o.node) AS goal FROM f, journey._node_order(f.definition) o WHERE o.type = 'goal'
+    )
+    -- a goal reached along a fork's branch counts for the enrollment the branch belongs to
+    SELECT g.goal, coalesce(r.n, 0),
+           CASE WHEN entered.n = 0 THEN 0 ELSE round(100.0 * coalesce(r.n, 0) / entered.n, 1) END
+    FROM entered CROSS JOIN goals g
+    LEFT JOIN c r ON r.kind = 'goal' AND r.label = g.goal
+    ORDER BY g.goal
+$$;
+COMMENT ON FUNCTION journey.goal_stats(text) IS
+  'Per goal of the flow''s current version: enrollments that reached it (along any fork branch, once; goal nodes sharing a name count once) and the percent of enrollments that entered the flow. From the counters: totals kept after retention and forget_contact.';
+
+CREATE OR REPLACE VIEW journey.flow_overview AS
+SELECT f.name AS flow, f.status, f.version,
+       coalesce(sum(c.n) FILTER (WHERE c.label = 'entered'), 0)::bigint AS entered,
+       coalesce(sum(c.n) FILTER (WHERE c.label = 'active'), 0)::bigint AS active,
+       coalesce(sum(c.n) FILTER (WHERE c.label = 'completed'), 0)::bigint AS completed,
+       coalesce(sum(c.n) FILTER (WHERE c.label = 'failed'), 0)::bigint AS failed,
+       coalesce(sum(c.n) FILTER (WHERE c.label = 'stopped'), 0)::bigint AS stopped,
+       coalesce(sum(c.n) FILTER (WHERE c.label = 'exited'), 0)::bigint AS exited
+FROM journey.flows f
+LEFT JOIN (SELECT k.flow_id, k.label, k.n FROM journey.counters k WHERE k.node = '' AND k.kind = 'enrollments'
+           UNION ALL
+           SELECT d.flow_id, d.label, d.n FROM journey.counter_deltas d WHERE d.node = '' AND d.kind = 'enrollments') c
+       ON c.flow_id = f.id
+GROUP BY f.id
+ORDER BY f.name;
+COMMENT ON VIEW journey.flow_overview IS 'One row per flow: status, current version and enrollment counts (entered, active, completed, failed, stopped, exited); a fork''s branches are counted in their parent. From the counters: entered and the ended counts are totals kept after retention and forget_contact (a forgotten active enrollment leaves active).';
+
+REVOKE ALL ON FUNCTION journey._enrollment_keys(bigint, text, text), journey._count_enrolled(), journey._count_moved(),
+    journey._count_deleted(), journey._count_message_status(), journey._delete_flow_counters(),
+    journey._goal_name(jsonb, text), journey._count_batch(bigint[], bigint[], bigint[], text[], text[], bigint[], text[]),
+    journey._count_goals(bigint[], bigint[], text[], text[]), journey._counts(bigint), journey.compact_counters(integer),
+    journey._recount(), journey.counter_differences(), journey.node_stats(text), journey.message_stats(text),
+    journey.split_stats(text) FROM PUBLIC;
+
+INSERT INTO journey.counters (flow_id, node, kind, label, n)
+SELECT r.flow_id, r.node, r.kind, r.label, r.n FROM journey._recount() r WHERE r.n <> 0;
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after
