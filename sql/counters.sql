@@ -187,6 +187,11 @@ RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
+-- Index probes, whatever the tables' statistics say: a plan made while steps was (or was
+-- analyzed) empty and kept by the plan cache must not scan all of steps per step.
+SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
 AS $$
 BEGIN
     INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
@@ -225,6 +230,9 @@ RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
+SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
 AS $$
 BEGIN
     INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
