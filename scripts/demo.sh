@@ -62,6 +62,23 @@ for _ in $(seq 1 150); do
   sleep 0.1
 done
 
+echo "== journey-relay sends them: SMS to a local gateway, e-mail to a local SMTP server (aiosmtpd)"
+cargo build --release -q -p journey-relay
+python3 tests/relay_servers.py smtp 5797 "$DIR/smtp" >/dev/null 2>&1 & servers=($!)
+python3 tests/relay_servers.py gateway 5796 "$DIR/gateway" >/dev/null 2>&1 & servers+=($!)
+sleep 1
+q "CREATE ROLE demo_relay LOGIN" && q "SELECT journey.grant_role('demo_relay', 'relay')" >/dev/null
+target/release/journey-relay --database-url "host=$DIR port=$PORT user=demo_relay dbname=postgres" \
+  --smtp-url smtp://127.0.0.1:5797 --from "ACME <hello@acme.example>" \
+  --sms-url http://127.0.0.1:5796/Messages.json --until-idle --progress-interval 1
+echo "== what the servers received"
+python3 -c 'import json,sys
+for f in sys.argv[1:]:
+    for l in open(f):
+        r = json.loads(l)
+        print("  SMTP  " + r["from"] + " -> " + r["to"] + ": " + r["subject"] if "subject" in r else "  SMS   " + str(r["from"]) + " -> " + r["to"] + ": " + r["body"])' "$DIR/smtp/log.jsonl" "$DIR/gateway/log.jsonl"
+kill "${servers[@]}"
+q "SELECT string_agg(channel || ' ' || status || ' ' || n, ', ') FROM (SELECT channel, status, count(*) n FROM journey.outbox GROUP BY 1, 2 ORDER BY 1, 2) s" | sed 's/^/== outbox: /'
 echo "== journey.flow_stats('welcome')"
 psql -X -P pager=off -c "SELECT * FROM journey.flow_stats('welcome')"
 echo "== journey.goal_stats('welcome')"

@@ -25,4 +25,10 @@ if ! grep -qs "pg15" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
   echo "setup: cargo pgrx init --pg15 $PG_CONFIG"
   cargo pgrx init --pg15 "$PG_CONFIG"
 fi
+# journey-relay (relay/) and the SMTP server its tests and the demo start (aiosmtpd)
+python3 -c "import aiosmtpd" 2>/dev/null || { echo "setup: pip install aiosmtpd"; python3 -m pip install -q aiosmtpd; }
+if [ ! -x "$(dirname "$0")/../target/release/journey-relay" ]; then
+  echo "setup: cargo build --release -p journey-relay (a minute)"
+  (cd "$(dirname "$0")/.." && cargo build --release -q -p journey-relay)
+fi
 echo "setup: ok"

@@ -90,6 +90,24 @@ fn mailbox(field: &str, text: &str) -> Result<Mailbox, String> {
         .map_err(|e| format!("{field} \"{}\" is not an e-mail address ({e})", text.trim()))
 }
 
+/// The From of a row: its sender ("Name <address>" or an address), a bare name with the
+/// default sender's address, or the default sender.
+fn sender(row: Option<&str>, default_from: Option<&str>) -> Result<Mailbox, String> {
+    let default = || {
+        default_from
+            .ok_or("no sender: the message has none and the relay has no --from")
+            .map_err(String::from)
+            .and_then(|d| mailbox("--from", d))
+    };
+    match row.map(str::trim).filter(|s| !s.is_empty()) {
+        None => default(),
+        Some(name) if !name.contains('@') => {
+            Ok(Mailbox::new(Some(name.to_string()), default()?.email))
+        }
+        Some(text) => mailbox("sender", text),
+    }
+}
+
 /// The addresses of a payload's "cc" or "bcc" list.
 fn listed(payload: &serde_json::Value, key: &str) -> Result<Vec<Mailbox>, String> {
     match payload.get(key) {
@@ -110,13 +128,7 @@ pub fn compose(
     m: &Message,
     default_from: Option<&str>,
 ) -> Result<(lettre::Message, String), String> {
-    let from_text = m
-        .sender
-        .as_deref()
-        .filter(|s| !s.trim().is_empty())
-        .or(default_from)
-        .ok_or("no sender: the message has none and the relay has no --from")?;
-    let from = mailbox("sender", from_text)?;
+    let from = sender(m.sender.as_deref(), default_from)?;
     let recipients = m.recipient.as_deref().unwrap_or_default();
     let to: Vec<Mailbox> = recipients
         .split(',')
@@ -221,6 +233,12 @@ mod tests {
         let t = text(&m);
         assert!(t.contains("From: Team <team@acme.test>\r\n"), "{t}");
         assert!(t.contains("Cc: b@x.test\r\n"), "{t}");
+        let named = row("a@x.test", Some("ACME"), None);
+        let t = text(&compose(&named, Some("Team <team@acme.test>")).unwrap().0);
+        assert!(
+            t.contains("From: ACME <team@acme.test>\r\n"),
+            "a bare name gets the default address: {t}"
+        );
         assert!(!t.contains("c@x.test"), "Bcc stays out of the headers: {t}");
         assert_eq!(m.envelope().to().len(), 3, "but is in the envelope");
     }
@@ -229,6 +247,7 @@ mod tests {
     fn what_cannot_be_sent_is_named() {
         let err = |r: Message, from: Option<&str>| compose(&r, from).unwrap_err();
         assert!(err(row("a@x.test", None, None), None).contains("no sender"));
+        assert!(err(row("a@x.test", Some("Team"), None), None).contains("no sender"));
         assert!(err(row("not an address", Some("a@x.test"), None), None)
             .contains("recipient \"not an address\""));
         assert!(err(row("", Some("a@x.test"), None), None).contains("no recipient"));

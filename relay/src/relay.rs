@@ -82,13 +82,16 @@ impl Relay {
         self.classes.iter().map(|c| c.held).sum()
     }
 
-    /// Claims for every class with room; how many rows were claimed, or None after an error.
-    fn claim_round(&mut self, marks: &mut Vec<(Message, Mark)>) -> Option<usize> {
+    /// Claims for every class with room: how many rows were claimed and whether a class was
+    /// too busy to claim; None after an error.
+    fn claim_round(&mut self, marks: &mut Vec<(Message, Mark)>) -> Option<(usize, bool)> {
         let mut claimed = 0;
+        let mut busy = false;
         for i in 0..self.classes.len() {
             let class = &self.classes[i];
             if class.held > class.capacity / 2 {
-                continue; // busy: claim again when half of it is done
+                busy = true; // claim again when half of it is done
+                continue;
             }
             let want = class.capacity - class.held;
             let before = Instant::now();
@@ -115,7 +118,7 @@ impl Relay {
                 }
             }
         }
-        Some(claimed)
+        Some((claimed, busy))
     }
 
     /// Collects finished sends: waits up to `wait` for the first one.
@@ -208,16 +211,24 @@ impl Relay {
         }
     }
 
-    fn reconnect(&mut self) {
+    /// Connects again; false when stopping and the database stayed away for 10 s (what is
+    /// held stays leased until its lease ends, then another relay sends it again).
+    fn reconnect(&mut self) -> bool {
+        let mut tries = 0;
         loop {
             match db::connect(&self.config.database_url) {
                 Ok(c) => {
                     self.db = c;
                     log("reconnected to the database");
-                    return;
+                    return true;
                 }
                 Err(e) => {
+                    tries += 1;
                     log(format!("cannot reconnect: {e}"));
+                    if self.stop.load(Ordering::Relaxed) && tries >= 10 {
+                        log("stopping without the database: rows held stay leased until their lease ends");
+                        return false;
+                    }
                     thread::sleep(Duration::from_secs(1));
                 }
             }
@@ -230,20 +241,22 @@ impl Relay {
         let mut next_progress = self.config.progress_interval.map(|p| Instant::now() + p);
         loop {
             let stopping = self.stop.load(Ordering::Relaxed);
-            let claimed = if stopping {
-                Some(0)
+            let round = if stopping {
+                Some((0, false))
             } else {
                 self.claim_round(&mut marks)
             };
-            let wait = match claimed {
-                Some(n) if n > 0 => Duration::ZERO,
+            // idle: every class asked and none had a row
+            let idle = round == Some((0, false));
+            let wait = match round {
+                Some((n, _)) if n > 0 => Duration::ZERO,
                 _ if self.held() > 0 => self.config.poll_interval.min(Duration::from_millis(200)),
                 _ => Duration::ZERO,
             };
             self.collect(wait, &mut marks);
             self.record(&mut marks);
-            if self.db.is_closed() {
-                self.reconnect();
+            if self.db.is_closed() && !self.reconnect() {
+                break;
             }
             if let (Some(at), Some(p)) = (next_progress, self.config.progress_interval) {
                 if Instant::now() >= at {
@@ -256,13 +269,13 @@ impl Relay {
                     log("stopped: nothing left leased");
                     break;
                 }
-                if claimed == Some(0) {
+                if idle {
                     if self.config.until_idle {
                         log("idle: nothing to claim");
                         break;
                     }
                     self.sleep(self.config.poll_interval);
-                } else if claimed.is_none() {
+                } else if round.is_none() {
                     self.sleep(self.config.poll_interval);
                 }
             }
