@@ -18,7 +18,7 @@ CREATE TABLE journey.outbox_events (
 -- (block range: rows arrive in created_at order, and the pruning reads the oldest)
 CREATE INDEX outbox_events_created ON journey.outbox_events USING brin (created_at);
 COMMENT ON TABLE journey.outbox_events IS
-  'Insert-only change-data-capture log of the outbox, in the shape of Debezium''s outbox event router (id, aggregatetype, aggregateid, type, payload; created_at as the event timestamp): one row per outbox row written while settings.cdc_events is on, in the same transaction. aggregatetype is journey.message, aggregateid the contact id (0: a sender verification e-mail), type the channel, payload the message (id, idempotency_key, channel, flow_id, flow, enrollment_id, node, contact_id, recipient, sender, subject, body, payload, sms_encoding, sms_segments, not_before, test, created_at). Its rows are never updated (a trigger refuses it); journey.prune_outbox_events deletes old ones (the publication journey_outbox_events does not publish deletes).';
+  'Insert-only change-data-capture log of the outbox, in the shape of Debezium''s outbox event router (id, aggregatetype, aggregateid, type, payload; created_at as the event timestamp): one row per outbox row written while settings.cdc_events is on, in the same transaction. aggregatetype is journey.message, aggregateid the contact id (0: a sender verification e-mail), type the channel, payload the message (id, idempotency_key, channel, flow_id, flow, enrollment_id, node, contact_id, recipient, sender, subject, body, payload, sms_encoding, sms_segments, not_before, test, created_at). Its rows are never updated (a trigger refuses it); journey.prune_outbox_events deletes old ones, and an outbox row''s event goes with it (forget_contact, retention); the publication journey_outbox_events does not publish deletes.';
 SELECT pg_catalog.pg_extension_config_dump('journey.outbox_events', '');
 
 CREATE FUNCTION journey._outbox_events() RETURNS trigger
@@ -47,6 +47,29 @@ COMMENT ON FUNCTION journey._outbox_events() IS
   'Trigger (statement-level, after INSERT on journey.outbox, with its transition table): when settings.cdc_events is on, writes one journey.outbox_events row per new outbox row, in outbox id order; otherwise returns after reading the setting. SECURITY DEFINER: whoever may write the outbox gets its events written.';
 CREATE TRIGGER outbox_events AFTER INSERT ON journey.outbox
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._outbox_events();
+
+-- An outbox row's event goes with it (journey.forget_contact, retention, a DELETE by hand): the
+-- event holds the same personal data (recipient, body). The publication does not publish these
+-- deletes.
+CREATE INDEX outbox_events_message ON journey.outbox_events (aggregateid, (payload ->> 'id'));
+CREATE FUNCTION journey._outbox_events_deleted() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM journey.outbox_events) THEN
+        RETURN NULL;
+    END IF;
+    DELETE FROM journey.outbox_events e USING old_rows o
+     WHERE e.aggregateid = o.contact_id::text AND e.payload ->> 'id' = o.id::text;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._outbox_events_deleted() IS
+  'Trigger (statement-level, after DELETE on journey.outbox): deletes the events of the deleted outbox rows (forget_contact erases a contact''s events with its messages; retention deletes them with theirs). Returns after one probe when there are no events. SECURITY DEFINER: whoever may delete outbox rows gets their events deleted.';
+CREATE TRIGGER outbox_events_deleted AFTER DELETE ON journey.outbox
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._outbox_events_deleted();
 
 CREATE FUNCTION journey._outbox_events_insert_only() RETURNS trigger
 LANGUAGE plpgsql

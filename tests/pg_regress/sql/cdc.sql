@@ -49,9 +49,15 @@ CREATE TEMP TABLE leased AS SELECT id, lease_token FROM journey.claim(NULL, 100)
 SELECT count(*) AS claimed FROM leased;
 SELECT count(*) FILTER (WHERE journey.mark_sent(id, 'prov-' || id, lease_token)) AS marked FROM leased;
 SELECT count(*) FILTER (WHERE journey.report('prov-' || id, 'delivered', 'ev-' || id) IS NOT NULL) AS reported FROM leased;
-DELETE FROM journey.outbox WHERE test;
 SELECT (SELECT count(*) FROM journey.outbox_events) AS events,
        NOT EXISTS (SELECT * FROM journey.outbox_events EXCEPT SELECT * FROM before) AS unchanged;
+
+-- ---------------------------------------------------------------- an outbox row's event goes with it
+DELETE FROM journey.outbox WHERE test;
+SELECT count(*) AS events, count(*) FILTER (WHERE (payload ->> 'test')::boolean) AS test_events FROM journey.outbox_events;
+-- erasure: the contact's events hold its address and messages
+SELECT journey.forget_contact(:fay);
+SELECT count(*) AS events, count(*) FILTER (WHERE aggregateid = :'fay') AS fays FROM journey.outbox_events;
 
 -- ---------------------------------------------------------------- insert-only
 UPDATE journey.outbox_events SET type = 'sms';
