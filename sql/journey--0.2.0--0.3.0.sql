@@ -3541,7 +3541,10 @@ BEGIN
      WHERE NOT EXISTS (
             SELECT 1 FROM journey.steps h
               JOIN journey.enrollments he ON he.contact_id = h.contact_id AND he.id = h.enrollment_id
-             WHERE h.contact_id = s.contact_id AND h.flow_id = s.flow_id AND h.node = s.node
+             WHERE h.contact_id = s.contact_id
+               -- (IS TRUE: not an index condition, so the probe reads the contact's steps by the
+               -- primary key, never all of the node's steps through steps_flow_node)
+               AND (h.flow_id = s.flow_id AND h.node = s.node) IS TRUE
                AND coalesce(he.parent_id, he.id) = s.root)
      GROUP BY s.flow_id, s.node
     UNION ALL
@@ -3590,7 +3593,7 @@ BEGIN
                CASE WHEN h.outcome = 'goal' THEN NULL ELSE substr(h.outcome, 8) END AS branch,
                CASE WHEN h.outcome = 'goal' THEN journey._goal_name(v.definition, h.node) END AS goal
           FROM (SELECT DISTINCT contact_id, flow_id, root FROM batch) b
-          JOIN journey.steps h ON h.contact_id = b.contact_id AND h.flow_id = b.flow_id
+          JOIN journey.steps h ON h.contact_id = b.contact_id AND (h.flow_id = b.flow_id) IS TRUE
                               AND (h.outcome = 'goal' OR h.outcome LIKE 'branch %')
           JOIN journey.enrollments he ON he.contact_id = h.contact_id AND he.id = h.enrollment_id
                                      AND coalesce(he.parent_id, he.id) = b.root

@@ -80,6 +80,7 @@ assert_eq 0 "$(q "SELECT count(*) FROM journey.outbox o JOIN journey.contacts c 
 assert_eq "$((2 * N))|$N|$N" "$(q "SELECT count(*) || '|' || count(*) FILTER (WHERE node = 'a') || '|' || count(*) FILTER (WHERE node = 'b') FROM journey.steps WHERE outcome = 'sent'")" "one step row per node entered (no step re-run)"
 assert_eq 0 "$(q "SELECT count(*) FROM journey.steps WHERE outcome <> 'sent'")" "no failed or suppressed step"
 assert_eq 0 "$(q "SELECT count(*) FROM (SELECT enrollment_id, node FROM journey.steps GROUP BY 1, 2 HAVING count(*) > 1) d")" "no duplicate step history"
+assert_eq 0 "$(q "SELECT count(*) FROM journey.counter_differences()")" "every stats counter equals a recount from the tables"
 assert_eq 0 "$(grep -c 'batch failed' $dir/server.log || true)" "no failed batch in the server log"
 assert_eq 0 "$(grep -Ec 'PANIC|could not|corrupt' $dir/server.log || true)" "no PANIC or corruption in the server log"
 echo "  ($(grep -c 'was terminated by signal 9' $dir/server.log || true) SIGKILLs and $(grep -c 'database system was interrupted' $dir/server.log || true) recoveries in the log, $((SECONDS - start)) s)"
