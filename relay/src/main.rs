@@ -96,8 +96,9 @@ fn classes(c: &Config, done: &mpsc::Sender<pool::Done>, metrics: &Arc<Metrics>) 
         key: c.webhook_secret.clone(),
     });
     add("webhook", want(&["webhook"]), c.webhook, Some(hook));
+    // tasks are marked at once: a whole batch at a time
     let tasks = config::Limits {
-        concurrency: 1,
+        concurrency: c.batch_size,
         rate: 0.0,
     };
     add("task", want(&["task"]), tasks, None);
