@@ -58,6 +58,15 @@ SLOW=("${BASE[@]}" --sms-url "http://127.0.0.1:$GW2/Messages.json" --sms-concurr
 # jsonl FILE FILTER: python over each record r (a list of them: rs)
 jsonl() { python3 -c "import json,sys; rs=[json.loads(l) for l in open(sys.argv[1])]; print($2)" "$1"; }
 
+echo "journey_relay: refusals"
+q "CREATE ROLE stranger LOGIN"
+rc=0; "$RELAY" --database-url "host=$DIR port=5492 user=stranger dbname=postgres" --until-idle 2>"$out/stranger.log" || rc=$?
+assert_eq 1 "$rc" "a role without grant_role 'relay': exit 1 at the first claim"
+grep -q "permission denied.*grant_role(role, 'relay')" "$out/stranger.log" && echo "  PASS saying why" || { echo "  FAIL"; cat "$out/stranger.log"; exit 1; }
+rc=0; relay --lease 2 --timeout 1 --until-idle 2>"$out/config.log" || rc=$?
+assert_eq 2 "$rc" "a lease shorter than two timeouts: exit 2"
+grep -q "lease (2 s) must be at least twice timeout" "$out/config.log" && echo "  PASS saying why" || { echo "  FAIL"; cat "$out/config.log"; exit 1; }
+
 echo "journey_relay: sender verification by SMTP"
 q "SELECT journey.add_sender('hello@acme.test', 'ACME Team')" >/dev/null
 relay --until-idle 2>"$out/relay1.log"

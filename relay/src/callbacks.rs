@@ -138,13 +138,15 @@ impl Listener {
         f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
     ) -> Result<T, String> {
         if self.db.as_ref().is_none_or(|c| c.is_closed()) {
-            self.db =
-                Some(db::connect(&self.config.database_url).map_err(|e| format!("database: {e}"))?);
+            self.db = Some(
+                db::connect(&self.config.database_url)
+                    .map_err(|e| format!("database: {}", db::describe(&e)))?,
+            );
         }
         let client = self.db.as_mut().expect("connected above");
         f(client).map_err(|e| {
             self.metrics.add("errors", "callback", 1);
-            format!("database: {e}")
+            format!("database: {}", db::describe(&e))
         })
     }
 

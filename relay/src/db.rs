@@ -25,6 +25,17 @@ pub enum Mark {
     Failed { error: String, retry: bool },
 }
 
+/// A database error with the server's message and hint ("db error" alone says nothing).
+pub fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => match d.hint() {
+            Some(h) => format!("{} ({}); hint: {h}", d.message(), d.code().code()),
+            None => format!("{} ({})", d.message(), d.code().code()),
+        },
+        None => e.to_string(),
+    }
+}
+
 pub fn connect(url: &str) -> Result<Client, postgres::Error> {
     let mut config: postgres::Config = url.parse()?;
     if config.get_application_name().is_none() {

@@ -116,7 +116,10 @@ fn main() -> ExitCode {
     let db = match db::connect(&config.database_url) {
         Ok(db) => db,
         Err(e) => {
-            eprintln!("journey-relay: cannot connect to the database: {e}");
+            eprintln!(
+                "journey-relay: cannot connect to the database: {}",
+                db::describe(&e)
+            );
             return ExitCode::from(1);
         }
     };
@@ -152,14 +155,21 @@ fn main() -> ExitCode {
             "; callbacks, /metrics and /healthz on {l}"
         ))
     );
-    Relay {
+    let fatal = Relay {
         config,
         db,
         classes,
         done: rx,
         metrics,
         stop,
+        fatal: None,
     }
     .run();
-    ExitCode::SUCCESS
+    match fatal {
+        None => ExitCode::SUCCESS,
+        Some(e) => {
+            eprintln!("journey-relay: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

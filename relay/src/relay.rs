@@ -45,6 +45,19 @@ impl Class {
     }
 }
 
+/// A claim error no retry will cure: no privilege, no such function or schema.
+fn is_fatal(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.code().is_some_and(|c| {
+        [
+            SqlState::INSUFFICIENT_PRIVILEGE,
+            SqlState::UNDEFINED_FUNCTION,
+            SqlState::INVALID_SCHEMA_NAME,
+        ]
+        .contains(c)
+    })
+}
+
 /// How many rows a provider's senders can surely send in half a lease: concurrency sends per
 /// timeout, at most `rate` per second, at most a batch.
 pub fn capacity(
@@ -71,6 +84,8 @@ pub struct Relay {
     pub done: Receiver<Done>,
     pub metrics: Arc<Metrics>,
     pub stop: Arc<AtomicBool>,
+    /// why the relay cannot go on (the role may not claim, the extension is missing)
+    pub fatal: Option<String>,
 }
 
 fn log(msg: impl AsRef<str>) {
@@ -99,7 +114,15 @@ impl Relay {
                 Ok(rows) => rows,
                 Err(e) => {
                     self.metrics.add("errors", "claim", 1);
-                    log(format!("claim failed: {e}"));
+                    log(format!("claim failed: {}", db::describe(&e)));
+                    if is_fatal(&e) {
+                        // nothing will change by trying again: finish what is held and stop
+                        self.fatal = Some(format!(
+                            "{}; is the role granted journey.grant_role(role, 'relay')?",
+                            db::describe(&e)
+                        ));
+                        self.stop.store(true, Ordering::Relaxed);
+                    }
                     return None;
                 }
             };
@@ -175,7 +198,11 @@ impl Relay {
                         Ok(c) => Some(c),
                         Err(e) => {
                             self.metrics.add("errors", "mark", 1);
-                            log(format!("recording message {} failed: {e}", m.id));
+                            log(format!(
+                                "recording message {} failed: {}",
+                                m.id,
+                                db::describe(&e)
+                            ));
                             None
                         }
                     },
@@ -224,7 +251,7 @@ impl Relay {
                 }
                 Err(e) => {
                     tries += 1;
-                    log(format!("cannot reconnect: {e}"));
+                    log(format!("cannot reconnect: {}", db::describe(&e)));
                     if self.stop.load(Ordering::Relaxed) && tries >= 10 {
                         log("stopping without the database: rows held stay leased until their lease ends");
                         return false;
@@ -235,8 +262,9 @@ impl Relay {
         }
     }
 
-    /// Runs until stopped (or idle with --until-idle); finishes what it holds first.
-    pub fn run(mut self) {
+    /// Runs until stopped (or idle with --until-idle); finishes what it holds first. The error
+    /// that stopped it, if one did.
+    pub fn run(mut self) -> Option<String> {
         let mut marks: Vec<(Message, Mark)> = vec![];
         let mut next_progress = self.config.progress_interval.map(|p| Instant::now() + p);
         loop {
@@ -286,6 +314,7 @@ impl Relay {
                 p.close();
             }
         }
+        self.fatal.take()
     }
 
     /// Sleeps, waking early on a stop.
