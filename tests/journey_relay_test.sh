@@ -160,6 +160,17 @@ kill -TERM $relay_pid
 wait $relay_pid
 assert_eq 0 "$(q "SELECT count(*) FROM journey.outbox WHERE status = 'leased'")" "SIGTERM: the relay exited 0, nothing leased"
 
+echo "journey_relay: callbacks with --callback-token"
+"$RELAY" "${ARGS[@]}" --channels task --listen "127.0.0.1:5730" --callback-token s3cret 2>"$out/token.log" &
+token_pid=$!
+PIDS+=($token_pid)
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:5730/healthz" && break; sleep 0.1; done
+cb() { curl -s -o /dev/null -w '%{http_code}' -X POST --data 'MessageSid=SM-none&MessageStatus=delivered' "http://127.0.0.1:5730/callbacks/twilio$1"; }
+assert_eq 403 "$(cb '')" "without the token: 403"
+assert_eq 403 "$(cb '?token=wrong')" "with a wrong one: 403"
+assert_eq 200 "$(cb '?token=s3cret')" "with the token: 200 (an unknown message id records nothing)"
+kill -TERM $token_pid; wait $token_pid
+
 echo "journey_relay: provider errors (429 and 500 retried, 400 and SMTP 550 failed for good)"
 dana=$(q "SELECT id FROM journey.contacts WHERE first_name = 'Dana'")
 q "INSERT INTO journey.outbox (idempotency_key, channel, contact_id, recipient, sender, subject, body) VALUES
@@ -167,6 +178,7 @@ q "INSERT INTO journey.outbox (idempotency_key, channel, contact_id, recipient, 
    ('e:500', 'sms', $dana, '+15550000001', NULL, NULL, '[500] oops'),
    ('e:400', 'sms', $dana, '+15550000001', NULL, NULL, '[400] bad'),
    ('e:ok',  'sms', $dana, '+15550000001', NULL, NULL, 'plain'),
+   ('e:wa',  'whatsapp', $dana, '+15550000001', NULL, NULL, 'on WhatsApp'),
    ('e:550', 'email', $dana, 'reject@example.com', NULL, 'x', 'x'),
    ('e:451', 'email', $dana, 'busy@example.com', NULL, 'x', 'x')"
 relay --until-idle 2>"$out/relay3.log"
@@ -175,6 +187,7 @@ assert_eq "sent|1" "$(st e:429)" "429: waited for Retry-After and sent in the sa
 assert_eq "pending|1" "$(st e:500)" "500: given back for a later try"
 assert_eq "failed|1" "$(st e:400)" "400: failed for good"
 assert_eq "sent|1" "$(st e:ok)" "a plain SMS: sent"
+assert_eq "whatsapp:+15550000001 whatsapp:+15559999999" "$(jsonl "$out/gw/log.jsonl" '[r["to"] + " " + r["from"] for r in rs if r["key"] == "e:wa"][0]')" "WhatsApp: the same gateway, whatsapp: addresses (the --sms-from sender)"
 assert_eq "failed|1" "$(st e:550)" "SMTP 550: failed for good"
 assert_eq "pending|1" "$(st e:451)" "SMTP 451: given back for a later try"
 assert_eq "HTTP 400: {\"message\": \"The 'To' number is not a valid phone number.\"}" "$(q "SELECT last_error FROM journey.outbox WHERE idempotency_key = 'e:400'")" "last_error holds the gateway's answer"
@@ -182,9 +195,9 @@ assert_eq t "$(q "SELECT not_before > now() + interval '20 seconds' FROM journey
 q "UPDATE journey.outbox SET not_before = now() WHERE idempotency_key = 'e:500'"
 relay --until-idle 2>>"$out/relay3.log"
 assert_eq "sent|2" "$(st e:500)" "500: sent on the next try"
-assert_eq "e:400 400|e:429 429,200|e:500 500,200|e:ok 200" \
+assert_eq "e:400 400|e:429 429,200|e:500 500,200|e:ok 200|e:wa 200" \
   "$(jsonl "$out/gw/log.jsonl" '"|".join(k + " " + ",".join(str(r["status"]) for r in rs if r["key"] == k) for k in sorted({r["key"] for r in rs if r["key"].startswith("e:")}))')" \
-  "the gateway received exactly: 400 once, 429 then 200, 500 then 200, the plain one once"
+  "the gateway received exactly: 400 once, 429 then 200, 500 then 200, the others once"
 assert_eq 0 "$(jsonl "$out/smtp/log.jsonl" 'sum(1 for r in rs if r["key"] and r["key"].startswith("e:"))')" "no refused e-mail was delivered"
 
 echo "journey_relay: SIGKILL mid-batch, then a second relay after the lease"

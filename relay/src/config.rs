@@ -556,6 +556,18 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let file = Settings::from_toml(include_str!("../journey-relay.example.toml")).unwrap();
+        let c = Config::resolve(Settings::default().over(file)).unwrap();
+        assert_eq!(c.sms_limits.rate, 10.0);
+        assert_eq!(c.progress_interval, Some(Duration::from_secs(60)));
+        assert_eq!(
+            c.webhook_secret.as_deref(),
+            Some(&b"secret-signing-key-for-webhooks"[..])
+        );
+    }
+
+    #[test]
     fn webhook_secrets() {
         assert_eq!(webhook_key("whsec_aGVsbG8=").unwrap(), b"hello");
         assert_eq!(webhook_key("plain").unwrap(), b"plain");
