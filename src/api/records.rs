@@ -5,8 +5,8 @@
 use crate::error::Result;
 use crate::model::triggers::Key;
 use crate::model::{FlowDef, NodeKind, Problem};
-use pgrx::prelude::*;
 use pgrx::pg_sys;
+use pgrx::prelude::*;
 
 /// `journey._caller_may(table, privilege)`: whether the role outside any SECURITY DEFINER
 /// function (the one that called attach_table, link or allow_writes) holds the privilege on the
@@ -42,11 +42,21 @@ pub fn problems(flow: &FlowDef, problems: &mut Vec<Problem>) -> Result<()> {
         })
         .collect();
     for (i, t) in flow.triggers.iter().enumerate() {
-        if let (Key::Text(name), Some(changed)) = (&t.key, t.params.as_ref().and_then(|p| p.get("changed"))) {
+        if let (Key::Text(name), Some(changed)) =
+            (&t.key, t.params.as_ref().and_then(|p| p.get("changed")))
+        {
             if t.kind == "record" {
-                let columns: Vec<String> = serde_json::from_value(changed.clone()).unwrap_or_default();
-                if let Some(p) = check("SELECT journey._record_columns_problem($1, NULL, NULL, $2, false)", name, &columns)? {
-                    problems.push(Problem { node: format!("trigger[{i}]"), problem: format!("field \"changed\": {p}") });
+                let columns: Vec<String> =
+                    serde_json::from_value(changed.clone()).unwrap_or_default();
+                if let Some(p) = check(
+                    "SELECT journey._record_columns_problem($1, NULL, NULL, $2, false)",
+                    name,
+                    &columns,
+                )? {
+                    problems.push(Problem {
+                        node: format!("trigger[{i}]"),
+                        problem: format!("field \"changed\": {p}"),
+                    });
                 }
             }
         }
@@ -75,7 +85,10 @@ pub fn problems(flow: &FlowDef, problems: &mut Vec<Problem>) -> Result<()> {
             _ => None,
         };
         if let Some(problem) = problem {
-            problems.push(Problem { node: node.id.clone(), problem });
+            problems.push(Problem {
+                node: node.id.clone(),
+                problem,
+            });
         }
     }
     Ok(())
@@ -89,5 +102,8 @@ fn check_target(record_type: &str, target: &str, columns: &[String]) -> Result<O
 }
 
 fn check(query: &str, name: &str, columns: &[String]) -> Result<Option<String>> {
-    Ok(Spi::get_one_with_args::<String>(query, &[name.into(), columns.to_vec().into()])?)
+    Ok(Spi::get_one_with_args::<String>(
+        query,
+        &[name.into(), columns.to_vec().into()],
+    )?)
 }

@@ -166,6 +166,7 @@ fn render(e: &Enrollment, node: &Node, settings: &Settings) -> Result<Message> {
         lock_timeout: &mut lock_timeout,
         messages: &[],
         interrupts: nodes::postgres_interrupts,
+        opted_out: crate::engine::store::opted_out_emails,
     };
     match nodes::send::run(e, node, &mut cx)? {
         Outcome::Sent(message) => Ok(*message),

@@ -192,6 +192,7 @@ fn advance(
             lock_timeout: &mut batch.lock_timeout,
             messages: &batch.messages,
             interrupts: nodes::postgres_interrupts,
+            opted_out: crate::engine::store::opted_out_emails,
         };
         let outcome = run_node(e, node, &mut cx).map_err(|err| failure(at, err))?;
         let lock_timeout = &mut batch.lock_timeout;

@@ -74,7 +74,9 @@ pub fn is_address(a: &str) -> bool {
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !a.chars().any(|c| c.is_whitespace() || "<>,;\"()[]\\".contains(c))
+        && !a
+            .chars()
+            .any(|c| c.is_whitespace() || "<>,;\"()[]\\".contains(c))
 }
 
 #[cfg(test)]
@@ -87,8 +89,14 @@ mod unit {
         let mut problems = Vec::new();
         let r = parse(
             "to",
-            Some(&json!(["contact", "record.billing_email", "ops@example.com",
-                         "{{ contact.attributes.boss }}", "not an address", 3])),
+            Some(&json!([
+                "contact",
+                "record.billing_email",
+                "ops@example.com",
+                "{{ contact.attributes.boss }}",
+                "not an address",
+                3
+            ])),
             &mut problems,
         );
         assert_eq!(
@@ -107,7 +115,10 @@ mod unit {
                 "field \"to\": 3 is not a recipient",
             ]
         );
-        assert_eq!(parse("cc", Some(&json!("a@b.co")), &mut problems), [Recipient::Address("a@b.co".into())]);
+        assert_eq!(
+            parse("cc", Some(&json!("a@b.co")), &mut problems),
+            [Recipient::Address("a@b.co".into())]
+        );
         assert!(parse("cc", None, &mut problems).is_empty());
         for bad in ["a@b", "@b.co", "a b@c.co", "a@b.co>", "a@@b.co", "a@.co"] {
             assert!(!is_address(bad), "{bad}");

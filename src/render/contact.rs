@@ -144,10 +144,13 @@ mod unit {
     fn columns_attributes_and_nil_fields_render() {
         let (contact, event) = (dana(), crate::render::event::Event::new(None));
         let empty = Value::Object(Default::default());
+        let record = crate::render::event::Part::new(&event, "record");
         let vars = Vars {
             contact: &contact,
             event: &event,
             flow: &empty,
+            record: &record,
+            old: &record,
         };
         let out = template::render_test(
             "{{ contact.id }} {{ contact.first_name }} {{ contact.attributes.plan }} {{ contact.attributes.n | plus: 1 }} [{{ contact.last_name }}] {{ contact.last_name | default: 'x' }} {{ contact.sms_opt_out }} {{ contact.birthday }} {{ contact.created_at }} [{{ contact.updated_at }}]",

@@ -94,6 +94,25 @@ mod unit {
     use liquid::model::ValueView;
 
     #[test]
+    fn record_and_old_are_parts_of_the_data() {
+        let e = Event::new(Some(
+            r#"{"record": {"id": 7, "account": {"name": "Acme"}}}"#.into(),
+        ));
+        let vars = crate::render::template::Vars {
+            contact: &Default::default(),
+            event: &e,
+            flow: &Value::Nil,
+            record: &Part::new(&e, "record"),
+            old: &Part::new(&e, "old"),
+        };
+        let out = crate::render::template::render_test(
+            "{{ record.id }} {{ record.account.name }} [{{ old.status }}] [{{ record.missing }}]",
+            &vars,
+        );
+        assert_eq!(out.unwrap(), "7 Acme [] []");
+    }
+
+    #[test]
     fn parsed_on_demand_for_templates_and_conditions() {
         let e = Event::new(Some(r#"{"amount": 12, "tags": ["a"]}"#.into()));
         assert_eq!(e.json().unwrap()["amount"], 12);

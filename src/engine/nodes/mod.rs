@@ -45,6 +45,9 @@ pub struct Context<'b> {
     pub messages: &'b [Message],
     /// Raises a pending Postgres cancel or terminate; renders call it at every step.
     pub interrupts: fn(),
+    /// Which of these lower-case e-mail addresses belong to a contact who opted out of e-mail
+    /// (`store::opted_out_emails`; the unit tests pass a function of their own).
+    pub opted_out: fn(&[String]) -> Result<Vec<String>>,
 }
 
 /// Raises the Postgres error of a pending cancel or terminate.
@@ -182,6 +185,13 @@ pub mod testing {
             lock_timeout: &mut lock_timeout,
             messages: &[],
             interrupts: || {},
+            opted_out: |addresses| {
+                Ok(addresses
+                    .iter()
+                    .filter(|a| a.starts_with("out@"))
+                    .cloned()
+                    .collect())
+            },
         };
         f(&mut cx)
     }

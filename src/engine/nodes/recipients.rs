@@ -4,7 +4,6 @@
 //! message. Addresses are kept once each (case-insensitively), in the order given.
 use super::Context;
 use crate::engine::claim::Enrollment;
-use crate::engine::store;
 use crate::error::Result;
 use crate::model::recipients::{is_address, Recipient};
 use crate::model::Node;
@@ -48,7 +47,7 @@ pub fn resolve(
         }
     }
     // anyone who opted out of e-mail, whoever's address it is
-    let opted_out = store::opted_out_emails(&seen)?;
+    let opted_out = (cx.opted_out)(&seen)?;
     if !opted_out.is_empty() {
         for list in [&mut out.to, &mut out.cc, &mut out.bcc] {
             list.retain(|a| !opted_out.contains(&a.to_lowercase()));

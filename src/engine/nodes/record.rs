@@ -28,7 +28,10 @@ pub fn run<'d>(e: &Enrollment, node: &'d Node, cx: &mut Context) -> Result<Outco
         };
         row.insert(column.clone(), value);
     }
-    let data = e.event.json().map_err(|why| step_error(e, node, why, false))?;
+    let data = e
+        .event
+        .json()
+        .map_err(|why| step_error(e, node, why, false))?;
     let record_type = data["record_type"].as_str().map(str::to_string);
     let record = data["record"].clone();
     cx.lock_timeout.hold_briefly()?;
@@ -49,7 +52,12 @@ pub fn run<'d>(e: &Enrollment, node: &'d Node, cx: &mut Context) -> Result<Outco
         Ok(Ok(_)) if target.is_some() => Ok(Outcome::Updated),
         Ok(Ok(_)) => Ok(Outcome::RecordCreated),
         Ok(Err(err)) => Err(err),
-        Err(caught) => Err(step_error(e, node, caught.message.clone(), caught.is_transient())),
+        Err(caught) => Err(step_error(
+            e,
+            node,
+            caught.message.clone(),
+            caught.is_transient(),
+        )),
     }
 }
 

@@ -511,6 +511,33 @@ mod unit {
     }
 
     #[test]
+    fn recipients_from_the_record_skipped_with_their_reason() {
+        let mut e = enrollment("n");
+        e.event = crate::render::event::Event::new(Some(
+            r#"{"record": {"billing": "ap@x.test", "cc": "", "account": {"owner": "out@x.test"}}}"#
+                .into(),
+        ));
+        let email = json!({"type": "send_email", "subject": "s", "body": "b",
+                           "to": ["contact", "record.billing", "record.account.owner", "DANA@example.com"],
+                           "cc": ["record.cc", "{{ contact.first_name }}@x.test"], "bcc": ["audit@x.test"]});
+        let (text, m) = send(&e, email).unwrap();
+        assert_eq!(
+            text,
+            "sent, skipped: record.cc (empty), out@x.test (email_opt_out)"
+        );
+        let m = m.unwrap();
+        assert_eq!(m.recipient.as_deref(), Some("dana@example.com, ap@x.test"));
+        assert_eq!(
+            m.payload,
+            Some(json!({"cc": ["Dana@x.test"], "bcc": ["audit@x.test"]}))
+        );
+        // the contact opted out and nobody else is left: suppressed
+        e.contact.email_opt_out = true;
+        let only = json!({"type": "send_email", "subject": "s", "body": "b", "to": ["contact", "record.cc"]});
+        assert_eq!(send(&e, only).unwrap().0, "suppressed: no email");
+    }
+
+    #[test]
     fn admin_without_address_is_suppressed() {
         let mut s = settings();
         s.admin_email = None;

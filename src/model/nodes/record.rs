@@ -83,7 +83,8 @@ mod unit {
 
     #[test]
     fn record_nodes_and_their_problems() {
-        let (kind, problems) = parse(json!({"type": "update_record", "set": {"status": "reminded", "n": 2}}));
+        let (kind, problems) =
+            parse(json!({"type": "update_record", "set": {"status": "reminded", "n": 2}}));
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(
             kind,
@@ -93,7 +94,10 @@ mod unit {
             })
         );
         let (_, problems) = parse(json!({"type": "update_record", "set": {}}));
-        assert_eq!(problems, ["field \"set\" must be a non-empty object of column -> value, not {}"]);
+        assert_eq!(
+            problems,
+            ["field \"set\" must be a non-empty object of column -> value, not {}"]
+        );
         let (kind, problems) = parse(json!({"type": "create_record", "table": "public.tasks",
                                             "values": {"title": "Call {{ contact.first_name }}"}}));
         assert!(problems.is_empty(), "{problems:?}");
