@@ -23,6 +23,8 @@ echo "== cargo pgrx test"
 source scripts/library.sh
 detach_library
 cargo pgrx test pg15 "${RUNAS[@]}"
+echo "== journey-relay unit tests"
+cargo test --release -p journey-relay
 
 echo "== integration tests"
 bash tests/run.sh

@@ -555,7 +555,7 @@ BEGIN
                         journey.timeline(bigint), journey.flow_stats(text), journey.goal_stats(text),
                         journey.flow_diagram(text), journey._group_id(text), journey._check_contact(bigint),
                         journey._flow_id(text), journey._node_order(jsonb), journey._apply_contact_fields(bigint, jsonb),
-                        journey._is_time_zone(text), journey._e164(text, text) TO %I', role);
+                        journey._is_time_zone(text), journey._e164(text, text), journey.record_timeline(text, text) TO %I', role);
     ELSE
         EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),
                         journey.mark_sent(bigint, text, uuid), journey.mark_failed(bigint, text, boolean, uuid),
@@ -564,7 +564,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey.grant_role(name, text) IS
-  'Grants a role one kind of access: admin (SELECT, INSERT, UPDATE, DELETE on every table, SELECT on views, USAGE and SELECT on sequences, EXECUTE on every function but grant_role; never TRIGGER, REFERENCES or TRUNCATE), app (writes contacts, groups, forms, events, enrolls; reads journeys'' state and stats) or relay (only claim, mark_sent(id, provider_message_id, lease_token), mark_failed(id, error, retry, lease_token) and report). Run it as the extension''s owner (a superuser); revoke by hand with REVOKE. Objects created later (by an upgrade) are not covered: run it again.';
+  'Grants a role one kind of access: admin (SELECT, INSERT, UPDATE, DELETE on every table, SELECT on views, USAGE and SELECT on sequences, EXECUTE on every function but grant_role; never TRIGGER, REFERENCES or TRUNCATE), app (writes contacts, groups, forms, events, enrolls; reads journeys'' state, stats and record_timeline) or relay (only claim, mark_sent(id, provider_message_id, lease_token), mark_failed(id, error, retry, lease_token), report and receive_sms). Run it as the extension''s owner (a superuser); revoke by hand with REVOKE. Objects created later (by an upgrade) are not covered: run it again.';
 
 -- What 0.2.0's grant_role gave beyond that is revoked from every role but the owner: TRIGGER,
 -- REFERENCES, TRUNCATE on tables; INSERT, UPDATE, DELETE (and those) on views; UPDATE on
@@ -3244,6 +3244,42 @@ END
 $$;
 COMMENT ON FUNCTION journey._record_columns_problem(text, text, text, text[], boolean) IS
   'Internal (validate_flow): what is wrong with the columns a record trigger (changed) or node (update_record set, create_record values) names: the table missing, not writable (p_write), a link unknown, or columns it lacks; NULL when nothing.';
+
+-- timeline names the record of a record trigger's enrollments
+CREATE OR REPLACE FUNCTION journey.timeline(contact bigint)
+RETURNS TABLE (at timestamptz, kind text, flow text, node text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    PERFORM journey._check_contact(contact);
+    RETURN QUERY
+    SELECT t.at, t.kind, t.flow, t.node, t.detail FROM (
+        SELECT e.entered_at AS at, 'enrolled'::text AS kind, f.name AS flow, NULL::text AS node,
+               format('enrollment %s (version %s)', e.id, e.version)
+                 || CASE WHEN e.record_type IS NULL THEN '' ELSE format(', record %s %s', e.record_type, e.record_key) END AS detail,
+               0 AS o, e.id AS k
+        FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
+        WHERE e.contact_id = timeline.contact
+      UNION ALL
+        SELECT s.at, 'step', f.name, s.node, s.outcome, 1, s.id
+        FROM journey.steps s JOIN journey.flows f ON f.id = s.flow_id
+        WHERE s.contact_id = timeline.contact
+      UNION ALL
+        SELECT m.created_at, 'message', coalesce(f.name, m.flow_name), m.node,
+               format('%s to %s: %s', m.channel, coalesce(m.recipient, '?'), m.status), 2, m.id
+        FROM journey.outbox m LEFT JOIN journey.flows f ON f.id = m.flow_id
+        WHERE m.contact_id = timeline.contact AND NOT m.test
+      UNION ALL
+        SELECT e.updated_at, e.status, f.name, e.node, e.last_error, 3, e.id
+        FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
+        WHERE e.contact_id = timeline.contact AND e.status <> 'active'
+    ) t
+    ORDER BY t.at, t.o, t.k;
+END
+$$;
+COMMENT ON FUNCTION journey.timeline(bigint) IS
+  'Everything that happened to one contact, oldest first: enrollments (kind enrolled; with the record type and key of a record trigger''s), nodes entered (kind step, detail = outcome), messages (kind message; not test_send''s, and named after their flow even once it was deleted) and how enrollments ended (kind completed/exited/stopped/failed, detail = error).';
 
 REVOKE ALL ON FUNCTION journey._caller_may(oid, text), journey._table_key(regclass), journey._check_column(regclass, text, text),
     journey._require_privileges(regclass, text[]), journey.attach_table(regclass, text, text, text), journey.detach_table(text),

@@ -5,7 +5,8 @@
 --          its (superuser) role, so a trigger an admin could create would run as that role.
 --   app    writes contacts, groups, forms, events (whose triggers enroll) and enrolls; reads
 --          journeys' state (flows, enrollments, steps, outbox, stats, timelines).
---   relay  claim, mark_sent, mark_failed and report; nothing else, not even reading contacts.
+--   relay  claim, mark_sent, mark_failed, report and receive_sms; nothing else, not even reading
+--          contacts.
 -- README "Roles" lists every cell; tests/pg_regress/sql/roles_matrix.sql checks them all.
 -- PUBLIC gets nothing: the schema's USAGE is not granted to it, and EXECUTE on its functions is
 -- revoked below. Functions that act on tables their caller may not touch (the relay protocol,
@@ -72,7 +73,7 @@ BEGIN
                         journey.timeline(bigint), journey.flow_stats(text), journey.goal_stats(text),
                         journey.flow_diagram(text), journey._group_id(text), journey._check_contact(bigint),
                         journey._flow_id(text), journey._node_order(jsonb), journey._apply_contact_fields(bigint, jsonb),
-                        journey._is_time_zone(text), journey._e164(text, text) TO %I', role);
+                        journey._is_time_zone(text), journey._e164(text, text), journey.record_timeline(text, text) TO %I', role);
     ELSE
         EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),
                         journey.mark_sent(bigint, text, uuid), journey.mark_failed(bigint, text, boolean, uuid),
@@ -82,4 +83,4 @@ END
 $$;
 REVOKE ALL ON FUNCTION journey.grant_role(name, text) FROM PUBLIC;
 COMMENT ON FUNCTION journey.grant_role(name, text) IS
-  'Grants a role one kind of access: admin (SELECT, INSERT, UPDATE, DELETE on every table, SELECT on views, USAGE and SELECT on sequences, EXECUTE on every function but grant_role; never TRIGGER, REFERENCES or TRUNCATE), app (writes contacts, groups, forms, events, enrolls; reads journeys'' state and stats) or relay (only claim, mark_sent(id, provider_message_id, lease_token), mark_failed(id, error, retry, lease_token) and report). Run it as the extension''s owner (a superuser); revoke by hand with REVOKE. Objects created later (by an upgrade) are not covered: run it again.';
+  'Grants a role one kind of access: admin (SELECT, INSERT, UPDATE, DELETE on every table, SELECT on views, USAGE and SELECT on sequences, EXECUTE on every function but grant_role; never TRIGGER, REFERENCES or TRUNCATE), app (writes contacts, groups, forms, events, enrolls; reads journeys'' state, stats and record_timeline) or relay (only claim, mark_sent(id, provider_message_id, lease_token), mark_failed(id, error, retry, lease_token), report and receive_sms). Run it as the extension''s owner (a superuser); revoke by hand with REVOKE. Objects created later (by an upgrade) are not covered: run it again.';

@@ -224,7 +224,9 @@ BEGIN
     RETURN QUERY
     SELECT t.at, t.kind, t.flow, t.node, t.detail FROM (
         SELECT e.entered_at AS at, 'enrolled'::text AS kind, f.name AS flow, NULL::text AS node,
-               format('enrollment %s (version %s)', e.id, e.version) AS detail, 0 AS o, e.id AS k
+               format('enrollment %s (version %s)', e.id, e.version)
+                 || CASE WHEN e.record_type IS NULL THEN '' ELSE format(', record %s %s', e.record_type, e.record_key) END AS detail,
+               0 AS o, e.id AS k
         FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
         WHERE e.contact_id = timeline.contact
       UNION ALL
@@ -245,4 +247,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey.timeline(bigint) IS
-  'Everything that happened to one contact, oldest first: enrollments (kind enrolled), nodes entered (kind step, detail = outcome), messages (kind message; not test_send''s, and named after their flow even once it was deleted) and how enrollments ended (kind completed/exited/stopped/failed, detail = error).';
+  'Everything that happened to one contact, oldest first: enrollments (kind enrolled; with the record type and key of a record trigger''s), nodes entered (kind step, detail = outcome), messages (kind message; not test_send''s, and named after their flow even once it was deleted) and how enrollments ended (kind completed/exited/stopped/failed, detail = error).';
