@@ -3463,19 +3463,21 @@ SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
 BEGIN
-    -- each changed row: -1 under its old keys, +1 under its new ones
+    -- each changed row: -1 under its old keys, +1 under its new ones (the keys of
+    -- journey._enrollment_keys, written out: this runs for every batch of the engine)
     INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
-    SELECT x.flow_id, k.node, k.kind, k.label, sum(x.sign)
-      FROM (SELECT o.flow_id, o.parent_id, o.status, o.node, -1 AS sign
-              FROM old_rows o JOIN new_rows n ON n.contact_id = o.contact_id AND n.id = o.id
-             WHERE o.status IS DISTINCT FROM n.status OR o.node IS DISTINCT FROM n.node
-            UNION ALL
-            SELECT n.flow_id, n.parent_id, n.status, n.node, 1
-              FROM old_rows o JOIN new_rows n ON n.contact_id = o.contact_id AND n.id = o.id
-             WHERE o.status IS DISTINCT FROM n.status OR o.node IS DISTINCT FROM n.node) x
-     CROSS JOIN LATERAL journey._enrollment_keys(x.parent_id, x.status, x.node) k
-     GROUP BY x.flow_id, k.node, k.kind, k.label
-    HAVING sum(x.sign) <> 0;
+    SELECT n.flow_id, k.node, k.kind, k.label, sum(k.sign)
+      FROM old_rows o JOIN new_rows n ON n.contact_id = o.contact_id AND n.id = o.id
+     CROSS JOIN LATERAL (VALUES
+            ('', 'enrollments', o.status, -1, o.parent_id IS NULL),
+            (coalesce(o.node, ''), CASE WHEN o.status = 'active' THEN 'waiting' ELSE 'ended' END,
+             CASE WHEN o.status = 'active' THEN '' ELSE o.status END, -1, true),
+            ('', 'enrollments', n.status, 1, n.parent_id IS NULL),
+            (coalesce(n.node, ''), CASE WHEN n.status = 'active' THEN 'waiting' ELSE 'ended' END,
+             CASE WHEN n.status = 'active' THEN '' ELSE n.status END, 1, true)) k (node, kind, label, sign, counted)
+     WHERE (o.status IS DISTINCT FROM n.status OR o.node IS DISTINCT FROM n.node) AND k.counted
+     GROUP BY n.flow_id, k.node, k.kind, k.label
+    HAVING sum(k.sign) <> 0;
     RETURN NULL;
 END
 $$;
@@ -3570,19 +3572,21 @@ SET enable_mergejoin = off
 AS $$
 BEGIN
     INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
-    SELECT s.flow_id, s.node, 'reached', '', count(DISTINCT s.root)
-      FROM (SELECT u.contact_id, u.flow_id, u.node, coalesce(e.parent_id, e.id) AS root
-              FROM unnest(p_enrollment, p_contact, p_flow, p_node) AS u (enrollment_id, contact_id, flow_id, node)
-              JOIN journey.enrollments e ON e.contact_id = u.contact_id AND e.id = u.enrollment_id) s
+    -- (within a batch, a contact's steps in a flow are one root's: one active enrollment per
+    -- flow and contact, and its branches; the root is looked up only when the contact has
+    -- steps at the node already)
+    SELECT u.flow_id, u.node, 'reached', '', count(DISTINCT u.contact_id)
+      FROM unnest(p_enrollment, p_contact, p_flow, p_node) AS u (enrollment_id, contact_id, flow_id, node)
      WHERE NOT EXISTS (
             SELECT 1 FROM journey.steps h
               JOIN journey.enrollments he ON he.contact_id = h.contact_id AND he.id = h.enrollment_id
-             WHERE h.contact_id = s.contact_id
+             WHERE h.contact_id = u.contact_id
                -- (IS TRUE: not an index condition, so the probe reads the contact's steps by the
                -- primary key, never all of the node's steps through steps_flow_node)
-               AND (h.flow_id = s.flow_id AND h.node = s.node) IS TRUE
-               AND coalesce(he.parent_id, he.id) = s.root)
-     GROUP BY s.flow_id, s.node
+               AND (h.flow_id = u.flow_id AND h.node = u.node) IS TRUE
+               AND coalesce(he.parent_id, he.id) = (SELECT coalesce(e.parent_id, e.id) FROM journey.enrollments e
+                                                     WHERE e.contact_id = u.contact_id AND e.id = u.enrollment_id))
+     GROUP BY u.flow_id, u.node
     UNION ALL
     SELECT u.flow_id, u.node, 'suppressed', '', count(*)
       FROM unnest(p_flow, p_node, p_outcome) AS u (flow_id, node, outcome)
