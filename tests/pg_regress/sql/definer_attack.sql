@@ -123,6 +123,8 @@ SELECT journey.mark_sent(:sent_id, 'prov-relay'::pg_temp.text, :'sent_token'::pg
 -- report wakes the check node waiting on the message (-> _status_rank, _wake)
 SELECT journey.report('prov-relay', 'delivered', 'ev-1'), journey.report('prov-relay', 'clicked', 'ev-2'::pg_temp.text, now()::pg_temp.timestamptz);
 SELECT journey.report('prov-relay', 'delivered', 'ev-1');
+-- an inbound SMS (receive_sms), a STOP among them
+SELECT journey.receive_sms('+15550000001', 'hello', 'in-1') IS NOT NULL AS received, journey.receive_sms('+15550000002', 'STOP', 'in-2') IS NOT NULL AS stopped;
 -- nothing else
 SELECT journey.upsert_contact('{"phone": "+10000000000"}');
 INSERT INTO journey.group_members (group_id, contact_id) VALUES (1, 1);
@@ -178,6 +180,27 @@ SELECT journey.run_due(100) >= 0 AS ran;
 SELECT e.status FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'forked' AND e.parent_id IS NULL;
 UPDATE journey.settings SET keep_sent_messages = '1 day', keep_ended_enrollments = '1 day';
 SELECT messages >= 0 AS passed FROM journey._retention_pass(0, 0, 100, 10);
+-- record types: a table of the admin's own attached, linked and written by a flow
+-- (_on_record_written -> _enroll_records; update_record and create_record run as its owner)
+CREATE TABLE public.atk_orders (id int PRIMARY KEY, contact_id bigint, status text);
+SELECT journey.attach_table('public.atk_orders', 'contact_id'), journey.link('atk_orders', 'me', 'public.atk_orders', 'id'),
+       journey.allow_writes('public.atk_orders');
+SELECT journey.create_flow('orders', '{"triggers": [{"type": "record", "record": "atk_orders", "changed": ["status"]}], "start": "u",
+  "nodes": {"u": {"type": "update_record", "set": {"status": "seen {{ record.me.id }}"}, "next": "c"},
+            "c": {"type": "create_record", "table": "public.atk_orders", "values": {"id": "{{ record.id | plus: 100 }}", "status": "copy"}}}}');
+SELECT journey.activate_flow('orders');
+INSERT INTO public.atk_orders VALUES (1, 1, 'new');
+SELECT journey.run_due(100) >= 0 AS ran;
+SELECT id, status FROM public.atk_orders ORDER BY id;
+SELECT journey.archive_flow('orders');
+SELECT journey.detach_table('atk_orders');
+-- counters: compaction, the recount and the stats that read them; a deleted flow's counters
+SELECT journey.compact_counters(1000) >= 0 AS compacted;
+SELECT count(*) >= 0 AS recounted FROM journey.counter_differences();
+SELECT count(*) >= 0 AS n FROM journey.node_stats('welcome');
+SELECT count(*) >= 0 AS n FROM journey.message_stats('welcome');
+SELECT count(*) >= 0 AS n FROM journey.split_stats('welcome');
+SELECT journey.delete_flow('orders');
 SELECT rolsuper AS i_am_superuser FROM pg_catalog.pg_roles WHERE rolname = current_user;
 SELECT pg_stat_force_next_flush();
 \i tests/pg_regress/include/hostile_outcome.sql
