@@ -70,7 +70,11 @@ extension_sql_file!(
 );
 
 // Inbound SMS: the event type sms_received and journey.receive_sms (opt-out words).
-extension_sql_file!("../../sql/inbound.sql", name = "inbound", requires = ["relay"]);
+extension_sql_file!(
+    "../../sql/inbound.sql",
+    name = "inbound",
+    requires = ["relay"]
+);
 
 // Quotas: add_quota, journey._quota_exhausted (the engine calls it when a channel's credit
 // runs out: flows paused, the admin told) and the settings trigger that resumes them.

@@ -130,6 +130,19 @@ pub fn parent(contact: i64, enrollment: i64) -> Result<Option<i64>> {
     ))
 }
 
+/// Which of these (lower-case) e-mail addresses belong to a contact who opted out of e-mail.
+pub fn opted_out_emails(addresses: &[String]) -> Result<Vec<String>> {
+    if addresses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = Spi::get_one_with_args::<Vec<String>>(
+        "SELECT ARRAY(SELECT DISTINCT lower(c.email) FROM journey.contacts c \
+         WHERE lower(c.email) = ANY ($1) AND c.email_opt_out)",
+        &[addresses.to_vec().into()],
+    )?;
+    Ok(found.unwrap_or_default())
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;
@@ -147,17 +160,4 @@ mod unit {
             json!({"attributes": {}})
         );
     }
-}
-
-/// Which of these (lower-case) e-mail addresses belong to a contact who opted out of e-mail.
-pub fn opted_out_emails(addresses: &[String]) -> Result<Vec<String>> {
-    if addresses.is_empty() {
-        return Ok(Vec::new());
-    }
-    let found = Spi::get_one_with_args::<Vec<String>>(
-        "SELECT ARRAY(SELECT DISTINCT lower(c.email) FROM journey.contacts c \
-         WHERE lower(c.email) = ANY ($1) AND c.email_opt_out)",
-        &[addresses.to_vec().into()],
-    )?;
-    Ok(found.unwrap_or_default())
 }
