@@ -27,7 +27,7 @@ export PGOPTIONS="-c client_min_messages=warning"
 create_journey
 
 echo "== flows big ($BIG enrollments, $((5 * BIG)) steps) and small ($SMALL, $((5 * SMALL)))" >&2
-psql -X -qAt -v ON_ERROR_STOP=1 -v big="$BIG" -v small="$SMALL" <<'SQL'
+psql -X -qAt -v ON_ERROR_STOP=1 -v big="$BIG" -v small="$SMALL" >/dev/null <<'SQL'
 -- five nodes: an SMS, a day, an e-mail, a goal, the exit; every enrollment went through all five
 SELECT journey.create_flow(f, '{"triggers": [{"type": "manual"}], "start": "sms", "nodes": {
   "sms":  {"type": "send_sms", "text": "Hi {{ contact.first_name }}", "next": "wait"},
