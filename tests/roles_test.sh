@@ -87,10 +87,22 @@ denied nobody "SELECT * FROM journey.claim()" "a role without a grant cannot cla
 denied nobody "SELECT * FROM journey.contacts" "nor read contacts"
 denied nobody "SELECT journey.enroll('welcome', 1)" "nor enroll"
 
+echo "an app's own table, attached: its writes enroll with no grant on journey"
+q "CREATE ROLE shop LOGIN; GRANT CREATE ON SCHEMA public TO shop"
+as shop "CREATE TABLE public.orders (id int PRIMARY KEY, contact_id bigint, total int)" >/dev/null
+denied shop "SELECT journey.attach_table('public.orders', 'contact_id')" "the app role cannot attach its table"
+denied japp "SELECT journey.attach_table('public.orders', 'contact_id')" "nor can the app kind"
+denied jadmin "SELECT journey.attach_table('public.orders', 'contact_id')" "an admin without SELECT and TRIGGER on it cannot either"
+q "SELECT journey.attach_table('public.orders', 'contact_id')" >/dev/null
+q "SELECT journey.create_flow('order_placed', '{\"triggers\": [{\"type\": \"record\", \"record\": \"orders\"}], \"start\": \"s\", \"nodes\": {\"s\": {\"type\": \"send_sms\", \"text\": \"Order {{ record.id }}: {{ record.total }}\"}}}'); SELECT journey.activate_flow('order_placed')" >/dev/null
+ok shop "INSERT INTO public.orders VALUES (1, 1, 40), (2, 1, 50)" "the app role inserts into its attached table"
+assert_eq 2 "$(q "SELECT count(*) FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'order_placed'")" "and its contact is enrolled once per record"
+denied shop "SELECT * FROM journey.enrollments" "while the app role still cannot read journey's tables"
+
 echo "SECURITY DEFINER functions all pin search_path, pg_temp last"
 assert_eq 0 "$(q "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                   WHERE n.nspname = 'journey' AND p.prosecdef
                     AND NOT coalesce('search_path=pg_catalog, journey, pg_temp' = ANY (p.proconfig), false)")" "every SECURITY DEFINER function has SET search_path = pg_catalog, journey, pg_temp"
-assert_eq "_branch_ended _date_pass _date_schedule _date_schedule_flow _delete_contact_enrollments _delete_steps _delete_version_enrollments _enroll _enroll_occurrences _event_arrived _on_contact_created _on_contact_phone _on_contact_updated _on_contacts_dated _on_contacts_redated _on_event _on_event_inserted _on_form_submission _on_form_submitted _on_group_joined _on_group_left _on_settings_redated _quota_exhausted _quota_raised _retention_pass claim enroll mark_failed mark_sent report" \
+assert_eq "_branch_ended _count_batch _count_deleted _count_enrolled _count_goals _count_message_status _count_moved _counts _date_pass _date_schedule _date_schedule_flow _delete_contact_enrollments _delete_flow_counters _delete_steps _delete_version_enrollments _enroll _enroll_occurrences _enroll_records _event_arrived _on_contact_created _on_contact_phone _on_contact_updated _on_contacts_dated _on_contacts_redated _on_event _on_event_inserted _on_form_submission _on_form_submitted _on_group_joined _on_group_left _on_record_written _on_settings_redated _outbox_events _outbox_events_deleted _quota_exhausted _quota_raised _recount _retention_pass allow_writes attach_table claim compact_counters counter_differences detach_table enroll flow_stats goal_stats link mark_failed mark_sent message_stats node_stats receive_sms report split_stats" \
   "$(q "SELECT string_agg(p.proname, ' ' ORDER BY p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'journey' AND p.prosecdef")" \
-  "and they are exactly the 30 intended (relay protocol, audience triggers, enrolling, dates, quotas, forks, retention)"
+  "and they are exactly the 55 intended (relay protocol, audience and record triggers, enrolling, dates, quotas, forks, retention, counters and the stats reading them, attaching tables, inbound SMS, CDC)"
