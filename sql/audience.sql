@@ -12,7 +12,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass {"email": ..., "phone": ..., "first_name": ..., "attributes": {...}}.';
     END IF;
     IF data ? 'external_id' THEN
-        SELECT id INTO cid FROM journey.contacts WHERE external_id = data->>'external_id';
+        SELECT k.contact_id INTO cid FROM journey.contact_keys k WHERE k.external_id = data->>'external_id';
     END IF;
     IF cid IS NULL AND data ? 'email' THEN
         SELECT id INTO cid FROM journey.contacts WHERE lower(email) = lower(data->>'email') ORDER BY id LIMIT 1;

@@ -3999,6 +3999,300 @@ REVOKE ALL ON FUNCTION journey._enrollment_keys(bigint, text, text), journey._co
 INSERT INTO journey.counters (flow_id, node, kind, label, n)
 SELECT r.flow_id, r.node, r.kind, r.label, r.n FROM journey._recount() r WHERE r.n <> 0;
 
+-- ================================================================ issue 17: contact_keys (the Citus layout)
+-- contacts.external_id is no longer unique on its own: its uniqueness moves to the lookup table
+-- journey.contact_keys, kept by the contacts' triggers (docs/SCALING.md), and the lookups by
+-- external_id (upsert_contact, forms, record types) read it. A database whose contacts share an
+-- external_id cannot exist (the unique constraint refused it), so the fill cannot conflict.
+ALTER TABLE journey.contacts DROP CONSTRAINT contacts_external_id_key;
+COMMENT ON TABLE journey.contacts IS
+  'People journeys run for. time_zone is an IANA name (NULL = settings.time_zone); attributes holds custom fields addressed as contact.attributes.<key>. external_id is unique through journey.contact_keys (not an index here: every unique key of a per-contact table includes its id, docs/SCALING.md).';
+
+CREATE TABLE journey.contact_keys (
+    external_id text PRIMARY KEY,
+    contact_id  bigint NOT NULL
+);
+COMMENT ON TABLE journey.contact_keys IS
+  'The contact of each external_id (one row per contact that has one), kept by the contacts'' triggers in the same transaction: a second contact with an external_id already taken is refused (23505). upsert_contact, forms matching on external_id and record types matching on external_id look contacts up here. On Citus it is the one lookup table distributed by external_id (docs/SCALING.md).';
+
+INSERT INTO journey.contact_keys (external_id, contact_id)
+SELECT c.external_id, c.id FROM journey.contacts c WHERE c.external_id IS NOT NULL;
+
+SELECT pg_catalog.pg_extension_config_dump('journey.contact_keys', '');
+
+CREATE FUNCTION journey._claim_contact_keys(p_keys text[], p_contacts bigint[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    taken record;
+BEGIN
+    INSERT INTO journey.contact_keys (external_id, contact_id)
+    SELECT u.k, u.c FROM unnest(p_keys, p_contacts) u(k, c) WHERE u.k IS NOT NULL
+    ON CONFLICT (external_id) DO NOTHING;
+    SELECT u.k AS external_id, u.c AS contact_id, ck.contact_id AS holder INTO taken
+    FROM unnest(p_keys, p_contacts) u(k, c)
+    JOIN journey.contact_keys ck ON ck.external_id = u.k
+    WHERE ck.contact_id <> u.c
+    ORDER BY u.c LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'external_id "%" already belongs to contact %', taken.external_id, taken.holder
+            USING ERRCODE = 'unique_violation', CONSTRAINT = 'contact_keys_pkey', TABLE = 'contact_keys',
+                  SCHEMA = 'journey', DETAIL = format('Contact %s cannot have it too.', taken.contact_id),
+                  HINT = format('An external_id names one contact: update contact %s (upsert_contact matches on external_id), or give the other one a different external_id.', taken.holder);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION journey._claim_contact_keys(text[], bigint[]) IS 'Internal: records the external_id of each contact (parallel arrays, NULL keys skipped) in contact_keys; raises 23505 naming the key and its contact when another contact holds one.';
+
+CREATE FUNCTION journey._contact_keys_inserted() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    PERFORM journey._claim_contact_keys(array_agg(n.external_id ORDER BY n.id), array_agg(n.id ORDER BY n.id))
+    FROM new_rows n WHERE n.external_id IS NOT NULL
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._contact_keys_inserted() IS 'Trigger: records the external_ids of inserted contacts in contact_keys (23505 when one is taken).';
+CREATE TRIGGER contacts_keys_inserted AFTER INSERT ON journey.contacts
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._contact_keys_inserted();
+
+CREATE FUNCTION journey._contact_key_changed() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    DELETE FROM journey.contact_keys k WHERE k.external_id = OLD.external_id AND k.contact_id = OLD.id;
+    PERFORM journey._claim_contact_keys(ARRAY[NEW.external_id], ARRAY[NEW.id]);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._contact_key_changed() IS 'Trigger: moves a contact''s row of contact_keys when its external_id changes (removed when it becomes NULL; 23505 when the new one is taken).';
+-- a row trigger limited to the column (a transition table cannot be): an update that does not
+-- change external_id costs nothing
+CREATE TRIGGER contacts_key_changed AFTER UPDATE OF external_id ON journey.contacts
+    FOR EACH ROW WHEN (OLD.external_id IS DISTINCT FROM NEW.external_id)
+    EXECUTE FUNCTION journey._contact_key_changed();
+
+CREATE FUNCTION journey._contact_keys_deleted() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    DELETE FROM journey.contact_keys k USING old_rows o
+    WHERE o.external_id IS NOT NULL AND k.external_id = o.external_id AND k.contact_id = o.id;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._contact_keys_deleted() IS 'Trigger: removes the contact_keys rows of deleted contacts.';
+CREATE TRIGGER contacts_keys_deleted AFTER DELETE ON journey.contacts
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._contact_keys_deleted();
+COMMENT ON TRIGGER contacts_keys_inserted ON journey.contacts IS 'Keeps journey.contact_keys: the external_ids of new contacts.';
+COMMENT ON TRIGGER contacts_key_changed ON journey.contacts IS 'Keeps journey.contact_keys: a changed external_id.';
+COMMENT ON TRIGGER contacts_keys_deleted ON journey.contacts IS 'Keeps journey.contact_keys: deleted contacts.';
+
+REVOKE ALL ON FUNCTION journey._claim_contact_keys(text[], bigint[]), journey._contact_keys_inserted(),
+    journey._contact_key_changed(), journey._contact_keys_deleted() FROM PUBLIC;
+
+-- the lookups by external_id read contact_keys
+
+CREATE OR REPLACE FUNCTION journey.upsert_contact(data jsonb) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    cid bigint;
+BEGIN
+    IF data IS NULL OR jsonb_typeof(data) <> 'object' THEN
+        RAISE EXCEPTION 'contact data must be a JSON object'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass {"email": ..., "phone": ..., "first_name": ..., "attributes": {...}}.';
+    END IF;
+    IF data ? 'external_id' THEN
+        SELECT k.contact_id INTO cid FROM journey.contact_keys k WHERE k.external_id = data->>'external_id';
+    END IF;
+    IF cid IS NULL AND data ? 'email' THEN
+        SELECT id INTO cid FROM journey.contacts WHERE lower(email) = lower(data->>'email') ORDER BY id LIMIT 1;
+    END IF;
+    IF cid IS NULL AND data ? 'phone' THEN
+        SELECT id INTO cid FROM journey.contacts
+        WHERE phone = journey._e164(data->>'phone', (SELECT s.default_country FROM journey.settings s)) ORDER BY id LIMIT 1;
+    END IF;
+    IF cid IS NULL THEN
+        -- a new contact is inserted with its fields (checked first), so contact_created flows
+        -- see them (their where) and no contact_updated fires for it
+        PERFORM journey._apply_contact_fields(NULL, data);
+        INSERT INTO journey.contacts (external_id, email, phone, first_name, last_name, birthday,
+                                      time_zone, attributes, email_opt_out, sms_opt_out)
+        SELECT r.external_id, r.email, r.phone, r.first_name, r.last_name, r.birthday, r.time_zone,
+               coalesce(r.attributes, '{}'), coalesce(r.email_opt_out, false), coalesce(r.sms_opt_out, false)
+        FROM jsonb_populate_record(NULL::journey.contacts, data) r
+        RETURNING id INTO cid;
+        RETURN cid;
+    END IF;
+    PERFORM journey._apply_contact_fields(cid, data);
+    RETURN cid;
+END
+$$;
+COMMENT ON FUNCTION journey.upsert_contact(jsonb) IS
+  'Creates or updates a contact from {external_id, email, phone, first_name, last_name, birthday, time_zone, email_opt_out, sms_opt_out, attributes}; matches on external_id, then email (case-insensitive), then phone. Returns the contact id.';
+
+CREATE OR REPLACE FUNCTION journey._on_form_submission() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    f journey.forms;
+    fields jsonb;
+    match_value text;
+BEGIN
+    SELECT * INTO f FROM journey.forms WHERE id = NEW.form_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'form with id % does not exist', NEW.form_id
+            USING ERRCODE = 'foreign_key_violation', HINT = 'Create the form in journey.forms first.';
+    END IF;
+    IF NEW.data IS NULL OR jsonb_typeof(NEW.data) <> 'object' THEN
+        RAISE EXCEPTION 'submission data for form "%" must be a JSON object', f.name
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass data as {"field": value, ...}.';
+    END IF;
+    fields := journey._map_fields(NEW.data, f.field_map);
+    IF NEW.contact_id IS NULL THEN
+        match_value := fields->>f.match_on;
+        IF match_value IS NULL OR match_value = '' THEN
+            RAISE EXCEPTION 'submission for form "%" has no value for "%"', f.name, f.match_on
+                USING ERRCODE = 'not_null_violation',
+                      HINT = format('The form''s field_map must map a submitted field to %s (the form''s match_on).', f.match_on);
+        END IF;
+        IF f.match_on = 'external_id' THEN
+            SELECT k.contact_id INTO NEW.contact_id FROM journey.contact_keys k WHERE k.external_id = match_value;
+        ELSE
+            SELECT c.id INTO NEW.contact_id FROM journey.contacts c
+            WHERE CASE f.match_on WHEN 'email' THEN lower(c.email) = lower(match_value)
+                                  ELSE c.phone = journey._e164(match_value, (SELECT s.default_country FROM journey.settings s)) END
+            ORDER BY c.id LIMIT 1;
+        END IF;
+        IF NEW.contact_id IS NULL THEN
+            -- a new contact is inserted with its fields (checked first), so contact_created
+            -- flows see them (their where) and no contact_updated fires for it
+            PERFORM journey._apply_contact_fields(NULL, fields);
+            INSERT INTO journey.contacts (external_id, email, phone, first_name, last_name, birthday,
+                                          time_zone, attributes, email_opt_out, sms_opt_out)
+            SELECT r.external_id, r.email, r.phone, r.first_name, r.last_name, r.birthday, r.time_zone,
+                   coalesce(r.attributes, '{}'), coalesce(r.email_opt_out, false), coalesce(r.sms_opt_out, false)
+            FROM jsonb_populate_record(NULL::journey.contacts, fields) r
+            RETURNING id INTO NEW.contact_id;
+            RETURN NEW;
+        END IF;
+    END IF;
+    PERFORM journey._apply_contact_fields(NEW.contact_id, fields);
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION journey._on_form_submission() IS 'Trigger: applies the form''s field_map to the matching contact, or inserts a new contact with those fields when none matches, and links the submission to it.';
+
+CREATE OR REPLACE FUNCTION journey._record_contact(p_match text, p_value text) RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    SELECT CASE p_match
+        WHEN 'id' THEN (SELECT c.id FROM journey.contacts c WHERE c.id = CASE WHEN p_value ~ '^[0-9]{1,18}$' THEN p_value::bigint END)
+        WHEN 'external_id' THEN (SELECT k.contact_id FROM journey.contact_keys k WHERE k.external_id = p_value)
+        WHEN 'email' THEN (SELECT min(c.id) FROM journey.contacts c WHERE lower(c.email) = lower(p_value))
+        WHEN 'phone' THEN (SELECT min(c.id) FROM journey.contacts c WHERE c.phone = p_value)
+    END
+$$;
+COMMENT ON FUNCTION journey._record_contact(text, text) IS 'Internal: the contact a record''s contact column names (by id, external_id, email case-insensitively or phone; the oldest contact when several share an address), or NULL.';
+
+-- grant_role: app reads contact_keys (upsert_contact runs as its caller); the roles that read
+-- contacts before this upgrade read contact_keys too, so their upsert_contact keeps working
+
+CREATE OR REPLACE FUNCTION journey.grant_role(role name, kind text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    obj text;   -- a schema-qualified table, sequence or function, its identifiers quoted
+BEGIN
+    IF role IS NULL OR kind IS NULL THEN
+        RAISE EXCEPTION 'grant_role: % must not be NULL', CASE WHEN role IS NULL THEN 'role' ELSE 'kind' END
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Call journey.grant_role(''role_name'', ''admin'' | ''app'' | ''relay'').';
+    END IF;
+    IF kind NOT IN ('admin', 'app', 'relay') THEN
+        RAISE EXCEPTION 'unknown role kind "%"', kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Kinds are admin (flows, templates, settings: every table and function but grant_role, no TRIGGER), app (contacts, groups, forms, events, enroll) and relay (claim, mark_sent, mark_failed, report).';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role) THEN
+        RAISE EXCEPTION 'role "%" does not exist', role
+            USING ERRCODE = 'undefined_object', HINT = 'Create it first, e.g. CREATE ROLE name LOGIN.';
+    END IF;
+    -- GRANT takes no parameters: the role, checked above, is quoted as an identifier (%I);
+    -- no value is ever formatted into SQL.
+    EXECUTE format('GRANT USAGE ON SCHEMA journey TO %I', role);
+    IF kind = 'admin' THEN
+        -- an explicit list, never ALL: no TRIGGER, REFERENCES or TRUNCATE (see the top)
+        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
+                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('r', 'p') ORDER BY c.relname LOOP
+            EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I', obj, role);
+        END LOOP;
+        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
+                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('v', 'm') ORDER BY c.relname LOOP
+            EXECUTE format('GRANT SELECT ON TABLE %s TO %I', obj, role);
+        END LOOP;
+        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
+                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind = 'S' ORDER BY c.relname LOOP
+            EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', obj, role);
+        END LOOP;
+        FOR obj IN SELECT format('%I.%I(%s)', 'journey', p.proname, pg_get_function_identity_arguments(p.oid)) FROM pg_proc p
+                    WHERE p.pronamespace = 'journey'::regnamespace
+                      AND p.oid <> 'journey.grant_role(name, text)'::regprocedure ORDER BY p.proname, p.oid LOOP
+            EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', obj, role);
+        END LOOP;
+    ELSIF kind = 'app' THEN
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON journey.contacts, journey.groups,
+                        journey.group_members, journey.forms, journey.form_submissions,
+                        journey.event_types, journey.events TO %I', role);
+        EXECUTE format('GRANT SELECT ON journey.flows, journey.flow_versions, journey.enrollments,
+                        journey.steps, journey.outbox, journey.delivery_reports, journey.templates,
+                        journey.settings, journey.flow_overview, journey.contact_keys TO %I', role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.upsert_contact(jsonb),
+                        journey.add_to_group(bigint, text), journey.remove_from_group(bigint, text),
+                        journey.submit_form(text, jsonb), journey.define_event(text, jsonb),
+                        journey.emit(text, bigint, jsonb), journey.enroll(text, bigint, jsonb),
+                        journey.timeline(bigint), journey.flow_stats(text), journey.goal_stats(text),
+                        journey.flow_diagram(text), journey._group_id(text), journey._check_contact(bigint),
+                        journey._flow_id(text), journey._node_order(jsonb), journey._apply_contact_fields(bigint, jsonb),
+                        journey._is_time_zone(text), journey._e164(text, text), journey.record_timeline(text, text) TO %I', role);
+    ELSE
+        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),
+                        journey.mark_sent(bigint, text, uuid), journey.mark_failed(bigint, text, boolean, uuid),
+                        journey.report(text, text, text, timestamptz), journey.receive_sms(text, text, text) TO %I', role);
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION journey.grant_role(name, text) FROM PUBLIC;
+COMMENT ON FUNCTION journey.grant_role(name, text) IS
+  'Grants a role one kind of access: admin (SELECT, INSERT, UPDATE, DELETE on every table, SELECT on views, USAGE and SELECT on sequences, EXECUTE on every function but grant_role; never TRIGGER, REFERENCES or TRUNCATE), app (writes contacts, groups, forms, events, enrolls; reads journeys'' state, stats and record_timeline) or relay (only claim, mark_sent(id, provider_message_id, lease_token), mark_failed(id, error, retry, lease_token), report and receive_sms). Run it as the extension''s owner (a superuser); revoke by hand with REVOKE. Objects created later (by an upgrade) are not covered: run it again.';
+
+DO $$
+DECLARE
+    r name;
+BEGIN
+    FOR r IN SELECT DISTINCT a.grantee::regrole::name
+               FROM pg_class c, aclexplode(c.relacl) a
+              WHERE c.oid = 'journey.contacts'::regclass AND a.privilege_type = 'SELECT'
+                AND a.grantee <> 0 AND a.grantee <> c.relowner LOOP
+        EXECUTE format('GRANT SELECT ON journey.contact_keys TO %I', r);
+    END LOOP;
+END
+$$;
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after

@@ -252,7 +252,7 @@ SET search_path = pg_catalog, journey, pg_temp
 AS $$
     SELECT CASE p_match
         WHEN 'id' THEN (SELECT c.id FROM journey.contacts c WHERE c.id = CASE WHEN p_value ~ '^[0-9]{1,18}$' THEN p_value::bigint END)
-        WHEN 'external_id' THEN (SELECT c.id FROM journey.contacts c WHERE c.external_id = p_value)
+        WHEN 'external_id' THEN (SELECT k.contact_id FROM journey.contact_keys k WHERE k.external_id = p_value)
         WHEN 'email' THEN (SELECT min(c.id) FROM journey.contacts c WHERE lower(c.email) = lower(p_value))
         WHEN 'phone' THEN (SELECT min(c.id) FROM journey.contacts c WHERE c.phone = p_value)
     END

@@ -65,7 +65,7 @@ BEGIN
                         journey.event_types, journey.events TO %I', role);
         EXECUTE format('GRANT SELECT ON journey.flows, journey.flow_versions, journey.enrollments,
                         journey.steps, journey.outbox, journey.delivery_reports, journey.templates,
-                        journey.settings, journey.flow_overview TO %I', role);
+                        journey.settings, journey.flow_overview, journey.contact_keys TO %I', role);
         EXECUTE format('GRANT EXECUTE ON FUNCTION journey.upsert_contact(jsonb),
                         journey.add_to_group(bigint, text), journey.remove_from_group(bigint, text),
                         journey.submit_form(text, jsonb), journey.define_event(text, jsonb),

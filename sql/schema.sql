@@ -31,7 +31,7 @@ COMMENT ON TABLE journey.settings IS
 -- ---------------------------------------------------------------- contacts
 CREATE TABLE journey.contacts (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    external_id   text UNIQUE,
+    external_id   text,
     email         text,
     phone         text,
     first_name    text,
@@ -47,7 +47,17 @@ CREATE TABLE journey.contacts (
 CREATE INDEX contacts_email_idx ON journey.contacts (lower(email));
 CREATE INDEX contacts_phone_idx ON journey.contacts (phone);
 COMMENT ON TABLE journey.contacts IS
-  'People journeys run for. time_zone is an IANA name (NULL = settings.time_zone); attributes holds custom fields addressed as contact.attributes.<key>.';
+  'People journeys run for. time_zone is an IANA name (NULL = settings.time_zone); attributes holds custom fields addressed as contact.attributes.<key>. external_id is unique through journey.contact_keys (not an index here: every unique key of a per-contact table includes its id, docs/SCALING.md).';
+
+-- external_id's uniqueness lives in a lookup table, so that every unique key of contacts
+-- includes id (on Citus: contacts distributed by id, contact_keys by external_id). The
+-- contacts' triggers below keep it in the writer's transaction; lookups by external_id read it.
+CREATE TABLE journey.contact_keys (
+    external_id text PRIMARY KEY,
+    contact_id  bigint NOT NULL
+);
+COMMENT ON TABLE journey.contact_keys IS
+  'The contact of each external_id (one row per contact that has one), kept by the contacts'' triggers in the same transaction: a second contact with an external_id already taken is refused (23505). upsert_contact, forms matching on external_id and record types matching on external_id look contacts up here. On Citus it is the one lookup table distributed by external_id (docs/SCALING.md).';
 
 CREATE TABLE journey.groups (
     id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -235,6 +245,87 @@ COMMENT ON FUNCTION journey._delete_contact_enrollments() IS 'Trigger: deletes t
 CREATE TRIGGER contacts_delete_enrollments AFTER DELETE ON journey.contacts
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._delete_contact_enrollments();
 
+-- ---------------------------------------------------------------- contact keys
+-- contact_keys follows contacts.external_id in the writer's transaction. ON CONFLICT DO NOTHING
+-- waits for a concurrent writer of the same key: of two transactions giving one external_id to
+-- two contacts, the second is refused once the first commits (as the unique index did).
+CREATE FUNCTION journey._claim_contact_keys(p_keys text[], p_contacts bigint[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    taken record;
+BEGIN
+    INSERT INTO journey.contact_keys (external_id, contact_id)
+    SELECT u.k, u.c FROM unnest(p_keys, p_contacts) u(k, c) WHERE u.k IS NOT NULL
+    ON CONFLICT (external_id) DO NOTHING;
+    SELECT u.k AS external_id, u.c AS contact_id, ck.contact_id AS holder INTO taken
+    FROM unnest(p_keys, p_contacts) u(k, c)
+    JOIN journey.contact_keys ck ON ck.external_id = u.k
+    WHERE ck.contact_id <> u.c
+    ORDER BY u.c LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'external_id "%" already belongs to contact %', taken.external_id, taken.holder
+            USING ERRCODE = 'unique_violation', CONSTRAINT = 'contact_keys_pkey', TABLE = 'contact_keys',
+                  SCHEMA = 'journey', DETAIL = format('Contact %s cannot have it too.', taken.contact_id),
+                  HINT = format('An external_id names one contact: update contact %s (upsert_contact matches on external_id), or give the other one a different external_id.', taken.holder);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION journey._claim_contact_keys(text[], bigint[]) IS 'Internal: records the external_id of each contact (parallel arrays, NULL keys skipped) in contact_keys; raises 23505 naming the key and its contact when another contact holds one.';
+
+CREATE FUNCTION journey._contact_keys_inserted() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    PERFORM journey._claim_contact_keys(array_agg(n.external_id ORDER BY n.id), array_agg(n.id ORDER BY n.id))
+    FROM new_rows n WHERE n.external_id IS NOT NULL
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._contact_keys_inserted() IS 'Trigger: records the external_ids of inserted contacts in contact_keys (23505 when one is taken).';
+CREATE TRIGGER contacts_keys_inserted AFTER INSERT ON journey.contacts
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._contact_keys_inserted();
+
+CREATE FUNCTION journey._contact_key_changed() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    DELETE FROM journey.contact_keys k WHERE k.external_id = OLD.external_id AND k.contact_id = OLD.id;
+    PERFORM journey._claim_contact_keys(ARRAY[NEW.external_id], ARRAY[NEW.id]);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._contact_key_changed() IS 'Trigger: moves a contact''s row of contact_keys when its external_id changes (removed when it becomes NULL; 23505 when the new one is taken).';
+-- a row trigger limited to the column (a transition table cannot be): an update that does not
+-- change external_id costs nothing
+CREATE TRIGGER contacts_key_changed AFTER UPDATE OF external_id ON journey.contacts
+    FOR EACH ROW WHEN (OLD.external_id IS DISTINCT FROM NEW.external_id)
+    EXECUTE FUNCTION journey._contact_key_changed();
+
+CREATE FUNCTION journey._contact_keys_deleted() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    DELETE FROM journey.contact_keys k USING old_rows o
+    WHERE o.external_id IS NOT NULL AND k.external_id = o.external_id AND k.contact_id = o.id;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION journey._contact_keys_deleted() IS 'Trigger: removes the contact_keys rows of deleted contacts.';
+CREATE TRIGGER contacts_keys_deleted AFTER DELETE ON journey.contacts
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._contact_keys_deleted();
+COMMENT ON TRIGGER contacts_keys_inserted ON journey.contacts IS 'Keeps journey.contact_keys: the external_ids of new contacts.';
+COMMENT ON TRIGGER contacts_key_changed ON journey.contacts IS 'Keeps journey.contact_keys: a changed external_id.';
+COMMENT ON TRIGGER contacts_keys_deleted ON journey.contacts IS 'Keeps journey.contact_keys: deleted contacts.';
+
 CREATE FUNCTION journey._delete_version_enrollments() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -407,6 +498,7 @@ ALTER TABLE journey.settings ENABLE ALWAYS TRIGGER settings_replace;
 -- (one call per statement: each call updates the pg_extension row)
 SELECT pg_catalog.pg_extension_config_dump('journey.settings', '');
 SELECT pg_catalog.pg_extension_config_dump('journey.contacts', '');
+SELECT pg_catalog.pg_extension_config_dump('journey.contact_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('journey.groups', '');
 SELECT pg_catalog.pg_extension_config_dump('journey.group_members', '');
 SELECT pg_catalog.pg_extension_config_dump('journey.forms', '');

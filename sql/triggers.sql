@@ -237,11 +237,14 @@ BEGIN
                 USING ERRCODE = 'not_null_violation',
                       HINT = format('The form''s field_map must map a submitted field to %s (the form''s match_on).', f.match_on);
         END IF;
-        SELECT c.id INTO NEW.contact_id FROM journey.contacts c
-        WHERE CASE f.match_on WHEN 'email' THEN lower(c.email) = lower(match_value)
-                              WHEN 'phone' THEN c.phone = journey._e164(match_value, (SELECT s.default_country FROM journey.settings s))
-                              ELSE c.external_id = match_value END
-        ORDER BY c.id LIMIT 1;
+        IF f.match_on = 'external_id' THEN
+            SELECT k.contact_id INTO NEW.contact_id FROM journey.contact_keys k WHERE k.external_id = match_value;
+        ELSE
+            SELECT c.id INTO NEW.contact_id FROM journey.contacts c
+            WHERE CASE f.match_on WHEN 'email' THEN lower(c.email) = lower(match_value)
+                                  ELSE c.phone = journey._e164(match_value, (SELECT s.default_country FROM journey.settings s)) END
+            ORDER BY c.id LIMIT 1;
+        END IF;
         IF NEW.contact_id IS NULL THEN
             -- a new contact is inserted with its fields (checked first), so contact_created
             -- flows see them (their where) and no contact_updated fires for it
