@@ -86,6 +86,9 @@ CREATE FUNCTION journey._count_moved() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
+-- old and new rows joined by hash whatever the size the session's cached plan was made for (a
+-- one-row update first, then batches of thousands)
+SET enable_nestloop = off
 AS $$
 BEGIN
     -- each changed row: -1 under its old keys, +1 under its new ones (the keys of
@@ -190,10 +193,13 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
 -- Index probes, whatever the tables' statistics say: a plan made while steps was (or was
--- analyzed) empty and kept by the plan cache must not scan all of steps per step.
+-- analyzed) empty must not scan all of steps per step; and planned for each batch (its arrays
+-- and the tables as they are now), never a generic plan the worker's session kept from
+-- another size of the tables.
 SET enable_seqscan = off
 SET enable_hashjoin = off
 SET enable_mergejoin = off
+SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
     INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
@@ -240,6 +246,7 @@ SET search_path = pg_catalog, journey, pg_temp
 SET enable_seqscan = off
 SET enable_hashjoin = off
 SET enable_mergejoin = off
+SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
     INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
