@@ -245,19 +245,20 @@ COMMENT ON FUNCTION journey.allow_writes(regclass) IS
   'Admin: lets create_record nodes insert into an app table (one that is not attached). The caller must hold SELECT, INSERT and UPDATE on it. The worker inserts as the table''s owner.';
 
 -- ---------------------------------------------------------------- firing
--- The contact of each record: one lookup per row, by the column attach_table named.
-CREATE FUNCTION journey._record_contact(p_match text, p_value text) RETURNS bigint
-LANGUAGE sql STABLE
+CREATE FUNCTION journey._record_lookup(p_match text, p_column text) RETURNS text
+LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
-    SELECT CASE p_match
-        WHEN 'id' THEN (SELECT c.id FROM journey.contacts c WHERE c.id = CASE WHEN p_value ~ '^[0-9]{1,18}$' THEN p_value::bigint END)
-        WHEN 'external_id' THEN (SELECT k.contact_id FROM journey.contact_keys k WHERE k.external_id = p_value)
-        WHEN 'email' THEN (SELECT min(c.id) FROM journey.contacts c WHERE lower(c.email) = lower(p_value))
-        WHEN 'phone' THEN (SELECT min(c.id) FROM journey.contacts c WHERE c.phone = p_value)
-    END
+    -- a per-row index probe of contacts by the record's contact column (n.<column>): by id,
+    -- external_id, email (case-insensitive) or phone; the oldest contact when several match
+    SELECT format(CASE p_match
+        WHEN 'id' THEN 'c.id = CASE WHEN (n.%1$I)::text ~ ''^[0-9]{1,18}$'' THEN (n.%1$I)::text::bigint END'
+        WHEN 'external_id' THEN 'c.id = (SELECT k.contact_id FROM journey.contact_keys k WHERE k.external_id = (n.%1$I)::text)'
+        WHEN 'email' THEN 'lower(c.email) = lower((n.%1$I)::text)'
+        WHEN 'phone' THEN 'c.phone = (n.%1$I)::text'
+    END, p_column)
 $$;
-COMMENT ON FUNCTION journey._record_contact(text, text) IS 'Internal: the contact a record''s contact column names (by id, external_id, email case-insensitively or phone; the oldest contact when several share an address), or NULL.';
+COMMENT ON FUNCTION journey._record_lookup(text, text) IS 'Internal: the condition on contacts c that finds the contact of a record n by its contact column (quoted), for a match kind (id, external_id, email case-insensitively, phone).';
 
 CREATE FUNCTION journey._on_record_written() RETURNS trigger
 LANGUAGE plpgsql
@@ -272,7 +273,10 @@ DECLARE
     r journey.record_types;
     t record;
     test text;
+    source text;
+    lookup text;
     n_unmatched bigint;
+    total_unmatched bigint := 0;
 BEGIN
     -- one index probe when no flow listens to this record type
     SELECT array_agg(DISTINCT f.flow_id) INTO flows
@@ -285,48 +289,45 @@ BEGIN
         RETURN NULL;
     END IF;
     PERFORM journey._lock_flows(flows);
-    -- Identifiers come from the catalog (record_types, validated changed lists); values are
-    -- arguments. One statement per trigger: the changed test is written for its columns.
+    -- Identifiers come from the catalog (record_types, validated changed lists), quoted; values
+    -- are arguments. One set-based statement per trigger (the changed test is written for its
+    -- columns): each record with its contact (a LEFT JOIN LATERAL index probe), enrolled through
+    -- _enroll_records when it has one and the where matches; those without are counted.
     FOR t IN SELECT f.flow_id, f.condition, f.params FROM journey.flow_triggers f
              WHERE f.kind = 'record' AND f.key = rt AND f.flow_id = ANY (flows)
                AND coalesce(f.params -> 'on', '["insert", "update"]') ? op
              ORDER BY f.flow_id, f.pos LOOP
+        lookup := format('LEFT JOIN LATERAL (SELECT c.id FROM journey.contacts c WHERE %s ORDER BY c.id LIMIT 1) c ON true',
+                         journey._record_lookup(r.match, r.contact_column));
         IF op = 'update' THEN
             SELECT coalesce(string_agg(format('o.%1$I IS DISTINCT FROM n.%1$I', c), ' OR '), 'to_jsonb(o) IS DISTINCT FROM to_jsonb(n)')
               INTO test FROM jsonb_array_elements_text(coalesce(t.params -> 'changed', '[]')) c
              WHERE EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.tbl AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped);
-            EXECUTE format(
-                'SELECT journey._enroll_records($1, $2, array_agg(m.contact_id), array_agg(m.data), array_agg(m.key))
-                 FROM (SELECT n.%1$I::text AS key, journey._record_contact($3, n.%2$I::text) AS contact_id,
-                              jsonb_build_object(''trigger'', ''record'', ''op'', ''update'', ''record_type'', $2,
-                                                 ''record'', to_jsonb(n), ''old'', to_jsonb(o)) AS data
-                       FROM new_rows n JOIN old_rows o ON o.%1$I = n.%1$I WHERE %3$s) m
-                 WHERE m.contact_id IS NOT NULL AND ($4 IS NULL OR journey._matches($4, m.contact_id, m.data))
-                 HAVING count(*) > 0', r.key_column, r.contact_column, test)
-            USING t.flow_id, rt, r.match, t.condition;
+            source := format('new_rows n JOIN old_rows o ON o.%1$I = n.%1$I %2$s WHERE %3$s', r.key_column, lookup, test);
         ELSE
-            EXECUTE format(
-                'SELECT journey._enroll_records($1, $2, array_agg(m.contact_id), array_agg(m.data), array_agg(m.key))
-                 FROM (SELECT n.%1$I::text AS key, journey._record_contact($3, n.%2$I::text) AS contact_id,
-                              jsonb_build_object(''trigger'', ''record'', ''op'', ''insert'', ''record_type'', $2,
-                                                 ''record'', to_jsonb(n)) AS data
-                       FROM new_rows n) m
-                 WHERE m.contact_id IS NOT NULL AND ($4 IS NULL OR journey._matches($4, m.contact_id, m.data))
-                 HAVING count(*) > 0', r.key_column, r.contact_column)
-            USING t.flow_id, rt, r.match, t.condition;
+            source := 'new_rows n ' || lookup;
         END IF;
+        EXECUTE format(
+            'SELECT count(*) FILTER (WHERE m.contact_id IS NULL),
+                    journey._enroll_records($1, $2, array_agg(m.contact_id) FILTER (WHERE m.ok), array_agg(m.data) FILTER (WHERE m.ok),
+                                            array_agg(m.key) FILTER (WHERE m.ok))
+             FROM (SELECT x.*, x.contact_id IS NOT NULL AND ($3 IS NULL OR journey._matches($3, x.contact_id, x.data)) AS ok
+                   FROM (SELECT n.%1$I::text AS key, c.id AS contact_id,
+                                jsonb_build_object(''trigger'', ''record'', ''op'', %2$L, ''record_type'', $2, ''record'', to_jsonb(n)%3$s) AS data
+                         FROM %4$s) x) m',
+            r.key_column, op, CASE WHEN op = 'update' THEN ', ''old'', to_jsonb(o)' ELSE '' END, source)
+        INTO n_unmatched USING t.flow_id, rt, t.condition;
+        total_unmatched := greatest(total_unmatched, n_unmatched);
     END LOOP;
     -- records a listening flow could not enroll for want of a contact, counted for the admin
-    EXECUTE format('SELECT count(*) FROM new_rows n WHERE journey._record_contact($1, n.%I::text) IS NULL', r.contact_column)
-        INTO n_unmatched USING r.match;
-    IF n_unmatched > 0 THEN
-        UPDATE journey.record_types x SET unmatched = x.unmatched + n_unmatched WHERE x.name = rt;
+    IF total_unmatched > 0 THEN
+        UPDATE journey.record_types x SET unmatched = x.unmatched + total_unmatched WHERE x.name = rt;
     END IF;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION journey._on_record_written() IS
-  'Trigger of attached tables (argument: the record type): enrolls the contact of each inserted or updated record into the active record-trigger flows listening to that operation whose changed columns really changed (IS DISTINCT FROM; without changed, any column) and whose where matches (record.*, old.*, contact.*); one enrollment per record (occurrence = record:<key>). Counts records whose contact column matched no contact in record_types.unmatched. A write no flow listens to costs one index probe.';
+  'Trigger of attached tables (argument: the record type): enrolls the contact of each inserted or updated record into the active record-trigger flows listening to that operation whose changed columns really changed (IS DISTINCT FROM; without changed, any column) and whose where matches (record.*, old.*, contact.*); one enrollment per record (occurrence = record:<key>). Counts records whose contact column matched no contact in record_types.unmatched (once per statement: the most any one trigger of it saw). A write no flow listens to costs one index probe.';
 
 CREATE FUNCTION journey._enroll_records(p_flow bigint, p_type text, p_contacts bigint[], p_data jsonb[], p_keys text[])
 RETURNS void
