@@ -194,6 +194,8 @@ SELECT journey.run_due(100) >= 0 AS ran;
 SELECT id, status FROM public.atk_orders ORDER BY id;
 SELECT journey.archive_flow('orders');
 SELECT journey.detach_table('atk_orders');
+-- an external_id changed (_contact_key_changed keeps contact_keys)
+UPDATE journey.contacts SET external_id = 'atk-forky' WHERE first_name = 'Forky';
 -- counters: compaction, the recount and the stats that read them; a deleted flow's counters
 SELECT journey.compact_counters(1000) >= 0 AS compacted;
 SELECT count(*) >= 0 AS recounted FROM journey.counter_differences();
