@@ -245,20 +245,20 @@ COMMENT ON FUNCTION journey.allow_writes(regclass) IS
   'Admin: lets create_record nodes insert into an app table (one that is not attached). The caller must hold SELECT, INSERT and UPDATE on it. The worker inserts as the table''s owner.';
 
 -- ---------------------------------------------------------------- firing
-CREATE FUNCTION journey._record_lookup(p_match text, p_column text) RETURNS text
+CREATE FUNCTION journey._record_lookup(p_match text, p_column text, p_integer boolean) RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
     -- a per-row index probe of contacts by the record's contact column (n.<column>): by id,
     -- external_id, email (case-insensitive) or phone; the oldest contact when several match
-    SELECT format(CASE p_match
-        WHEN 'id' THEN 'c.id = CASE WHEN (n.%1$I)::text ~ ''^[0-9]{1,18}$'' THEN (n.%1$I)::text::bigint END'
-        WHEN 'external_id' THEN 'c.id = (SELECT k.contact_id FROM journey.contact_keys k WHERE k.external_id = (n.%1$I)::text)'
-        WHEN 'email' THEN 'lower(c.email) = lower((n.%1$I)::text)'
-        WHEN 'phone' THEN 'c.phone = (n.%1$I)::text'
+    SELECT format(CASE WHEN p_match = 'id' AND p_integer THEN 'c.id = n.%1$I'
+        WHEN p_match = 'id' THEN 'c.id = CASE WHEN (n.%1$I)::text ~ ''^[0-9]{1,18}$'' THEN (n.%1$I)::text::bigint END'
+        WHEN p_match = 'external_id' THEN 'c.id = (SELECT k.contact_id FROM journey.contact_keys k WHERE k.external_id = (n.%1$I)::text)'
+        WHEN p_match = 'email' THEN 'lower(c.email) = lower((n.%1$I)::text)'
+        WHEN p_match = 'phone' THEN 'c.phone = (n.%1$I)::text'
     END, p_column)
 $$;
-COMMENT ON FUNCTION journey._record_lookup(text, text) IS 'Internal: the condition on contacts c that finds the contact of a record n by its contact column (quoted), for a match kind (id, external_id, email case-insensitively, phone).';
+COMMENT ON FUNCTION journey._record_lookup(text, text, boolean) IS 'Internal: the condition on contacts c that finds the contact of a record n by its contact column (quoted), for a match kind (id, external_id, email case-insensitively, phone); an integer column (p_integer) is compared with contacts.id as it is, another one only when it holds digits.';
 
 CREATE FUNCTION journey._on_record_written() RETURNS trigger
 LANGUAGE plpgsql
@@ -298,7 +298,9 @@ BEGIN
                AND coalesce(f.params -> 'on', '["insert", "update"]') ? op
              ORDER BY f.flow_id, f.pos LOOP
         lookup := format('LEFT JOIN LATERAL (SELECT c.id FROM journey.contacts c WHERE %s ORDER BY c.id LIMIT 1) c ON true',
-                         journey._record_lookup(r.match, r.contact_column));
+                         journey._record_lookup(r.match, r.contact_column,
+                             (SELECT a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) FROM pg_attribute a
+                               WHERE a.attrelid = r.tbl AND a.attname = r.contact_column)));
         IF op = 'update' THEN
             SELECT coalesce(string_agg(format('o.%1$I IS DISTINCT FROM n.%1$I', c), ' OR '), 'to_jsonb(o) IS DISTINCT FROM to_jsonb(n)')
               INTO test FROM jsonb_array_elements_text(coalesce(t.params -> 'changed', '[]')) c
