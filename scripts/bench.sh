@@ -435,3 +435,13 @@ printf '%-58s %16s %10s %8s %4s\n' "7. daily date pass, $N_DAILY occurrences due
 printf '%-58s %16s %10s %8s %4s\n' "7. date pass with nothing due, median of 20" "$T_IDLE_MED ms" "" "<= 5" "$(ok "$T_IDLE_MED" "<=" 5)"
 printf '%-58s %16s %10s %8s %4s\n' "8. engine, two workers (journey.workers = 2) vs 2a" "$R_TWO steps/s" "$Q_TWO" "" ""
 echo "runs (ms, in order): baseline ${T_BASES[*]} | worker ${T_WORKERS[*]} | loop ${T_LOOPS[*]} | two workers ${T_TWOS[*]} | update no flow ${T_UNOFLOW[*]} | update flow ${T_UFLOW[*]}"
+
+# ------------------------------------------------------------------ rows of their own scripts
+# (full runs only; each starts a cluster of its own, so this one stops first)
+if [ -z "${BENCH_SMOKE:-}" ]; then
+  cluster_cleanup; trap - EXIT
+  echo "== rows measured by scripts/bench_stats.sh, bench_cdc.sh and bench_relay.sh"
+  bash scripts/bench_stats.sh 2>&1 | tail -1
+  bash scripts/bench_cdc.sh 2>&1 | tail -1
+  bash scripts/bench_relay.sh 2>&1 | tail -1
+fi
