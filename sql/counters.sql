@@ -86,9 +86,6 @@ CREATE FUNCTION journey._count_moved() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
--- old and new rows joined by hash whatever the size the session's cached plan was made for (a
--- one-row update first, then batches of thousands)
-SET enable_nestloop = off
 AS $$
 BEGIN
     -- each changed row: -1 under its old keys, +1 under its new ones (the keys of

@@ -3464,9 +3464,6 @@ CREATE FUNCTION journey._count_moved() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
--- old and new rows joined by hash whatever the size the session's cached plan was made for (a
--- one-row update first, then batches of thousands)
-SET enable_nestloop = off
 AS $$
 BEGIN
     -- each changed row: -1 under its old keys, +1 under its new ones (the keys of
@@ -4036,10 +4033,15 @@ SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     taken record;
+    claimed bigint;
 BEGIN
     INSERT INTO journey.contact_keys (external_id, contact_id)
     SELECT u.k, u.c FROM unnest(p_keys, p_contacts) u(k, c) WHERE u.k IS NOT NULL
     ON CONFLICT (external_id) DO NOTHING;
+    GET DIAGNOSTICS claimed = ROW_COUNT;
+    IF claimed = (SELECT count(*) FROM unnest(p_keys) k WHERE k IS NOT NULL) THEN
+        RETURN;   -- every key was free (the usual case: no second look)
+    END IF;
     SELECT u.k AS external_id, u.c AS contact_id, ck.contact_id AS holder INTO taken
     FROM unnest(p_keys, p_contacts) u(k, c)
     JOIN journey.contact_keys ck ON ck.external_id = u.k
