@@ -2244,7 +2244,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey.forget_contact(bigint) IS
-  'Erasure: removes the contact and everything about it (group memberships, form submissions, events, enrollments and their steps, date schedule rows, outbox rows and their delivery reports). Returns false when there is no such contact. Stats computed from steps lose its history.';
+  'Erasure: removes the contact and everything about it (group memberships, form submissions, events, enrollments and their steps, date schedule rows, outbox rows and their delivery reports). Returns false when there is no such contact. Stats keep their totals (they read counters).';
 REVOKE ALL ON FUNCTION journey.forget_contact(bigint) FROM PUBLIC;
 
 -- ================================================================ issue 17: retention
@@ -4265,6 +4265,7 @@ BEGIN
                         journey.submit_form(text, jsonb), journey.define_event(text, jsonb),
                         journey.emit(text, bigint, jsonb), journey.enroll(text, bigint, jsonb),
                         journey.timeline(bigint), journey.flow_stats(text), journey.goal_stats(text),
+                        journey.node_stats(text), journey.message_stats(text), journey.split_stats(text),
                         journey.flow_diagram(text), journey._group_id(text), journey._check_contact(bigint),
                         journey._flow_id(text), journey._node_order(jsonb), journey._apply_contact_fields(bigint, jsonb),
                         journey._is_time_zone(text), journey._e164(text, text), journey.record_timeline(text, text) TO %I', role);

@@ -24,4 +24,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey.forget_contact(bigint) IS
-  'Erasure: removes the contact and everything about it (group memberships, form submissions, events, enrollments and their steps, date schedule rows, outbox rows and their delivery reports). Returns false when there is no such contact. Stats computed from steps lose its history.';
+  'Erasure: removes the contact and everything about it (group memberships, form submissions, events, enrollments and their steps, date schedule rows, outbox rows and their delivery reports). Returns false when there is no such contact. Stats keep their totals (they read counters).';

@@ -71,6 +71,7 @@ BEGIN
                         journey.submit_form(text, jsonb), journey.define_event(text, jsonb),
                         journey.emit(text, bigint, jsonb), journey.enroll(text, bigint, jsonb),
                         journey.timeline(bigint), journey.flow_stats(text), journey.goal_stats(text),
+                        journey.node_stats(text), journey.message_stats(text), journey.split_stats(text),
                         journey.flow_diagram(text), journey._group_id(text), journey._check_contact(bigint),
                         journey._flow_id(text), journey._node_order(jsonb), journey._apply_contact_fields(bigint, jsonb),
                         journey._is_time_zone(text), journey._e164(text, text), journey.record_timeline(text, text) TO %I', role);
