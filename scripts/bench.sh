@@ -10,6 +10,8 @@
 # BENCH_LATENCY_SAMPLES (200). Results of full runs are kept in bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# --peers [N]: the engine against graphile-worker and the SQL baselines (not in CI)
+if [ "${1:-}" = --peers ]; then shift; exec bash scripts/bench_peers.sh "$@"; fi
 
 N=${1:-100000}
 if [ -n "${BENCH_SMOKE:-}" ]; then
