@@ -255,10 +255,15 @@ SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     taken record;
+    claimed bigint;
 BEGIN
     INSERT INTO journey.contact_keys (external_id, contact_id)
     SELECT u.k, u.c FROM unnest(p_keys, p_contacts) u(k, c) WHERE u.k IS NOT NULL
     ON CONFLICT (external_id) DO NOTHING;
+    GET DIAGNOSTICS claimed = ROW_COUNT;
+    IF claimed = (SELECT count(*) FROM unnest(p_keys) k WHERE k IS NOT NULL) THEN
+        RETURN;   -- every key was free (the usual case: no second look)
+    END IF;
     SELECT u.k AS external_id, u.c AS contact_id, ck.contact_id AS holder INTO taken
     FROM unnest(p_keys, p_contacts) u(k, c)
     JOIN journey.contact_keys ck ON ck.external_id = u.k
