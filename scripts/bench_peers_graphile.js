@@ -84,6 +84,7 @@ async function timed(mode, n) {
   const poll = new pg.Client({ connectionString });
   await poll.connect();
   const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   const runner = await run({
     connectionString,
     taskList,
@@ -101,6 +102,9 @@ async function timed(mode, n) {
     await new Promise((r) => setTimeout(r, 10));
   }
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const cpu = process.cpuUsage(cpu0);
+  // (on stderr: what limits it, Node's one thread or the database)
+  console.error(`   graphile-worker ${mode}: ${ms.toFixed(0)} ms, node used ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms of CPU`);
   await runner.stop();
   await poll.end();
   return ms;
