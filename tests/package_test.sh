@@ -47,6 +47,11 @@ for f in "${FILES[@]}"; do
 done
 assert_eq "journey_relay" "$(getent passwd journey_relay | cut -d: -f1)" "the system user journey_relay exists"
 assert_eq "640 root:journey_relay" "$(stat -c '%a %U:%G' "$CONF")" "the config is readable to the relay's user only"
+echo "# edited on this server" >>"$CONF"
+dpkg -i "$deb" >>/tmp/journey-package-dpkg.log 2>&1 </dev/null || { cat /tmp/journey-package-dpkg.log; exit 1; }
+assert_eq "# edited on this server" "$(tail -1 "$CONF")" "installing again keeps the local edit of the config (a conffile)"
+assert_eq "640 root:journey_relay" "$(stat -c '%a %U:%G' "$CONF")" "and its owner and mode"
+sed -i '$d' "$CONF"
 "$RELAY" --help >"$out/help.txt" && grep -q -- "--until-idle" "$out/help.txt" && echo "  PASS $RELAY --help runs" \
   || { echo "  FAIL $RELAY --help"; cat "$out/help.txt"; exit 1; }
 if command -v systemd-analyze >/dev/null; then
