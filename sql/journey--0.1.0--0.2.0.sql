@@ -205,7 +205,7 @@ SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('jo
 -- PUBLIC gets nothing: the schema's USAGE is not granted to it, and EXECUTE on its functions is
 -- revoked below. Functions that act on tables their caller may not touch (the relay protocol,
 -- the audience tables' trigger functions, _enroll) are SECURITY DEFINER with
--- SET search_path = pg_catalog, journey.
+-- SET search_path = pg_catalog, journey, pg_temp.
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA journey FROM PUBLIC;
 

@@ -179,7 +179,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey.detach_table(text) IS
-  'Admin: removes a record type''s triggers from its table and forgets it (and its links). Refused while an active or paused flow''s current version uses it (a record trigger, update_record, or a create_record into its table). Enrollments it caused keep their record_type and key.';
+  'Admin: removes a record type''s triggers from its table and forgets it (and its links). Refused while an active or paused flow''s current version has a record trigger on it (update_record needs one). Once detached, flows may write the table only if journey.allow_writes allowed it. Enrollments it caused keep their record_type and key.';
 
 CREATE FUNCTION journey._uses_record_type(p_definition jsonb, p_type text) RETURNS boolean
 LANGUAGE sql IMMUTABLE
