@@ -10,10 +10,13 @@
 -- touch the counters: their totals stay.
 --
 -- Where the deltas come from:
---   enrollments  statement-level triggers (INSERT, UPDATE, DELETE; transition tables): entered,
---                each enrollment's status, waiting per node, how enrollments ended per node;
---                every path that changes an enrollment (enrollment, the engine's write-back,
---                fork branches, activation, retry, archive, wake-ups) is counted by the same code
+--   enrollments  inserts: the inserting statement itself (journey._entered_keys: entered, the
+--                status, waiting at the start node; _enroll, _enroll_occurrences,
+--                _on_record_written, the engine's fork branches); updates and deletes:
+--                statement-level triggers (transition tables): each enrollment's status, waiting
+--                per node, how enrollments ended per node; every path that changes an enrollment
+--                (the engine's write-back, fork branches, activation, retry, archive, wake-ups)
+--                is counted by the same code
 --   steps        the engine's write-back (journey._count_batch, before its steps INSERT): each
 --                enrollment once per node, goal and split branch (a fork's branches for their
 --                parent), suppressed sends, outbox rows written
@@ -61,26 +64,21 @@ $$;
 COMMENT ON FUNCTION journey._enrollment_keys(bigint, text, text) IS
   'Internal: the counter keys (node, kind, label) an enrollment row with this parent_id, status and node counts under (see journey.counters).';
 
-CREATE FUNCTION journey._count_enrolled() RETURNS trigger
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, journey, pg_temp
+-- Inserted enrollments are counted by the statement that inserts them (a data-modifying CTE
+-- over its RETURNING rows, the keys of journey._entered_keys): journey._enroll,
+-- _enroll_occurrences, _on_record_written and the engine's fork branches. (An INSERT trigger
+-- with a transition table cost enrolling as much as one more index: it keeps every whole row.)
+CREATE FUNCTION journey._entered_keys(p_branch boolean, p_node text)
+RETURNS TABLE (node text, kind text, label text)
+LANGUAGE sql IMMUTABLE
+-- (no SET clause: the planner inlines it into the enrolling statements; it names no object)
 AS $$
-BEGIN
-    INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
-    SELECT r.flow_id, k.node, k.kind, k.label, count(*)
-      FROM new_rows r
-     CROSS JOIN LATERAL (SELECT '' AS node, 'enrollments' AS kind, 'entered' AS label WHERE r.parent_id IS NULL
-                         UNION ALL
-                         SELECT * FROM journey._enrollment_keys(r.parent_id, r.status, r.node)) k
-     GROUP BY r.flow_id, k.node, k.kind, k.label;
-    RETURN NULL;
-END
+    SELECT '', 'enrollments', 'entered' WHERE NOT p_branch
+    UNION ALL
+    SELECT k.node, k.kind, k.label FROM journey._enrollment_keys(CASE WHEN p_branch THEN 0::bigint END, 'active', p_node) k
 $$;
-COMMENT ON FUNCTION journey._count_enrolled() IS
-  'Trigger: counts inserted enrollments (entered, their status, waiting at their node; a fork''s branches only where they wait) as counter deltas.';
-CREATE TRIGGER enrollments_count_insert AFTER INSERT ON journey.enrollments
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._count_enrolled();
+COMMENT ON FUNCTION journey._entered_keys(boolean, text) IS
+  'Internal: the counter keys (node, kind, label) a new enrollment row (status active; p_branch: a fork''s branch, parent_id set) at this node counts under: entered (not a fork''s branch) and those of journey._enrollment_keys. The statements that insert enrollments count them with it.';
 
 CREATE FUNCTION journey._count_moved() RETURNS trigger
 LANGUAGE plpgsql

@@ -148,6 +148,7 @@ DECLARE
     n integer;
 BEGIN
     PERFORM journey._lock_flows(p_flows);   -- as journey._enroll
+    WITH ins AS (
     INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data, occurrence)
     SELECT DISTINCT ON (f.id, u.contact_id)
            f.id, CASE WHEN f.status = 'active' THEN f.version ELSE coalesce(f.routed_version, f.version) END, u.contact_id,
@@ -160,8 +161,15 @@ BEGIN
                       WHERE e.flow_id = f.id AND e.contact_id = u.contact_id
                         AND (e.status = 'active' OR e.occurrence = u.occurrence))
     ORDER BY f.id, u.contact_id
-    ON CONFLICT DO NOTHING;
-    GET DIAGNOSTICS n = ROW_COUNT;
+    ON CONFLICT DO NOTHING
+    RETURNING flow_id, node),
+    -- counted as they are inserted (journey._entered_keys)
+    counted AS (
+        INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
+        SELECT c.flow_id, k.node, k.kind, k.label, c.n
+          FROM (SELECT i.flow_id, i.node, count(*) AS n FROM ins i GROUP BY i.flow_id, i.node) c
+         CROSS JOIN LATERAL journey._entered_keys(false, c.node) k)
+    SELECT count(*) INTO n FROM ins;
     IF n > 0 THEN
         PERFORM journey._wake();
     END IF;

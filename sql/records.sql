@@ -260,11 +260,87 @@ AS $$
 $$;
 COMMENT ON FUNCTION journey._record_lookup(text, text, boolean) IS 'Internal: the condition on contacts c that finds the contact of a record n by its contact column (quoted), for a match kind (id, external_id, email case-insensitively, phone); an integer column (p_integer) is compared with contacts.id as it is, another one only when it holds digits.';
 
+CREATE FUNCTION journey._differs(p_tbl regclass, p_column text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    -- o.<column> IS DISTINCT FROM n.<column>, by the type's own = where it has one, else as text
+    -- (json, point, arrays of domains...: every type has a text form)
+    SELECT format(CASE WHEN EXISTS (SELECT 1 FROM pg_operator p WHERE p.oprname = '=' AND p.oprleft = a.atttypid
+                                                                  AND p.oprright = a.atttypid AND p.oprresult = 'bool'::regtype)
+                       THEN 'o.%1$I IS DISTINCT FROM n.%1$I' ELSE 'o.%1$I::text IS DISTINCT FROM n.%1$I::text' END, p_column)
+    FROM pg_attribute a WHERE a.attrelid = p_tbl AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+COMMENT ON FUNCTION journey._differs(regclass, text) IS 'Internal: the test that a column of a table changed between an old row o and a new row n (IS DISTINCT FROM by the type''s = operator, or by its text form when it has none); NULL when the table has no such column.';
+
+CREATE FUNCTION journey._record_contact_is_key(r journey.record_types) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    -- the contact column is NOT NULL and a non-deferrable foreign key to contacts.id: every
+    -- record written has its contact (the app's own write checked it)
+    SELECT r.match = 'id' AND EXISTS (
+        SELECT 1 FROM pg_constraint k JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
+        WHERE k.conrelid = r.tbl AND k.contype = 'f' AND k.confrelid = 'journey.contacts'::regclass
+          AND NOT k.condeferrable AND cardinality(k.conkey) = 1 AND a.attname = r.contact_column AND a.attnotnull)
+$$;
+COMMENT ON FUNCTION journey._record_contact_is_key(journey.record_types) IS
+  'Internal: whether a record type''s contact column is NOT NULL and a non-deferrable foreign key to journey.contacts (id): then it is the contact''s id, with no lookup, and no record lacks its contact.';
+
+CREATE FUNCTION journey._record_source(r journey.record_types, p_op text, p_changed jsonb) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    cols text[];
+    lookup text;
+    test text;
+    old text;
+BEGIN
+    -- the contact: the column itself when it is a NOT NULL, non-deferrable foreign key to
+    -- contacts.id (_record_contact_is_key), else a per-row index probe of contacts (_record_lookup)
+    IF journey._record_contact_is_key(r) THEN
+        lookup := format('CROSS JOIN LATERAL (SELECT n.%I::bigint AS id) c', r.contact_column);
+    ELSE
+        lookup := format('LEFT JOIN LATERAL (SELECT c.id FROM journey.contacts c WHERE %s ORDER BY c.id LIMIT 1) c ON true',
+                         journey._record_lookup(r.match, r.contact_column,
+                             (SELECT a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) FROM pg_attribute a
+                               WHERE a.attrelid = r.tbl AND a.attname = r.contact_column)));
+    END IF;
+    IF p_op <> 'update' THEN
+        RETURN format('SELECT n.%1$I::text AS key, c.id AS contact_id, to_jsonb(n) AS data, NULL::jsonb AS old FROM new_rows n %2$s',
+                      r.key_column, lookup);
+    END IF;
+    SELECT array_agg(a.attname::text ORDER BY a.attnum) INTO cols
+      FROM pg_attribute a WHERE a.attrelid = r.tbl AND a.attnum > 0 AND NOT a.attisdropped;
+    -- changed: one of the listed columns (those the table still has) differs; without a list,
+    -- any column
+    SELECT string_agg(journey._differs(r.tbl, c), ' OR ') INTO test FROM unnest(cols) c
+     WHERE p_changed IS NULL OR c IN (SELECT jsonb_array_elements_text(p_changed));
+    -- old: the columns that changed, as they were (the worker reads old as record || old), built
+    -- as JSON text from the changed columns only
+    SELECT format('(''{'' || concat_ws('','', %s) || ''}'')::jsonb',
+                  string_agg(format('CASE WHEN %s THEN %L || coalesce(to_json(o.%I)::text, ''null'') END',
+                                    journey._differs(r.tbl, c), to_json(c)::text || ':', c), ', '))
+      INTO old FROM unnest(cols) c;
+    RETURN format('SELECT n.%1$I::text AS key, c.id AS contact_id, to_jsonb(n) AS data, %2$s AS old
+                   FROM new_rows n JOIN old_rows o ON o.%1$I = n.%1$I %3$s WHERE %4$s',
+                  r.key_column, old, lookup, coalesce(test, 'false'));
+END
+$$;
+COMMENT ON FUNCTION journey._record_source(journey.record_types, text, jsonb) IS
+  'Internal: the query over a record trigger''s transition tables (new_rows, and old_rows on updates) giving each written record''s key, its contact (NULL when none matches), the record as jsonb and, on updates, the columns that changed as they were (only rows where a column of p_changed, or any column, changed). Identifiers come from the catalog, quoted.';
+
 CREATE FUNCTION journey._on_record_written() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
 SET jit = off
+-- the statement below probes indexes row by row (contacts, the one-per-record check) and joins
+-- the transition tables by hash: the planner knows nothing of their size, so it is told
+SET enable_seqscan = off
+SET enable_mergejoin = off
+SET work_mem = '64MB'
 AS $$
 DECLARE
     rt text := TG_ARGV[0];
@@ -272,11 +348,12 @@ DECLARE
     flows bigint[];
     r journey.record_types;
     t record;
-    test text;
+    keyed boolean;
     source text;
-    lookup text;
     n_unmatched bigint;
+    n_enrolled bigint;
     total_unmatched bigint := 0;
+    total_enrolled bigint := 0;
 BEGIN
     -- one index probe when no flow listens to this record type
     SELECT array_agg(DISTINCT f.flow_id) INTO flows
@@ -289,38 +366,48 @@ BEGIN
         RETURN NULL;
     END IF;
     PERFORM journey._lock_flows(flows);
-    -- Identifiers come from the catalog (record_types, validated changed lists), quoted; values
-    -- are arguments. One set-based statement per trigger (the changed test is written for its
-    -- columns): each record with its contact (a LEFT JOIN LATERAL index probe), enrolled through
-    -- _enroll_records when it has one and the where matches; those without are counted.
+    keyed := journey._record_contact_is_key(r);
+    -- One statement per listening trigger (values are arguments; identifiers come from the
+    -- catalog through _record_source): the written records with their contacts, enrolled once
+    -- per record (occurrence record:<key>; the check is an index probe, not ON CONFLICT: two
+    -- writes of one record are serialized by its row lock) into the flow as journey._enroll
+    -- does (frozen into a flow paused by an edit or a quota), when the where matches; records
+    -- without a contact are counted.
     FOR t IN SELECT f.flow_id, f.condition, f.params FROM journey.flow_triggers f
              WHERE f.kind = 'record' AND f.key = rt AND f.flow_id = ANY (flows)
                AND coalesce(f.params -> 'on', '["insert", "update"]') ? op
              ORDER BY f.flow_id, f.pos LOOP
-        lookup := format('LEFT JOIN LATERAL (SELECT c.id FROM journey.contacts c WHERE %s ORDER BY c.id LIMIT 1) c ON true',
-                         journey._record_lookup(r.match, r.contact_column,
-                             (SELECT a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) FROM pg_attribute a
-                               WHERE a.attrelid = r.tbl AND a.attname = r.contact_column)));
-        IF op = 'update' THEN
-            SELECT coalesce(string_agg(format('o.%1$I IS DISTINCT FROM n.%1$I', c), ' OR '), 'to_jsonb(o) IS DISTINCT FROM to_jsonb(n)')
-              INTO test FROM jsonb_array_elements_text(coalesce(t.params -> 'changed', '[]')) c
-             WHERE EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.tbl AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped);
-            source := format('new_rows n JOIN old_rows o ON o.%1$I = n.%1$I %2$s WHERE %3$s', r.key_column, lookup, test);
-        ELSE
-            source := 'new_rows n ' || lookup;
-        END IF;
+        source := journey._record_source(r, op, t.params -> 'changed');
+        -- the records are read once; kept (MATERIALIZED) only when some may lack a contact, to
+        -- count those
         EXECUTE format(
-            'SELECT count(*) FILTER (WHERE m.contact_id IS NULL),
-                    journey._enroll_records($1, $2, array_agg(m.contact_id) FILTER (WHERE m.ok), array_agg(m.data) FILTER (WHERE m.ok),
-                                            array_agg(m.key) FILTER (WHERE m.ok))
-             FROM (SELECT x.*, x.contact_id IS NOT NULL AND ($3 IS NULL OR journey._matches($3, x.contact_id, x.data)) AS ok
-                   FROM (SELECT n.%1$I::text AS key, c.id AS contact_id,
-                                jsonb_build_object(''trigger'', ''record'', ''op'', %2$L, ''record_type'', $2, ''record'', to_jsonb(n)%3$s) AS data
-                         FROM %4$s) x) m',
-            r.key_column, op, CASE WHEN op = 'update' THEN ', ''old'', to_jsonb(o)' ELSE '' END, source)
-        INTO n_unmatched USING t.flow_id, rt, t.condition;
+            'WITH m AS %s (%s),
+             ins AS (
+               INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data, occurrence, record_type, record_key, record_old)
+               SELECT f.id, CASE WHEN f.status = ''active'' THEN f.version ELSE coalesce(f.routed_version, f.version) END,
+                      m.contact_id, f.start_node, now(), m.data, ''record:'' || m.key, $2, m.key, m.old
+                 FROM m JOIN journey.flows f ON f.id = $1
+                  AND (f.status = ''active'' OR (f.status = ''paused'' AND f.paused_reason IN (''edited'', ''quota'')))
+                WHERE m.contact_id IS NOT NULL
+                  AND ($3 IS NULL OR journey._matches($3, m.contact_id, journey._record_event($2, m.data, m.old)))
+                  AND (SELECT true FROM journey.enrollments e
+                        WHERE e.flow_id = $1 AND e.contact_id = m.contact_id AND e.occurrence = ''record:'' || m.key) IS NULL
+               RETURNING flow_id, node),
+             counted AS (
+               INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
+               SELECT c.flow_id, k.node, k.kind, k.label, c.n
+                 FROM (SELECT i.flow_id, i.node, count(*) AS n FROM ins i GROUP BY i.flow_id, i.node) c
+                CROSS JOIN LATERAL journey._entered_keys(false, c.node) k)
+             SELECT %s, (SELECT count(*) FROM ins)',
+            CASE WHEN keyed THEN 'NOT MATERIALIZED' ELSE 'MATERIALIZED' END, source,
+            CASE WHEN keyed THEN '0::bigint' ELSE '(SELECT count(*) FROM m WHERE m.contact_id IS NULL)' END)
+        INTO n_unmatched, n_enrolled USING t.flow_id, rt, t.condition;
         total_unmatched := greatest(total_unmatched, n_unmatched);
+        total_enrolled := total_enrolled + n_enrolled;
     END LOOP;
+    IF total_enrolled > 0 THEN
+        PERFORM journey._wake();
+    END IF;
     -- records a listening flow could not enroll for want of a contact, counted for the admin
     IF total_unmatched > 0 THEN
         UPDATE journey.record_types x SET unmatched = x.unmatched + total_unmatched WHERE x.name = rt;
@@ -329,50 +416,35 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey._on_record_written() IS
-  'Trigger of attached tables (argument: the record type): enrolls the contact of each inserted or updated record into the active record-trigger flows listening to that operation whose changed columns really changed (IS DISTINCT FROM; without changed, any column) and whose where matches (record.*, old.*, contact.*); one enrollment per record (occurrence = record:<key>). Counts records whose contact column matched no contact in record_types.unmatched (once per statement: the most any one trigger of it saw). A write no flow listens to costs one index probe.';
-
-CREATE FUNCTION journey._enroll_records(p_flow bigint, p_type text, p_contacts bigint[], p_data jsonb[], p_keys text[])
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SECURITY DEFINER
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-BEGIN
-    -- As journey._enroll (the flow lock is held: _on_record_written took it), but one enrollment
-    -- per record: occurrence record:<key> (unique per flow and contact), and the one-active rule
-    -- does not apply (two invoices of a customer are two enrollments at once).
-    INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data, occurrence, record_type, record_key)
-    SELECT DISTINCT ON (u.contact_id, u.key)
-           f.id, CASE WHEN f.status = 'active' THEN f.version ELSE coalesce(f.routed_version, f.version) END,
-           u.contact_id, f.start_node, now(), u.data, 'record:' || u.key, p_type, u.key
-    FROM unnest(p_contacts, p_data, p_keys) AS u (contact_id, data, key)
-    JOIN journey.flows f ON f.id = p_flow
-     AND (f.status = 'active' OR (f.status = 'paused' AND f.paused_reason IN ('edited', 'quota')))
-    ORDER BY u.contact_id, u.key
-    ON CONFLICT DO NOTHING;
-    IF FOUND THEN
-        PERFORM journey._wake();
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION journey._enroll_records(bigint, text, bigint[], jsonb[], text[]) IS
-  'Internal: enrolls (contact, data, record key) triples into a record-trigger flow, once per record (occurrence record:<key>), frozen into a flow paused by an edit or a quota as journey._enroll does.';
+  'Trigger of attached tables (argument: the record type): enrolls the contact of each inserted or updated record into the active record-trigger flows listening to that operation whose changed columns really changed (IS DISTINCT FROM; without changed, any column) and whose where matches (record.*, old.*, contact.*); one enrollment per record (occurrence = record:<key>), its data the record as written, record_old the columns an update changed as they were. Counts records whose contact column matched no contact in record_types.unmatched (once per statement: the most any one trigger of it saw). A write no flow listens to costs one index probe.';
 
 -- ---------------------------------------------------------------- reading
-CREATE FUNCTION journey._record_data(p_type text, p_data jsonb) RETURNS jsonb
+CREATE FUNCTION journey._record_event(p_type text, p_data jsonb, p_old jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    SELECT CASE WHEN p_old IS NULL
+                THEN jsonb_build_object('trigger', 'record', 'op', 'insert', 'record_type', p_type, 'record', p_data)
+                ELSE jsonb_build_object('trigger', 'record', 'op', 'update', 'record_type', p_type, 'record', p_data,
+                                        'old', p_data || p_old) END
+$$;
+COMMENT ON FUNCTION journey._record_event(text, jsonb, jsonb) IS
+  'Internal: what flows see of a record trigger''s enrollment (event.*, record.*, old.*): {trigger, op, record_type, record, old} from its data (the record) and record_old (the columns an update changed, as they were; NULL for an insert).';
+
+CREATE FUNCTION journey._record_data(p_type text, p_data jsonb, p_old jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     l journey.record_links;
     linked jsonb;
-    out jsonb := p_data;
+    out jsonb := journey._record_event(p_type, p_data, p_old);
 BEGIN
     -- the record as it was when the trigger fired, plus each link's row read now
     FOR l IN SELECT * FROM journey.record_links k WHERE k.record_type = p_type ORDER BY k.name LOOP
         BEGIN
             EXECUTE format('SELECT to_jsonb(t) FROM %s t WHERE t.%I::text = $1', l.target, l.target_key)
-                INTO linked USING p_data -> 'record' ->> l.via_column;
+                INTO linked USING p_data ->> l.via_column;
         EXCEPTION WHEN OTHERS THEN
             linked := NULL;   -- a table gone or unreadable: the link reads as nil
         END;
@@ -381,39 +453,48 @@ BEGIN
     RETURN out;
 END
 $$;
-COMMENT ON FUNCTION journey._record_data(text, jsonb) IS
-  'Internal: an enrollment''s data with record.<link> set to each link''s row as it is now (nil when none or unreadable); the claim reads record enrollments'' data through it.';
+COMMENT ON FUNCTION journey._record_data(text, jsonb, jsonb) IS
+  'Internal: a record trigger''s enrollment as flows see it (journey._record_event) with record.<link> set to each link''s row as it is now (nil when none or unreadable); the claim reads record enrollments through it.';
 
 CREATE FUNCTION journey.record_timeline(record_type text, key text)
 RETURNS TABLE (at timestamptz, kind text, flow text, node text, detail text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
+    -- the record's enrollments: in each flow that ever had a record trigger on the type, those of
+    -- occurrence record:<key> (the flow_id-leading unique index), and their fork branches
+    WITH roots AS (
+        SELECT e.* FROM journey.enrollments e
+        WHERE e.flow_id IN (SELECT v.flow_id FROM journey.flow_versions v
+                            WHERE journey._uses_record_type(v.definition, record_timeline.record_type))
+          AND e.occurrence = 'record:' || record_timeline.key AND e.record_type = record_timeline.record_type
+    ), es AS (
+        SELECT * FROM roots
+        UNION ALL
+        SELECT b.* FROM roots p JOIN journey.enrollments b ON b.contact_id = p.contact_id AND b.parent_id = p.id
+    )
     SELECT t.at, t.kind, t.flow, t.node, t.detail FROM (
         SELECT e.entered_at AS at, 'enrolled'::text AS kind, f.name AS flow, NULL::text AS node,
                format('enrollment %s of contact %s (version %s)', e.id, e.contact_id, e.version) AS detail, 0 AS o, e.id AS k
-        FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
-        WHERE e.record_type = record_timeline.record_type AND e.record_key = record_timeline.key
+        FROM roots e JOIN journey.flows f ON f.id = e.flow_id
       UNION ALL
         SELECT s.at, 'step', f.name, s.node, s.outcome, 1, s.id
-        FROM journey.enrollments e JOIN journey.steps s ON s.contact_id = e.contact_id AND s.enrollment_id = e.id
+        FROM es e JOIN journey.steps s ON s.contact_id = e.contact_id AND s.enrollment_id = e.id
         JOIN journey.flows f ON f.id = s.flow_id
-        WHERE e.record_type = record_timeline.record_type AND e.record_key = record_timeline.key
       UNION ALL
         SELECT m.created_at, 'message', coalesce(f.name, m.flow_name), m.node,
                format('%s to %s: %s', m.channel, coalesce(m.recipient, '?'), m.status), 2, m.id
-        FROM journey.enrollments e JOIN journey.outbox m ON m.contact_id = e.contact_id AND m.enrollment_id = e.id
+        FROM es e JOIN journey.outbox m ON m.contact_id = e.contact_id AND m.enrollment_id = e.id
         LEFT JOIN journey.flows f ON f.id = m.flow_id
-        WHERE e.record_type = record_timeline.record_type AND e.record_key = record_timeline.key
       UNION ALL
         SELECT e.updated_at, e.status, f.name, e.node, e.last_error, 3, e.id
-        FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
-        WHERE e.record_type = record_timeline.record_type AND e.record_key = record_timeline.key AND e.status <> 'active'
+        FROM roots e JOIN journey.flows f ON f.id = e.flow_id
+        WHERE e.status <> 'active'
     ) t
     ORDER BY t.at, t.o, t.k
 $$;
 COMMENT ON FUNCTION journey.record_timeline(text, text) IS
-  'The activity log of one record (seed 004): every enrollment it caused (kind enrolled, with its contact), each node those enrollments entered (kind step), each message they wrote (kind message) and how they ended, oldest first.';
+  'The activity log of one record (seed 004): every enrollment it caused (kind enrolled, with its contact), each node those enrollments and their fork branches entered (kind step), each message they wrote (kind message) and how they ended, oldest first. Found through the flows that ever had a record trigger on the type (no index of its own: enrolling stays cheap).';
 
 -- ---------------------------------------------------------------- writing (update_record, create_record)
 CREATE FUNCTION journey._writable(p_tbl regclass) RETURNS boolean

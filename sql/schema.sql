@@ -198,19 +198,20 @@ CREATE TABLE journey.enrollments (
     branch      integer,
     record_type text,
     record_key  text,
+    record_old  jsonb,
     PRIMARY KEY (contact_id, id),
     CHECK (status <> 'active' OR (node IS NOT NULL AND due_at IS NOT NULL))
 );
 -- (a fork's branches are active beside their parent: parent_id IS NOT NULL; a record trigger's
--- enrollments are one per record: record_key IS NOT NULL, occurrence record:<key>)
+-- enrollments are one per record: record_key IS NOT NULL, occurrence record:<key>; record_timeline
+-- finds them through the flow_id-leading unique index, so enrolling a record writes no index of its own)
 CREATE UNIQUE INDEX enrollments_one_active ON journey.enrollments (flow_id, contact_id) WHERE status = 'active' AND parent_id IS NULL AND record_key IS NULL;
-CREATE INDEX enrollments_record ON journey.enrollments (record_type, record_key) WHERE record_key IS NOT NULL;
 -- Unique per occurrence (NULLs are distinct: flows that may be re-entered are not limited),
 -- and the flow_id-leading index for stats and flow-wide updates.
 CREATE UNIQUE INDEX enrollments_flow_contact ON journey.enrollments (flow_id, contact_id, occurrence);
 CREATE INDEX enrollments_due ON journey.enrollments (due_at) WHERE status = 'active';
 COMMENT ON TABLE journey.enrollments IS
-  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for; attempts counts transient failures in a row (retried with backoff up to settings.max_attempts). At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). A fork node runs its branches as enrollments of their own: parent_id is the enrollment that entered the flow (it waits at its fork, due_at infinity, until every branch has ended), branch the place in the fork''s next list; branches are not counted by the one-active rule, and the trigger enrollments_branch_ended ends the parent (exited as soon as one branch exits, the others stopped; else, once none is active, failed if one failed, stopped if one was stopped, completed otherwise). A record trigger''s enrollments carry record_type and record_key (the record that fired it, journey.record_timeline): one per record (occurrence record:<key>), not limited by the one-active rule. No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
+  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for; attempts counts transient failures in a row (retried with backoff up to settings.max_attempts). At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). A fork node runs its branches as enrollments of their own: parent_id is the enrollment that entered the flow (it waits at its fork, due_at infinity, until every branch has ended), branch the place in the fork''s next list; branches are not counted by the one-active rule, and the trigger enrollments_branch_ended ends the parent (exited as soon as one branch exits, the others stopped; else, once none is active, failed if one failed, stopped if one was stopped, completed otherwise). A record trigger''s enrollments carry record_type and record_key (the record that fired it, journey.record_timeline): one per record (occurrence record:<key>), not limited by the one-active rule; their data is the record as written (to_jsonb of the row) and record_old, on an update, the columns it changed as they were (flows read {trigger, op, record_type, record, old} built from both, journey._record_event); a fork''s branches copy all three. No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
 
 CREATE TABLE journey.steps (
     id            bigint GENERATED ALWAYS AS IDENTITY,

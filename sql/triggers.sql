@@ -45,7 +45,13 @@ BEGIN
                    OR e.updated_at > now() - f.reentry_after))
         ORDER BY f.id, u.contact_id
         ON CONFLICT DO NOTHING
-        RETURNING id)
+        RETURNING id, flow_id, node),
+    -- counted as they are inserted (journey._entered_keys)
+    counted AS (
+        INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
+        SELECT c.flow_id, k.node, k.kind, k.label, c.n
+          FROM (SELECT i.flow_id, i.node, count(*) AS n FROM ins i GROUP BY i.flow_id, i.node) c
+         CROSS JOIN LATERAL journey._entered_keys(false, c.node) k)
     SELECT array_agg(id) INTO ids FROM ins;
     IF ids IS NOT NULL THEN
         PERFORM journey._wake();

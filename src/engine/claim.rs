@@ -105,13 +105,13 @@ macro_rules! due_query {
         concat!(
             "SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, \
         CASE WHEN e.record_type IS NULL THEN nullif(e.data, '{}')::text \
-             ELSE journey._record_data(e.record_type, e.data)::text END AS data, \
+             ELSE journey._record_data(e.record_type, e.data, e.record_old)::text END AS data, \
         e.seq, e.name AS flow_name, c.found, \
         coalesce(c.time_zone, s.time_zone) AS zone, e.waiting::text AS waiting, e.tid, e.attempts, \
         c.external_id, c.email, c.phone, c.first_name, c.last_name, c.birthday, c.attributes, \
         c.email_opt_out, c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
      FROM (SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
-                  e.waiting, e.ctid AS tid, e.attempts, e.record_type \
+                  e.waiting, e.ctid AS tid, e.attempts, e.record_type, e.record_old \
              FROM journey.enrollments e \
              JOIN journey.flows f ON f.id = e.flow_id AND f.status = 'active' ",
             $filter,

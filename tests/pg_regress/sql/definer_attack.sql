@@ -181,7 +181,7 @@ SELECT e.status FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow
 UPDATE journey.settings SET keep_sent_messages = '1 day', keep_ended_enrollments = '1 day';
 SELECT messages >= 0 AS passed FROM journey._retention_pass(0, 0, 100, 10);
 -- record types: a table of the admin's own attached, linked and written by a flow
--- (_on_record_written -> _enroll_records; update_record and create_record run as its owner)
+-- (_on_record_written enrolls; update_record and create_record run as its owner)
 CREATE TABLE public.atk_orders (id int PRIMARY KEY, contact_id bigint, status text);
 SELECT journey.attach_table('public.atk_orders', 'contact_id'), journey.link('atk_orders', 'me', 'public.atk_orders', 'id'),
        journey.allow_writes('public.atk_orders');

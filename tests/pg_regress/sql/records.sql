@@ -92,7 +92,7 @@ SELECT journey.create_flow('invoice_paid', '{
                 "where": {"all": [{"field": "record.status", "op": "=", "value": "paid"},
                                   {"field": "contact.first_name", "op": "=", "value": "Ann"}]}}],
   "start": "thanks",
-  "nodes": {"thanks": {"type": "send_email", "subject": "Paid", "body": "{{ old.status }} -> {{ record.status }}: thanks for {{ record.id }}"}}}');
+  "nodes": {"thanks": {"type": "send_email", "subject": "Paid", "body": "{{ old.status }} -> {{ record.status }}: thanks for {{ record.id }} ({{ old.amount }})"}}}');
 SELECT journey.activate_flow('invoice_paid');
 
 -- Bob opted out of e-mail: an explicit recipient that is his address is skipped too
@@ -103,7 +103,7 @@ INSERT INTO public.invoices (id, customer, account_id, amount, billing_email, cc
   (102, 'cust-ann', 2, 250, 'bob@example.com', 'not an address'),
   (103, 'cust-bob', 1, 50, NULL, NULL),
   (104, 'cust-zed', 1, 900, NULL, NULL);
-SELECT f.name AS flow, c.first_name, e.record_type, e.record_key, e.occurrence, e.data -> 'record' ->> 'amount' AS amount
+SELECT f.name AS flow, c.first_name, e.record_type, e.record_key, e.occurrence, e.data ->> 'amount' AS amount, e.record_old
 FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id JOIN journey.contacts c ON c.id = e.contact_id
 ORDER BY e.record_key;
 SELECT name, unmatched FROM journey.record_types;
@@ -122,6 +122,14 @@ UPDATE public.invoices SET status = 'paid' WHERE id IN (101, 103);
 UPDATE public.invoices SET status = 'paid', amount = 1 WHERE id = 101;
 SELECT journey.run_due(100, now());
 SELECT recipient, body FROM journey.outbox WHERE subject = 'Paid';
+-- an update's enrollment keeps the record as written and, of the old row, the columns that
+-- changed (old.amount above is the record's, unchanged)
+SELECT e.record_key, e.data ->> 'status' AS status, e.record_old FROM journey.enrollments e
+JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'invoice_paid';
+-- a column whose type has no = operator is compared as text
+CREATE TABLE pg_temp.shapes (id int, j json, p point, n numeric);
+SELECT journey._differs('pg_temp.shapes', 'j') AS j, journey._differs('pg_temp.shapes', 'p') AS p,
+       journey._differs('pg_temp.shapes', 'n') AS n, journey._differs('pg_temp.shapes', 'gone') AS gone;
 -- once per record: paid again after a change back enrolls nobody new
 UPDATE public.invoices SET status = 'sent' WHERE id = 101;
 UPDATE public.invoices SET status = 'paid' WHERE id = 101;
@@ -148,3 +156,25 @@ SELECT journey.archive_flow('invoice_issued'), journey.archive_flow('invoice_pai
 SELECT journey.detach_table('invoices');
 SELECT count(*) AS journey_triggers FROM pg_trigger WHERE tgrelid = 'public.invoices'::regclass AND tgname LIKE 'journey%';
 SELECT count(*) AS record_types FROM journey.record_types;
+
+-- A contact column that is a NOT NULL foreign key to contacts is the contact itself (no lookup);
+-- a nullable one is looked up: a record without a contact enrolls nobody and is counted.
+CREATE TABLE public.orders (id int PRIMARY KEY, contact_id bigint NOT NULL REFERENCES journey.contacts (id), total int);
+CREATE TABLE public.carts (id int PRIMARY KEY, contact_id bigint REFERENCES journey.contacts (id), total int);
+SELECT journey.attach_table('public.orders', 'contact_id'), journey.attach_table('public.carts', 'contact_id');
+SELECT r.name, journey._record_contact_is_key(r) AS keyed FROM journey.record_types r ORDER BY r.name;
+SELECT journey.create_flow('ordered', '{"triggers": [{"type": "record", "record": "orders"}], "start": "w",
+  "nodes": {"w": {"type": "wait", "delay": "1 day"}}}'),
+       journey.create_flow('carted', '{"triggers": [{"type": "record", "record": "carts", "where": {"field": "old.total", "op": "<", "value": 10}}],
+  "start": "w", "nodes": {"w": {"type": "wait", "delay": "1 day"}}}');
+SELECT journey.activate_flow('ordered'), journey.activate_flow('carted');
+INSERT INTO public.orders VALUES (1, :ann, 5), (2, :bob, 50);
+UPDATE public.orders SET total = total + 1;
+INSERT INTO public.carts VALUES (1, :ann, 5), (2, NULL, 5), (3, :bob, 50);
+-- old.* in a where: on an insert old is absent; cart 1 goes from 5 (old.total < 10), cart 3 from 50
+UPDATE public.carts SET total = total * 2;
+SELECT f.name AS flow, e.record_key, c.first_name, e.data ->> 'total' AS total, e.record_old
+FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id JOIN journey.contacts c ON c.id = e.contact_id
+WHERE f.name IN ('ordered', 'carted') ORDER BY f.name, e.record_key;
+SELECT name, unmatched FROM journey.record_types ORDER BY name;
+SELECT node, kind, label, n FROM journey._counts((SELECT id FROM journey.flows WHERE name = 'ordered')) ORDER BY 1, 2, 3;
