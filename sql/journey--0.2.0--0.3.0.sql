@@ -2988,33 +2988,88 @@ COMMENT ON FUNCTION journey.allow_writes(regclass) IS
   'Admin: lets create_record nodes insert into an app table (one that is not attached). The caller must hold SELECT, INSERT and UPDATE on it. The worker inserts as the table''s owner.';
 
 -- ---------------------------------------------------------------- firing
-CREATE FUNCTION journey._record_lookup(p_match text, p_column text, p_integer boolean) RETURNS text
-LANGUAGE sql IMMUTABLE
+CREATE FUNCTION journey._plain_type(p_type oid) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    t oid := p_type;
+BEGIN
+    -- a domain stands for its base type (to_jsonb and casts look through it); bounded walk
+    FOR i IN 1..32 LOOP
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_type y WHERE y.oid = t AND y.typtype = 'd');
+        SELECT y.typbasetype INTO t FROM pg_type y WHERE y.oid = t;
+    END LOOP;
+    -- built in at initdb (their casts, operators and output functions are the system's own)
+    RETURN t < 16384;
+END
+$$;
+COMMENT ON FUNCTION journey._plain_type(oid) IS
+  'Internal: whether a column type is built in (through domains): journey reads such columns with to_jsonb, ::text and their = operator. A type created later (an enum, a composite, an extension''s or the app''s own type) may carry casts or operators its owner wrote, which journey''s triggers (SECURITY DEFINER) and the worker must not run: such columns are read through their output function (format(''%s'')).';
+
+CREATE FUNCTION journey._text_of(p_tbl regclass, p_alias text, p_column text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    -- the column as text: a cast for built-in types, the type's output function otherwise
+    SELECT CASE WHEN journey._plain_type(a.atttypid) THEN format('(%s.%I)::text', p_alias, p_column)
+                ELSE format('CASE WHEN num_nulls(%1$s.%2$I) = 0 THEN format(''%%s'', %1$s.%2$I) END', p_alias, p_column) END
+    FROM pg_attribute a WHERE a.attrelid = p_tbl AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+COMMENT ON FUNCTION journey._text_of(regclass, text, text) IS
+  'Internal: the SQL expression reading a column of the row p_alias (of table p_tbl) as text: a cast for built-in types, the type''s output function (format) for others (journey._plain_type).';
+
+CREATE FUNCTION journey._json_of(p_tbl regclass, p_alias text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    -- to_jsonb of the row when every column is built in; else the row's columns one by one
+    -- (those of other types as their text), 50 to a jsonb_build_object (its argument limit)
+    SELECT CASE WHEN bool_and(x.plain) THEN format('to_jsonb(%s)', p_alias)
+                ELSE string_agg(x.part, ' || ') END
+    FROM (SELECT bool_and(c.plain) AS plain,
+                 format('jsonb_build_object(%s)', string_agg(format('%L, %s', c.attname,
+                        CASE WHEN c.plain THEN format('%s.%I', p_alias, c.attname) ELSE journey._text_of(p_tbl, p_alias, c.attname) END),
+                        ', ' ORDER BY c.attnum)) AS part
+          FROM (SELECT a.attname::text AS attname, a.attnum, journey._plain_type(a.atttypid) AS plain,
+                       (row_number() OVER (ORDER BY a.attnum) - 1) / 50 AS chunk
+                FROM pg_attribute a WHERE a.attrelid = p_tbl AND a.attnum > 0 AND NOT a.attisdropped) c
+          GROUP BY c.chunk) x
+$$;
+COMMENT ON FUNCTION journey._json_of(regclass, text) IS
+  'Internal: the SQL expression reading the row p_alias of table p_tbl as jsonb: to_jsonb when every column is of a built-in type, else an object built column by column with the others as their text (journey._plain_type).';
+
+CREATE FUNCTION journey._record_lookup(p_tbl regclass, p_match text, p_column text) RETURNS text
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
     -- a per-row index probe of contacts by the record's contact column (n.<column>): by id,
-    -- external_id, email (case-insensitive) or phone; the oldest contact when several match
-    SELECT format(CASE WHEN p_match = 'id' AND p_integer THEN 'c.id = n.%1$I'
-        WHEN p_match = 'id' THEN 'c.id = CASE WHEN (n.%1$I)::text ~ ''^[0-9]{1,18}$'' THEN (n.%1$I)::text::bigint END'
-        WHEN p_match = 'external_id' THEN 'c.id = (SELECT k.contact_id FROM journey.contact_keys k WHERE k.external_id = (n.%1$I)::text)'
-        WHEN p_match = 'email' THEN 'lower(c.email) = lower((n.%1$I)::text)'
-        WHEN p_match = 'phone' THEN 'c.phone = (n.%1$I)::text'
-    END, p_column)
+    -- external_id, email (case-insensitive) or phone; the oldest contact when several match; the
+    -- column read as text by journey._text_of
+    SELECT format(CASE WHEN p_match = 'id' AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN 'c.id = n.%1$I'
+        WHEN p_match = 'id' THEN 'c.id = CASE WHEN %2$s ~ ''^[0-9]{1,18}$'' THEN (%2$s)::bigint END'
+        WHEN p_match = 'external_id' THEN 'c.id = (SELECT k.contact_id FROM journey.contact_keys k WHERE k.external_id = %2$s)'
+        WHEN p_match = 'email' THEN 'lower(c.email) = lower(%2$s)'
+        WHEN p_match = 'phone' THEN 'c.phone = %2$s'
+    END, p_column, journey._text_of(p_tbl, 'n', p_column))
+    FROM pg_attribute a WHERE a.attrelid = p_tbl AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped
 $$;
-COMMENT ON FUNCTION journey._record_lookup(text, text, boolean) IS 'Internal: the condition on contacts c that finds the contact of a record n by its contact column (quoted), for a match kind (id, external_id, email case-insensitively, phone); an integer column (p_integer) is compared with contacts.id as it is, another one only when it holds digits.';
+COMMENT ON FUNCTION journey._record_lookup(regclass, text, text) IS 'Internal: the condition on contacts c that finds the contact of a record n of a table by its contact column, for a match kind (id, external_id, email case-insensitively, phone); an integer column is compared with contacts.id as it is, another one (read as text) only when it holds digits.';
 
 CREATE FUNCTION journey._differs(p_tbl regclass, p_column text) RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
-    -- o.<column> IS DISTINCT FROM n.<column>, by the type's own = where it has one, else as text
-    -- (json, point, arrays of domains...: every type has a text form)
-    SELECT format(CASE WHEN EXISTS (SELECT 1 FROM pg_operator p WHERE p.oprname = '=' AND p.oprleft = a.atttypid
-                                                                  AND p.oprright = a.atttypid AND p.oprresult = 'bool'::regtype)
-                       THEN 'o.%1$I IS DISTINCT FROM n.%1$I' ELSE 'o.%1$I::text IS DISTINCT FROM n.%1$I::text' END, p_column)
+    -- o.<column> IS DISTINCT FROM n.<column>, by the built-in = of a built-in type, else as text
+    -- (json, point, domains, the app's own types...: every type has a text form, journey._text_of)
+    SELECT CASE WHEN journey._plain_type(a.atttypid)
+                 AND EXISTS (SELECT 1 FROM pg_operator p WHERE p.oprname = '=' AND p.oprleft = a.atttypid AND p.oprright = a.atttypid
+                                AND p.oprresult = 'bool'::regtype AND p.oprnamespace = 'pg_catalog'::regnamespace)
+                THEN format('o.%1$I IS DISTINCT FROM n.%1$I', p_column)
+                ELSE format('%s IS DISTINCT FROM %s', journey._text_of(p_tbl, 'o', p_column), journey._text_of(p_tbl, 'n', p_column)) END
     FROM pg_attribute a WHERE a.attrelid = p_tbl AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped
 $$;
-COMMENT ON FUNCTION journey._differs(regclass, text) IS 'Internal: the test that a column of a table changed between an old row o and a new row n (IS DISTINCT FROM by the type''s = operator, or by its text form when it has none); NULL when the table has no such column.';
+COMMENT ON FUNCTION journey._differs(regclass, text) IS 'Internal: the test that a column of a table changed between an old row o and a new row n (IS DISTINCT FROM by the built-in = operator of a built-in type, or by the text forms, journey._text_of); NULL when the table has no such column.';
 
 CREATE FUNCTION journey._record_contact_is_key(r journey.record_types) RETURNS boolean
 LANGUAGE sql STABLE
@@ -3046,13 +3101,11 @@ BEGIN
         lookup := format('CROSS JOIN LATERAL (SELECT n.%I::bigint AS id) c', r.contact_column);
     ELSE
         lookup := format('LEFT JOIN LATERAL (SELECT c.id FROM journey.contacts c WHERE %s ORDER BY c.id LIMIT 1) c ON true',
-                         journey._record_lookup(r.match, r.contact_column,
-                             (SELECT a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) FROM pg_attribute a
-                               WHERE a.attrelid = r.tbl AND a.attname = r.contact_column)));
+                         journey._record_lookup(r.tbl, r.match, r.contact_column));
     END IF;
     IF p_op <> 'update' THEN
-        RETURN format('SELECT n.%1$I::text AS key, c.id AS contact_id, to_jsonb(n) AS data, NULL::jsonb AS old FROM new_rows n %2$s',
-                      r.key_column, lookup);
+        RETURN format('SELECT %1$s AS key, c.id AS contact_id, %2$s AS data, NULL::jsonb AS old FROM new_rows n %3$s',
+                      journey._text_of(r.tbl, 'n', r.key_column), journey._json_of(r.tbl, 'n'), lookup);
     END IF;
     SELECT array_agg(a.attname::text ORDER BY a.attnum) INTO cols
       FROM pg_attribute a WHERE a.attrelid = r.tbl AND a.attnum > 0 AND NOT a.attisdropped;
@@ -3063,12 +3116,18 @@ BEGIN
     -- old: the columns that changed, as they were (the worker reads old as record || old), built
     -- as JSON text from the changed columns only
     SELECT format('(''{'' || concat_ws('','', %s) || ''}'')::jsonb',
-                  string_agg(format('CASE WHEN %s THEN %L || coalesce(to_json(o.%I)::text, ''null'') END',
-                                    journey._differs(r.tbl, c), to_json(c)::text || ':', c), ', '))
-      INTO old FROM unnest(cols) c;
-    RETURN format('SELECT n.%1$I::text AS key, c.id AS contact_id, to_jsonb(n) AS data, %2$s AS old
-                   FROM new_rows n JOIN old_rows o ON o.%1$I = n.%1$I %3$s WHERE %4$s',
-                  r.key_column, old, lookup, coalesce(test, 'false'));
+                  string_agg(format('CASE WHEN %s THEN %L || coalesce(to_json(%s)::text, ''null'') END',
+                                    journey._differs(r.tbl, c), to_json(c)::text || ':',
+                                    CASE WHEN journey._plain_type(a.atttypid) THEN format('o.%I', c) ELSE journey._text_of(r.tbl, 'o', c) END),
+                         ', ' ORDER BY a.attnum))
+      INTO old FROM unnest(cols) c JOIN pg_attribute a ON a.attrelid = r.tbl AND a.attname = c;
+    RETURN format('SELECT %1$s AS key, c.id AS contact_id, %2$s AS data, %3$s AS old
+                   FROM new_rows n JOIN old_rows o ON %4$s %5$s WHERE %6$s',
+                  journey._text_of(r.tbl, 'n', r.key_column), journey._json_of(r.tbl, 'n'), old,
+                  CASE WHEN journey._plain_type((SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = r.tbl AND a.attname = r.key_column))
+                       THEN format('o.%1$I = n.%1$I', r.key_column)
+                       ELSE format('%s = %s', journey._text_of(r.tbl, 'o', r.key_column), journey._text_of(r.tbl, 'n', r.key_column)) END,
+                  lookup, coalesce(test, 'false'));
 END
 $$;
 COMMENT ON FUNCTION journey._record_source(journey.record_types, text, jsonb) IS
@@ -3186,7 +3245,8 @@ BEGIN
     -- the record as it was when the trigger fired, plus each link's row read now
     FOR l IN SELECT * FROM journey.record_links k WHERE k.record_type = p_type ORDER BY k.name LOOP
         BEGIN
-            EXECUTE format('SELECT to_jsonb(t) FROM %s t WHERE t.%I::text = $1', l.target, l.target_key)
+            EXECUTE format('SELECT %s FROM %s t WHERE %s = $1', journey._json_of(l.target, 't'), l.target,
+                           journey._text_of(l.target, 't', l.target_key))
                 INTO linked USING p_data ->> l.via_column;
         EXCEPTION WHEN OTHERS THEN
             linked := NULL;   -- a table gone or unreadable: the link reads as nil
@@ -3382,7 +3442,8 @@ COMMENT ON FUNCTION journey.timeline(bigint) IS
 REVOKE ALL ON FUNCTION journey._caller_may(oid, text), journey._table_key(regclass), journey._check_column(regclass, text, text),
     journey._require_privileges(regclass, text[]), journey.attach_table(regclass, text, text, text), journey.detach_table(text),
     journey._uses_record_type(jsonb, text), journey.link(text, text, regclass, text), journey.allow_writes(regclass),
-    journey._record_lookup(text, text, boolean), journey._differs(regclass, text), journey._record_contact_is_key(journey.record_types),
+    journey._plain_type(oid), journey._text_of(regclass, text, text), journey._json_of(regclass, text),
+    journey._record_lookup(regclass, text, text), journey._differs(regclass, text), journey._record_contact_is_key(journey.record_types),
     journey._record_source(journey.record_types, text, jsonb), journey._on_record_written(), journey._record_event(text, jsonb, jsonb),
     journey._record_data(text, jsonb, jsonb), journey.record_timeline(text, text), journey._writable(regclass),
     journey._record_write(text, text, text, text[]), journey._record_columns_problem(text, text, text, text[], boolean) FROM PUBLIC;

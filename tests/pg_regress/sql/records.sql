@@ -178,3 +178,28 @@ FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id JOIN journey
 WHERE f.name IN ('ordered', 'carted') ORDER BY f.name, e.record_key;
 SELECT name, unmatched FROM journey.record_types ORDER BY name;
 SELECT node, kind, label, n FROM journey._counts((SELECT id FROM journey.flows WHERE name = 'ordered')) ORDER BY 1, 2, 3;
+
+-- The app's own types: a cast or operator their owner wrote never runs inside journey's trigger
+-- (SECURITY DEFINER) or the worker; such columns are read through their output function.
+CREATE TABLE public.cast_log (who text);
+CREATE TYPE public.mood AS ENUM ('ok', 'sad');
+CREATE FUNCTION public.mood_json(public.mood) RETURNS json LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.cast_log VALUES (current_user); RETURN '"hijacked"'; END $$;
+CREATE FUNCTION public.mood_text(public.mood) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO public.cast_log VALUES (current_user); RETURN 'hijacked'; END $$;
+CREATE CAST (public.mood AS json) WITH FUNCTION public.mood_json(public.mood);
+CREATE CAST (public.mood AS text) WITH FUNCTION public.mood_text(public.mood);
+CREATE DOMAIN public.score AS int CHECK (VALUE >= 0);
+CREATE TABLE public.feelings (id int PRIMARY KEY, who text, mood public.mood, score public.score, moods public.mood[]);
+SELECT journey.attach_table('public.feelings', 'who', 'external_id');
+SELECT journey._json_of('public.feelings', 'n') AS json_of;
+SELECT journey.create_flow('felt', '{"triggers": [{"type": "record", "record": "feelings", "on": ["update"], "changed": ["mood"]}],
+  "start": "s", "nodes": {"s": {"type": "send_sms", "text": "{{ old.mood }} -> {{ record.mood }} ({{ record.score }})"}}}');
+SELECT journey.activate_flow('felt');
+UPDATE journey.contacts SET phone = '+15550000001' WHERE id = :ann;
+INSERT INTO public.feelings VALUES (1, 'cust-ann', 'ok', 3, '{ok}');
+UPDATE public.feelings SET mood = 'sad', moods = '{ok,sad}';
+SELECT e.data, e.record_old FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'felt';
+SELECT journey.run_due(100, now());
+SELECT body FROM journey.outbox WHERE flow_id = (SELECT id FROM journey.flows WHERE name = 'felt');
+SELECT count(*) AS casts_run FROM public.cast_log;
