@@ -255,6 +255,11 @@ fn in_transaction<R>(body: impl FnOnce() -> R + std::panic::UnwindSafe) -> Resul
         } else {
             pg_sys::AbortCurrentTransaction();
         }
+        // A background worker flushes its table statistics itself (a backend does it when idle):
+        // without them autovacuum never sees the rows the worker inserts and deletes (steps,
+        // counter_deltas, retention's deletes), the tables bloat and the planner thinks them
+        // empty. At most once a second (PGSTAT_MIN_INTERVAL); outside any transaction.
+        pg_sys::pgstat_report_stat(false);
     }
     result
 }

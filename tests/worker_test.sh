@@ -23,6 +23,9 @@ wait_for "SELECT count(*) = 1 FROM journey.outbox WHERE channel = 'sms' AND body
 assert_eq 0 "$(q "SELECT count(*) FROM journey.outbox WHERE channel = 'email'")" "no email before the delay"
 wait_for "SELECT count(*) = 1 FROM journey.outbox WHERE channel = 'email' AND subject = 'Welcome Dana'" 15 "email after the delay"
 wait_for "SELECT status = 'completed' FROM journey.enrollments WHERE contact_id = $dana" 10 "enrollment completed"
+# the worker reports its table statistics (only it writes steps): autovacuum and the planner
+# see its inserts and deletes
+wait_for "SELECT n_tup_ins = 3 FROM pg_stat_user_tables WHERE relid = 'journey.steps'::regclass" 10 "the worker's steps are in the table statistics"
 
 echo "worker: a failing enrollment does not stop it"
 q "SELECT journey.create_flow('broken', '{\"triggers\": [{\"type\": \"manual\"}], \"start\": \"s\", \"nodes\": {\"s\": {\"type\": \"send_sms\", \"text\": \"{{ event.missing.deep }}\"}}}')" >/dev/null
