@@ -4448,6 +4448,12 @@ BEGIN
 END
 $$;
 
+-- ================================================================ issue 17: indexes under the cascades from per-contact rows
+-- retention and forget_contact delete messages and contacts at volume: each deleted message's
+-- reports and each deleted contact's submissions are found by an index, not a scan of the table
+CREATE INDEX delivery_reports_outbox ON journey.delivery_reports (contact_id, outbox_id);
+CREATE INDEX form_submissions_contact ON journey.form_submissions (contact_id);
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after

@@ -92,6 +92,8 @@ CREATE TABLE journey.form_submissions (
     submitted_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (id, contact_id)
 );
+-- (deleting a contact deletes its submissions through this index, not a scan per contact)
+CREATE INDEX form_submissions_contact ON journey.form_submissions (contact_id);
 COMMENT ON TABLE journey.form_submissions IS
   'Form submissions. A BEFORE trigger applies the form''s field_map to the contact (created when missing) and fills contact_id; an AFTER trigger enrolls into form_submitted flows.';
 
@@ -465,6 +467,9 @@ CREATE TABLE journey.delivery_reports (
     CONSTRAINT delivery_reports_event UNIQUE (provider_event_id, contact_id),
     FOREIGN KEY (outbox_id, contact_id) REFERENCES journey.outbox (id, contact_id) ON DELETE CASCADE
 );
+-- (deleting a message, retention's or forget_contact's, deletes its reports through this index:
+-- without it every deleted message scanned the table)
+CREATE INDEX delivery_reports_outbox ON journey.delivery_reports (contact_id, outbox_id);
 COMMENT ON TABLE journey.delivery_reports IS 'Delivery events reported by relays; provider_event_id makes journey.report idempotent.';
 
 -- ---------------------------------------------------------------- dump and restore

@@ -62,3 +62,17 @@ ALTER TABLE journey.groups ADD COLUMN owner bigint CONSTRAINT groups_owner_fk RE
 SELECT * FROM offending_unique ORDER BY tbl::text, index::text;
 SELECT * FROM offending_foreign ORDER BY tbl::text, conname;
 ROLLBACK;
+
+-- every foreign key into a per-contact table (contacts, or one with contact_id: their rows are
+-- deleted at volume by retention and forget_contact) is the leading columns of an index of its
+-- table, in any order: the cascade probes an index instead of scanning the table once per
+-- deleted row. (Keys into reference tables, deleted by an admin now and then, may scan.)
+SELECT k.conrelid::regclass AS tbl, k.conname
+  FROM pg_constraint k
+ WHERE k.contype = 'f' AND k.connamespace = 'journey'::regnamespace
+   AND (k.confrelid = 'journey.contacts'::regclass
+        OR EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = k.confrelid AND a.attname = 'contact_id' AND NOT a.attisdropped))
+   AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = k.conrelid
+                     AND (i.indkey::int2[])[0:cardinality(k.conkey) - 1] @> k.conkey
+                     AND (i.indkey::int2[])[0:cardinality(k.conkey) - 1] <@ k.conkey)
+ ORDER BY 1, 2;
