@@ -88,19 +88,25 @@ AS $$
 BEGIN
     -- each changed row: -1 under its old keys, +1 under its new ones (the keys of
     -- journey._enrollment_keys, written out: this runs for every batch of the engine)
+    -- (the changed rows grouped by what changed first: a batch of 1000 steps of one node is one
+    -- group, expanded into its keys)
     INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
-    SELECT n.flow_id, k.node, k.kind, k.label, sum(k.sign)
-      FROM old_rows o JOIN new_rows n ON n.contact_id = o.contact_id AND n.id = o.id
+    SELECT g.flow_id, k.node, k.kind, k.label, sum(k.sign * g.n)
+      FROM (SELECT n.flow_id, o.status AS o_status, o.node AS o_node, o.parent_id IS NULL AS o_root,
+                   n.status AS n_status, n.node AS n_node, n.parent_id IS NULL AS n_root, count(*) AS n
+              FROM old_rows o JOIN new_rows n ON n.contact_id = o.contact_id AND n.id = o.id
+             WHERE o.status IS DISTINCT FROM n.status OR o.node IS DISTINCT FROM n.node
+             GROUP BY 1, 2, 3, 4, 5, 6, 7) g
      CROSS JOIN LATERAL (VALUES
-            ('', 'enrollments', o.status, -1, o.parent_id IS NULL),
-            (coalesce(o.node, ''), CASE WHEN o.status = 'active' THEN 'waiting' ELSE 'ended' END,
-             CASE WHEN o.status = 'active' THEN '' ELSE o.status END, -1, true),
-            ('', 'enrollments', n.status, 1, n.parent_id IS NULL),
-            (coalesce(n.node, ''), CASE WHEN n.status = 'active' THEN 'waiting' ELSE 'ended' END,
-             CASE WHEN n.status = 'active' THEN '' ELSE n.status END, 1, true)) k (node, kind, label, sign, counted)
-     WHERE (o.status IS DISTINCT FROM n.status OR o.node IS DISTINCT FROM n.node) AND k.counted
-     GROUP BY n.flow_id, k.node, k.kind, k.label
-    HAVING sum(k.sign) <> 0;
+            ('', 'enrollments', g.o_status, -1, g.o_root),
+            (coalesce(g.o_node, ''), CASE WHEN g.o_status = 'active' THEN 'waiting' ELSE 'ended' END,
+             CASE WHEN g.o_status = 'active' THEN '' ELSE g.o_status END, -1, true),
+            ('', 'enrollments', g.n_status, 1, g.n_root),
+            (coalesce(g.n_node, ''), CASE WHEN g.n_status = 'active' THEN 'waiting' ELSE 'ended' END,
+             CASE WHEN g.n_status = 'active' THEN '' ELSE g.n_status END, 1, true)) k (node, kind, label, sign, counted)
+     WHERE k.counted
+     GROUP BY g.flow_id, k.node, k.kind, k.label
+    HAVING sum(k.sign * g.n) <> 0;
     RETURN NULL;
 END
 $$;
