@@ -3115,7 +3115,8 @@ BEGIN
      WHERE p_changed IS NULL OR c IN (SELECT jsonb_array_elements_text(p_changed));
     -- old: the columns that changed, as they were (the worker reads old as record || old), built
     -- as JSON text from the changed columns only
-    SELECT format('(''{'' || concat_ws('','', %s) || ''}'')::jsonb',
+    -- (ARRAY[...]: a function takes at most 100 arguments, a table may have more columns)
+    SELECT format('(''{'' || array_to_string(ARRAY[%s]::text[], '','') || ''}'')::jsonb',
                   string_agg(format('CASE WHEN %s THEN %L || coalesce(to_json(%s)::text, ''null'') END',
                                     journey._differs(r.tbl, c), to_json(c)::text || ':',
                                     CASE WHEN journey._plain_type(a.atttypid) THEN format('o.%I', c) ELSE journey._text_of(r.tbl, 'o', c) END),

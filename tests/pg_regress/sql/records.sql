@@ -203,3 +203,16 @@ SELECT e.data, e.record_old FROM journey.enrollments e JOIN journey.flows f ON f
 SELECT journey.run_due(100, now());
 SELECT body FROM journey.outbox WHERE flow_id = (SELECT id FROM journey.flows WHERE name = 'felt');
 SELECT count(*) AS casts_run FROM public.cast_log;
+
+-- a table wider than a function's 100 arguments, with a column of the app's type
+SELECT format('CREATE TABLE public.wide (id int PRIMARY KEY, who text, mood public.mood, %s)',
+              string_agg(format('c%s int NOT NULL DEFAULT 0', i), ', ')) FROM generate_series(1, 120) i \gexec
+SELECT journey.attach_table('public.wide', 'who', 'external_id');
+SELECT journey.create_flow('widened', '{"triggers": [{"type": "record", "record": "wide", "on": ["update"]}],
+  "start": "w", "nodes": {"w": {"type": "wait", "delay": "1 day"}}}');
+SELECT journey.activate_flow('widened');
+INSERT INTO public.wide (id, who, mood) VALUES (1, 'cust-ann', 'ok');
+UPDATE public.wide SET c120 = 7, c1 = 1, mood = 'sad';
+SELECT e.data ->> 'c120' AS c120, e.data ->> 'mood' AS mood, (SELECT count(*) FROM jsonb_object_keys(e.data)) AS columns, e.record_old
+FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'widened';
+SELECT count(*) AS casts_run FROM public.cast_log;
