@@ -146,6 +146,8 @@ SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     n integer;
+    flows bigint[];
+    nodes text[];
 BEGIN
     PERFORM journey._lock_flows(p_flows);   -- as journey._enroll
     WITH ins AS (
@@ -162,15 +164,10 @@ BEGIN
                         AND (e.status = 'active' OR e.occurrence = u.occurrence))
     ORDER BY f.id, u.contact_id
     ON CONFLICT DO NOTHING
-    RETURNING flow_id, node),
-    -- counted as they are inserted (journey._entered_keys)
-    counted AS (
-        INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
-        SELECT c.flow_id, k.node, k.kind, k.label, c.n
-          FROM (SELECT i.flow_id, i.node, count(*) AS n FROM ins i GROUP BY i.flow_id, i.node) c
-         CROSS JOIN LATERAL journey._entered_keys(false, c.node) k)
-    SELECT count(*) INTO n FROM ins;
+    RETURNING flow_id, node)
+    SELECT count(*), array_agg(i.flow_id), array_agg(i.node) INTO n, flows, nodes FROM ins i;
     IF n > 0 THEN
+        PERFORM journey._count_entered(flows, nodes, NULL);   -- counted as they are inserted
         PERFORM journey._wake();
     END IF;
     RETURN n;

@@ -412,6 +412,7 @@ DECLARE
     source text;
     n_unmatched bigint;
     n_enrolled bigint;
+    counted bigint;
     total_unmatched bigint := 0;
     total_enrolled bigint := 0;
 BEGIN
@@ -452,16 +453,11 @@ BEGIN
                   AND ($3 IS NULL OR journey._matches($3, m.contact_id, journey._record_event($2, m.data, m.old)))
                   AND (SELECT true FROM journey.enrollments e
                         WHERE e.flow_id = $1 AND e.contact_id = m.contact_id AND e.occurrence = ''record:'' || m.key) IS NULL
-               RETURNING flow_id, node),
-             counted AS (
-               INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
-               SELECT c.flow_id, k.node, k.kind, k.label, c.n
-                 FROM (SELECT i.flow_id, i.node, count(*) AS n FROM ins i GROUP BY i.flow_id, i.node) c
-                CROSS JOIN LATERAL journey._entered_keys(false, c.node) k)
-             SELECT %s, (SELECT count(*) FROM ins)',
+               RETURNING flow_id, node)
+             SELECT %s, count(*), journey._count_entered(array_agg(i.flow_id), array_agg(i.node), NULL) FROM ins i',
             CASE WHEN keyed THEN 'NOT MATERIALIZED' ELSE 'MATERIALIZED' END, source,
             CASE WHEN keyed THEN '0::bigint' ELSE '(SELECT count(*) FROM m WHERE m.contact_id IS NULL)' END)
-        INTO n_unmatched, n_enrolled USING t.flow_id, rt, t.condition;
+        INTO n_unmatched, n_enrolled, counted USING t.flow_id, rt, t.condition;
         total_unmatched := greatest(total_unmatched, n_unmatched);
         total_enrolled := total_enrolled + n_enrolled;
     END LOOP;

@@ -9,6 +9,8 @@ SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     ids bigint[];
+    flows bigint[];
+    nodes text[];
 BEGIN
     -- The shared flow lock (journey._lock_flows): activate_flow, update_flow, pause_flow and
     -- archive_flow take the exclusive one before they read the flow, so they wait for this
@@ -45,15 +47,10 @@ BEGIN
                    OR e.updated_at > now() - f.reentry_after))
         ORDER BY f.id, u.contact_id
         ON CONFLICT DO NOTHING
-        RETURNING id, flow_id, node),
-    -- counted as they are inserted (journey._entered_keys)
-    counted AS (
-        INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
-        SELECT c.flow_id, k.node, k.kind, k.label, c.n
-          FROM (SELECT i.flow_id, i.node, count(*) AS n FROM ins i GROUP BY i.flow_id, i.node) c
-         CROSS JOIN LATERAL journey._entered_keys(false, c.node) k)
-    SELECT array_agg(id) INTO ids FROM ins;
+        RETURNING id, flow_id, node)
+    SELECT array_agg(i.id), array_agg(i.flow_id), array_agg(i.node) INTO ids, flows, nodes FROM ins i;
     IF ids IS NOT NULL THEN
+        PERFORM journey._count_entered(flows, nodes, NULL);   -- counted as they are inserted
         PERFORM journey._wake();
         RETURN QUERY SELECT unnest(ids);
     END IF;

@@ -285,7 +285,7 @@ fn count(client: &mut pgrx::spi::SpiClient<'_>, batch: &Batch) -> Result<()> {
 
 /// The branches, each a copy of its source's flow, version, contact and data (with a record
 /// trigger's record: type, key and old columns); the parent is the source's parent, else the source.
-/// Counted as they are inserted (`journey._entered_keys`: a branch waits at its node).
+/// Counted as they are inserted (`journey._count_entered`: a branch waits at its node).
 const INSERT_SPAWNS: &str =
     "WITH ins AS (INSERT INTO journey.enrollments (flow_id, version, contact_id, parent_id, branch, node, due_at, data, seq, \
                                       record_type, record_key, record_old) \
@@ -295,10 +295,7 @@ const INSERT_SPAWNS: &str =
                     unnest($4::text[]) AS node, unnest($5::timestamptz[]) AS due_at, unnest($6::int[]) AS seq) u \
        JOIN journey.enrollments p ON p.contact_id = u.contact_id AND p.id = u.source \
        RETURNING flow_id, parent_id, node) \
-     INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n) \
-     SELECT c.flow_id, k.node, k.kind, k.label, c.n \
-       FROM (SELECT i.flow_id, i.node, i.parent_id IS NOT NULL AS branch, count(*) AS n FROM ins i GROUP BY 1, 2, 3) c \
-      CROSS JOIN LATERAL journey._entered_keys(c.branch, c.node) k";
+     SELECT journey._count_entered(array_agg(i.flow_id), array_agg(i.node), array_agg(i.parent_id IS NOT NULL)) FROM ins i";
 
 fn insert_spawns(client: &mut pgrx::spi::SpiClient<'_>, s: &[Spawn]) -> Result<()> {
     prepared::update(
