@@ -499,8 +499,13 @@ BEGIN
     -- the record as it was when the trigger fired, plus each link's row read now
     FOR l IN SELECT * FROM journey.record_links k WHERE k.record_type = p_type ORDER BY k.name LOOP
         BEGIN
-            EXECUTE format('SELECT %s FROM %s t WHERE %s = $1', journey._json_of(l.target, 't'), l.target,
-                           journey._text_of(l.target, 't', l.target_key))
+            -- the key compared in its own type (an index probe of the target's primary key);
+            -- a key of a type created after initdb as text (journey._plain_type)
+            EXECUTE format('SELECT %s FROM %s t WHERE %s', journey._json_of(l.target, 't'), l.target,
+                           (SELECT CASE WHEN journey._plain_type(a.atttypid)
+                                        THEN format('t.%I = CAST($1 AS %s)', a.attname, format_type(a.atttypid, a.atttypmod))
+                                        ELSE format('%s = $1', journey._text_of(l.target, 't', l.target_key)) END
+                              FROM pg_attribute a WHERE a.attrelid = l.target AND a.attname = l.target_key))
                 INTO linked USING p_data ->> l.via_column;
         EXCEPTION WHEN OTHERS THEN
             linked := NULL;   -- a table gone or unreadable: the link reads as nil
