@@ -216,3 +216,19 @@ UPDATE public.wide SET c120 = 7, c1 = 1, mood = 'sad';
 SELECT e.data ->> 'c120' AS c120, e.data ->> 'mood' AS mood, (SELECT count(*) FROM jsonb_object_keys(e.data)) AS columns, e.record_old
 FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'widened';
 SELECT count(*) AS casts_run FROM public.cast_log;
+
+-- a fork in a record flow: each branch reads the record (and old), and the record's log shows
+-- the branches' steps and messages
+SELECT journey.create_flow('forked', '{"triggers": [{"type": "record", "record": "orders", "on": ["update"], "changed": ["total"]}],
+  "start": "f", "nodes": {"f": {"type": "fork", "next": ["a", "b"]},
+    "a": {"type": "send_sms", "text": "a: order {{ record.id }} now {{ record.total }}, was {{ old.total }}"},
+    "b": {"type": "send_sms", "text": "b: order {{ record.id }} for {{ contact.first_name }}"}}}');
+SELECT journey.activate_flow('forked');
+UPDATE public.orders SET total = 100 WHERE id = 1;
+SELECT journey.run_due(100, now());
+SELECT journey.run_due(100, now());
+SELECT e.parent_id IS NOT NULL AS branch, e.record_type, e.record_key, e.record_old, e.status
+FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'forked' ORDER BY e.id;
+SELECT body FROM journey.outbox WHERE flow_id = (SELECT id FROM journey.flows WHERE name = 'forked') ORDER BY body;
+SELECT kind, flow, node, regexp_replace(detail, '[0-9]{4,}|enrollment [0-9]+', '#', 'g') AS detail
+FROM journey.record_timeline('orders', '1') WHERE flow = 'forked' ORDER BY kind, node;  -- (the branches run in one batch, in any order)
