@@ -81,10 +81,15 @@ COMMENT ON FUNCTION journey._entered_keys(boolean, text) IS
   'Internal: the counter keys (node, kind, label) a new enrollment row (status active; p_branch: a fork''s branch, parent_id set) at this node counts under: entered (not a fork''s branch) and those of journey._enrollment_keys. The statements that insert enrollments count them with it.';
 
 CREATE FUNCTION journey._count_entered(p_flows bigint[], p_nodes text[], p_branches boolean[]) RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
-    -- grouped by flow and node first: a statement enrolling 100,000 contacts writes three rows
+DECLARE
+    n bigint;
+BEGIN
+    -- grouped by flow and node first: a statement enrolling 100,000 contacts writes three rows.
+    -- (PL/pgSQL: the plan is kept for the session; a SQL function's is made again at each call,
+    -- which every enrolling write would pay)
     WITH counted AS (
         INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
         SELECT g.flow_id, k.node, k.kind, k.label, g.n
@@ -93,7 +98,9 @@ AS $$
                  GROUP BY 1, 2, 3) g
          CROSS JOIN LATERAL journey._entered_keys(g.branch, g.node) k
         RETURNING 1)
-    SELECT count(*) FROM counted
+    SELECT count(*) INTO n FROM counted;
+    RETURN n;
+END
 $$;
 COMMENT ON FUNCTION journey._count_entered(bigint[], text[], boolean[]) IS
   'Internal: counts new enrollments (one element per row: flow, start node, whether a fork''s branch; NULL branches: none is) under journey._entered_keys; returns how many delta rows it wrote. The statements that insert enrollments call it with their RETURNING rows.';

@@ -2992,11 +2992,14 @@ SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     t oid := p_type;
+    base oid;
 BEGIN
     -- a domain stands for its base type (to_jsonb and casts look through it); bounded walk
     FOR i IN 1..32 LOOP
-        EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_type y WHERE y.oid = t AND y.typtype = 'd');
-        SELECT y.typbasetype INTO t FROM pg_type y WHERE y.oid = t;
+        EXIT WHEN t < 16384;
+        SELECT y.typbasetype INTO base FROM pg_type y WHERE y.oid = t AND y.typtype = 'd';
+        EXIT WHEN NOT FOUND;   -- not a domain: t is the type itself
+        t := base;
     END LOOP;
     -- built in at initdb (their casts, operators and output functions are the system's own)
     RETURN t < 16384;
@@ -3005,34 +3008,81 @@ $$;
 COMMENT ON FUNCTION journey._plain_type(oid) IS
   'Internal: whether a column type is built in (through domains): journey reads such columns with to_jsonb, ::text and their = operator. A type created later (an enum, a composite, an extension''s or the app''s own type) may carry casts or operators its owner wrote, which journey''s triggers (SECURITY DEFINER) and the worker must not run: such columns are read through their output function (format(''%s'')).';
 
-CREATE FUNCTION journey._text_of(p_tbl regclass, p_alias text, p_column text) RETURNS text
-LANGUAGE sql STABLE
+CREATE FUNCTION journey._record_columns(p_tbl regclass)
+RETURNS TABLE (col text, attnum int2, plain boolean, eq boolean)
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
+BEGIN
+    -- read once per statement: whether each column's type is built in (journey._plain_type) and
+    -- has pg_catalog's = (compared with it; any other column as text). PL/pgSQL: its plan is
+    -- kept for the session (a SQL function's would be made again at every call, in every write)
+    RETURN QUERY
+    SELECT a.attname::text, a.attnum, x.plain,
+           -- (a scalar subquery with LIMIT: an index probe per column; EXISTS became a hash join
+           -- over all of pg_operator)
+           x.plain AND coalesce((SELECT true FROM pg_operator p WHERE p.oprname = '=' AND p.oprleft = a.atttypid AND p.oprright = a.atttypid
+                                    AND p.oprnamespace = 'pg_catalog'::regnamespace AND p.oprresult = 'bool'::regtype LIMIT 1), false)
+      FROM pg_attribute a CROSS JOIN LATERAL (SELECT journey._plain_type(a.atttypid) AS plain) x
+     WHERE a.attrelid = p_tbl AND a.attnum > 0 AND NOT a.attisdropped;
+END
+$$;
+COMMENT ON FUNCTION journey._record_columns(regclass) IS
+  'Internal: a table''s columns in order, each with whether its type is built in (journey._plain_type) and has pg_catalog''s = operator; the record triggers'' SQL is written from them.';
+
+CREATE FUNCTION journey._text_expr(p_alias text, p_column text, p_plain boolean) RETURNS text
+LANGUAGE sql IMMUTABLE
+-- (no SET clause: the planner inlines it; it names no object)
+AS $$
     -- the column as text: a cast for built-in types, the type's output function otherwise
-    SELECT CASE WHEN journey._plain_type(a.atttypid) THEN format('(%s.%I)::text', p_alias, p_column)
+    SELECT CASE WHEN p_plain THEN format('(%s.%I)::text', p_alias, p_column)
                 ELSE format('CASE WHEN num_nulls(%1$s.%2$I) = 0 THEN format(''%%s'', %1$s.%2$I) END', p_alias, p_column) END
-    FROM pg_attribute a WHERE a.attrelid = p_tbl AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+COMMENT ON FUNCTION journey._text_expr(text, text, boolean) IS
+  'Internal: the SQL expression reading column p_column of the row p_alias as text: a cast when its type is built in (p_plain), the type''s output function (format) otherwise.';
+
+CREATE FUNCTION journey._differs_expr(p_column text, p_plain boolean, p_eq boolean) RETURNS text
+LANGUAGE sql IMMUTABLE
+-- (no SET clause: the planner inlines it; it names no object)
+AS $$
+    SELECT CASE WHEN p_eq THEN format('o.%1$I IS DISTINCT FROM n.%1$I', p_column)
+                ELSE format('%s IS DISTINCT FROM %s', journey._text_expr('o', p_column, p_plain),
+                            journey._text_expr('n', p_column, p_plain)) END
+$$;
+COMMENT ON FUNCTION journey._differs_expr(text, boolean, boolean) IS
+  'Internal: the test that column p_column changed between an old row o and a new row n: IS DISTINCT FROM by pg_catalog''s = (p_eq), else by the text forms (journey._text_expr).';
+
+CREATE FUNCTION journey._text_of(p_tbl regclass, p_alias text, p_column text) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    RETURN (SELECT journey._text_expr(p_alias, c.col, c.plain) FROM journey._record_columns(p_tbl) c WHERE c.col = p_column);
+END
 $$;
 COMMENT ON FUNCTION journey._text_of(regclass, text, text) IS
   'Internal: the SQL expression reading a column of the row p_alias (of table p_tbl) as text: a cast for built-in types, the type''s output function (format) for others (journey._plain_type).';
 
 CREATE FUNCTION journey._json_of(p_tbl regclass, p_alias text) RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
+DECLARE
+    out text;
+BEGIN
     -- to_jsonb of the row when every column is built in; else the row's columns one by one
     -- (those of other types as their text), 50 to a jsonb_build_object (its argument limit)
     SELECT CASE WHEN bool_and(x.plain) THEN format('to_jsonb(%s)', p_alias)
                 ELSE string_agg(x.part, ' || ') END
+      INTO out
     FROM (SELECT bool_and(c.plain) AS plain,
-                 format('jsonb_build_object(%s)', string_agg(format('%L, %s', c.attname,
-                        CASE WHEN c.plain THEN format('%s.%I', p_alias, c.attname) ELSE journey._text_of(p_tbl, p_alias, c.attname) END),
+                 format('jsonb_build_object(%s)', string_agg(format('%L, %s', c.col,
+                        CASE WHEN c.plain THEN format('%s.%I', p_alias, c.col) ELSE journey._text_expr(p_alias, c.col, false) END),
                         ', ' ORDER BY c.attnum)) AS part
-          FROM (SELECT a.attname::text AS attname, a.attnum, journey._plain_type(a.atttypid) AS plain,
-                       (row_number() OVER (ORDER BY a.attnum) - 1) / 50 AS chunk
-                FROM pg_attribute a WHERE a.attrelid = p_tbl AND a.attnum > 0 AND NOT a.attisdropped) c
-          GROUP BY c.chunk) x
+          FROM (SELECT c.*, (row_number() OVER (ORDER BY c.attnum) - 1) / 50 AS chunk FROM journey._record_columns(p_tbl) c) c
+          GROUP BY c.chunk) x;
+    RETURN out;
+END
 $$;
 COMMENT ON FUNCTION journey._json_of(regclass, text) IS
   'Internal: the SQL expression reading the row p_alias of table p_tbl as jsonb: to_jsonb when every column is of a built-in type, else an object built column by column with the others as their text (journey._plain_type).';
@@ -3058,27 +3108,24 @@ CREATE FUNCTION journey._differs(p_tbl regclass, p_column text) RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
-    -- o.<column> IS DISTINCT FROM n.<column>, by the built-in = of a built-in type, else as text
-    -- (json, point, domains, the app's own types...: every type has a text form, journey._text_of)
-    SELECT CASE WHEN journey._plain_type(a.atttypid)
-                 AND EXISTS (SELECT 1 FROM pg_operator p WHERE p.oprname = '=' AND p.oprleft = a.atttypid AND p.oprright = a.atttypid
-                                AND p.oprresult = 'bool'::regtype AND p.oprnamespace = 'pg_catalog'::regnamespace)
-                THEN format('o.%1$I IS DISTINCT FROM n.%1$I', p_column)
-                ELSE format('%s IS DISTINCT FROM %s', journey._text_of(p_tbl, 'o', p_column), journey._text_of(p_tbl, 'n', p_column)) END
-    FROM pg_attribute a WHERE a.attrelid = p_tbl AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped
+    -- o.<column> IS DISTINCT FROM n.<column> (journey._differs_expr)
+    SELECT journey._differs_expr(c.col, c.plain, c.eq) FROM journey._record_columns(p_tbl) c WHERE c.col = p_column
 $$;
 COMMENT ON FUNCTION journey._differs(regclass, text) IS 'Internal: the test that a column of a table changed between an old row o and a new row n (IS DISTINCT FROM by the built-in = operator of a built-in type, or by the text forms, journey._text_of); NULL when the table has no such column.';
 
 CREATE FUNCTION journey._record_contact_is_key(r journey.record_types) RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
+BEGIN
     -- the contact column is NOT NULL and a non-deferrable foreign key to contacts.id: every
-    -- record written has its contact (the app's own write checked it)
-    SELECT r.match = 'id' AND EXISTS (
+    -- record written has its contact (the app's own write checked it). (PL/pgSQL: a plan kept
+    -- for the session, as journey._record_columns)
+    RETURN r.match = 'id' AND EXISTS (
         SELECT 1 FROM pg_constraint k JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
         WHERE k.conrelid = r.tbl AND k.contype = 'f' AND k.confrelid = 'journey.contacts'::regclass
-          AND NOT k.condeferrable AND cardinality(k.conkey) = 1 AND a.attname = r.contact_column AND a.attnotnull)
+          AND NOT k.condeferrable AND cardinality(k.conkey) = 1 AND a.attname = r.contact_column AND a.attnotnull);
+END
 $$;
 COMMENT ON FUNCTION journey._record_contact_is_key(journey.record_types) IS
   'Internal: whether a record type''s contact column is NOT NULL and a non-deferrable foreign key to journey.contacts (id): then it is the contact''s id, with no lookup, and no record lacks its contact.';
@@ -3088,10 +3135,11 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
-    cols text[];
     lookup text;
     test text;
     old text;
+    key text;
+    key_join text;
 BEGIN
     -- the contact: the column itself when it is a NOT NULL, non-deferrable foreign key to
     -- contacts.id (_record_contact_is_key), else a per-row index probe of contacts (_record_lookup)
@@ -3105,28 +3153,29 @@ BEGIN
         RETURN format('SELECT %1$s AS key, c.id AS contact_id, %2$s AS data, NULL::jsonb AS old FROM new_rows n %3$s',
                       journey._text_of(r.tbl, 'n', r.key_column), journey._json_of(r.tbl, 'n'), lookup);
     END IF;
-    SELECT array_agg(a.attname::text ORDER BY a.attnum) INTO cols
-      FROM pg_attribute a WHERE a.attrelid = r.tbl AND a.attnum > 0 AND NOT a.attisdropped;
+    -- the columns' facts read once (journey._record_columns); from them:
     -- changed: one of the listed columns (those the table still has) differs; without a list,
-    -- any column
-    SELECT string_agg(journey._differs(r.tbl, c), ' OR ') INTO test FROM unnest(cols) c
-     WHERE p_changed IS NULL OR c IN (SELECT jsonb_array_elements_text(p_changed));
+    -- any column;
     -- old: the columns that changed, as they were (the worker reads old as record || old), built
-    -- as JSON text from the changed columns only
-    -- (ARRAY[...]: a function takes at most 100 arguments, a table may have more columns)
-    SELECT format('(''{'' || array_to_string(ARRAY[%s]::text[], '','') || ''}'')::jsonb',
+    -- as JSON text from the changed columns only (ARRAY[...]: a function takes at most 100
+    -- arguments, a table may have more columns);
+    -- the key: its text form, and the join of old and new rows on it
+    SELECT string_agg(journey._differs_expr(c.col, c.plain, c.eq), ' OR ' ORDER BY c.attnum)
+               FILTER (WHERE p_changed IS NULL OR c.col IN (SELECT jsonb_array_elements_text(p_changed))),
+           format('(''{'' || array_to_string(ARRAY[%s]::text[], '','') || ''}'')::jsonb',
                   string_agg(format('CASE WHEN %s THEN %L || coalesce(to_json(%s)::text, ''null'') END',
-                                    journey._differs(r.tbl, c), to_json(c)::text || ':',
-                                    CASE WHEN journey._plain_type(a.atttypid) THEN format('o.%I', c) ELSE journey._text_of(r.tbl, 'o', c) END),
-                         ', ' ORDER BY a.attnum))
-      INTO old FROM unnest(cols) c JOIN pg_attribute a ON a.attrelid = r.tbl AND a.attname = c;
+                                    journey._differs_expr(c.col, c.plain, c.eq), to_json(c.col)::text || ':',
+                                    CASE WHEN c.plain THEN format('o.%I', c.col) ELSE journey._text_expr('o', c.col, false) END),
+                             ', ' ORDER BY c.attnum)),
+           max(journey._text_expr('n', c.col, c.plain)) FILTER (WHERE c.col = r.key_column),
+           max(CASE WHEN c.plain THEN format('o.%1$I = n.%1$I', c.col)
+                    ELSE format('%s = %s', journey._text_expr('o', c.col, false), journey._text_expr('n', c.col, false)) END)
+               FILTER (WHERE c.col = r.key_column)
+      INTO test, old, key, key_join
+      FROM journey._record_columns(r.tbl) c;
     RETURN format('SELECT %1$s AS key, c.id AS contact_id, %2$s AS data, %3$s AS old
                    FROM new_rows n JOIN old_rows o ON %4$s %5$s WHERE %6$s',
-                  journey._text_of(r.tbl, 'n', r.key_column), journey._json_of(r.tbl, 'n'), old,
-                  CASE WHEN journey._plain_type((SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = r.tbl AND a.attname = r.key_column))
-                       THEN format('o.%1$I = n.%1$I', r.key_column)
-                       ELSE format('%s = %s', journey._text_of(r.tbl, 'o', r.key_column), journey._text_of(r.tbl, 'n', r.key_column)) END,
-                  lookup, coalesce(test, 'false'));
+                  key, journey._json_of(r.tbl, 'n'), old, key_join, lookup, coalesce(test, 'false'));
 END
 $$;
 COMMENT ON FUNCTION journey._record_source(journey.record_types, text, jsonb) IS
@@ -3442,7 +3491,8 @@ COMMENT ON FUNCTION journey.timeline(bigint) IS
 REVOKE ALL ON FUNCTION journey._caller_may(oid, text), journey._table_key(regclass), journey._check_column(regclass, text, text),
     journey._require_privileges(regclass, text[]), journey.attach_table(regclass, text, text, text), journey.detach_table(text),
     journey._uses_record_type(jsonb, text), journey.link(text, text, regclass, text), journey.allow_writes(regclass),
-    journey._plain_type(oid), journey._text_of(regclass, text, text), journey._json_of(regclass, text),
+    journey._plain_type(oid), journey._record_columns(regclass), journey._text_expr(text, text, boolean),
+    journey._differs_expr(text, boolean, boolean), journey._text_of(regclass, text, text), journey._json_of(regclass, text),
     journey._record_lookup(regclass, text, text), journey._differs(regclass, text), journey._record_contact_is_key(journey.record_types),
     journey._record_source(journey.record_types, text, jsonb), journey._on_record_written(), journey._record_event(text, jsonb, jsonb),
     journey._record_data(text, jsonb, jsonb), journey.record_timeline(text, text), journey._writable(regclass),
@@ -3616,10 +3666,15 @@ COMMENT ON FUNCTION journey._entered_keys(boolean, text) IS
   'Internal: the counter keys (node, kind, label) a new enrollment row (status active; p_branch: a fork''s branch, parent_id set) at this node counts under: entered (not a fork''s branch) and those of journey._enrollment_keys. The statements that insert enrollments count them with it.';
 
 CREATE FUNCTION journey._count_entered(p_flows bigint[], p_nodes text[], p_branches boolean[]) RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
-    -- grouped by flow and node first: a statement enrolling 100,000 contacts writes three rows
+DECLARE
+    n bigint;
+BEGIN
+    -- grouped by flow and node first: a statement enrolling 100,000 contacts writes three rows.
+    -- (PL/pgSQL: the plan is kept for the session; a SQL function's is made again at each call,
+    -- which every enrolling write would pay)
     WITH counted AS (
         INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
         SELECT g.flow_id, k.node, k.kind, k.label, g.n
@@ -3628,7 +3683,9 @@ AS $$
                  GROUP BY 1, 2, 3) g
          CROSS JOIN LATERAL journey._entered_keys(g.branch, g.node) k
         RETURNING 1)
-    SELECT count(*) FROM counted
+    SELECT count(*) INTO n FROM counted;
+    RETURN n;
+END
 $$;
 COMMENT ON FUNCTION journey._count_entered(bigint[], text[], boolean[]) IS
   'Internal: counts new enrollments (one element per row: flow, start node, whether a fork''s branch; NULL branches: none is) under journey._entered_keys; returns how many delta rows it wrote. The statements that insert enrollments call it with their RETURNING rows.';
