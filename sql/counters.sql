@@ -66,7 +66,8 @@ COMMENT ON FUNCTION journey._enrollment_keys(bigint, text, text) IS
 
 -- Inserted enrollments are counted by the statement that inserts them (journey._count_entered
 -- over its RETURNING rows, the keys of journey._entered_keys): journey._enroll,
--- _enroll_occurrences, _on_record_written and the engine's fork branches. (An INSERT trigger
+-- _enroll_occurrences and the engine's fork branches; _on_record_written by its row count
+-- (journey._count_entered_at: one flow, its start node). (An INSERT trigger
 -- with a transition table cost enrolling as much as one more index: it keeps every whole row.)
 CREATE FUNCTION journey._entered_keys(p_branch boolean, p_node text)
 RETURNS TABLE (node text, kind text, label text)
@@ -104,6 +105,27 @@ END
 $$;
 COMMENT ON FUNCTION journey._count_entered(bigint[], text[], boolean[]) IS
   'Internal: counts new enrollments (one element per row: flow, start node, whether a fork''s branch; NULL branches: none is) under journey._entered_keys; returns how many delta rows it wrote. The statements that insert enrollments call it with their RETURNING rows.';
+
+CREATE FUNCTION journey._count_entered_at(p_flow bigint, p_node text, p_n bigint) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF p_n = 0 THEN
+        RETURN 0;
+    END IF;
+    WITH counted AS (
+        INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
+        SELECT p_flow, k.node, k.kind, k.label, p_n FROM journey._entered_keys(false, p_node) k
+        RETURNING 1)
+    SELECT count(*) INTO n FROM counted;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION journey._count_entered_at(bigint, text, bigint) IS
+  'Internal: counts p_n new enrollments (not fork branches) of one flow at one node under journey._entered_keys; returns how many delta rows it wrote. A record trigger''s statement calls it with its row count (its rows all enter one flow at its start node: no arrays of their keys).';
 
 CREATE FUNCTION journey._count_moved() RETURNS trigger
 LANGUAGE plpgsql
@@ -213,7 +235,7 @@ COMMENT ON FUNCTION journey._goal_name(jsonb, text) IS 'Internal: the name of go
 -- time that root enters it: an index probe of the contact's steps (steps' primary key leads with
 -- contact_id), which finds nothing for most steps.
 CREATE FUNCTION journey._count_batch(p_enrollment bigint[], p_contact bigint[], p_flow bigint[], p_node text[],
-                                     p_outcome text[], p_msg_flow bigint[], p_msg_node text[])
+                                     p_outcome text[], p_msg_flow bigint[], p_msg_node text[], p_root bigint[])
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -229,11 +251,11 @@ SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
     INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
-    -- (within a batch, a contact's steps in a flow are one root's: one active enrollment per
-    -- flow and contact, and its branches; the root is looked up only when the contact has
-    -- steps at the node already)
-    SELECT u.flow_id, u.node, 'reached', '', count(DISTINCT u.contact_id)
-      FROM unnest(p_enrollment, p_contact, p_flow, p_node) AS u (enrollment_id, contact_id, flow_id, node)
+    -- (each step's root, the enrollment that entered the flow, comes from the claim: a contact
+    -- may have several in one flow and batch, one per record of a record trigger; the history
+    -- is read only when the contact has steps at the node already)
+    SELECT u.flow_id, u.node, 'reached', '', count(DISTINCT u.root)
+      FROM unnest(p_root, p_contact, p_flow, p_node) AS u (root, contact_id, flow_id, node)
      WHERE NOT EXISTS (
             SELECT 1 FROM journey.steps h
               JOIN journey.enrollments he ON he.contact_id = h.contact_id AND he.id = h.enrollment_id
@@ -241,8 +263,7 @@ BEGIN
                -- (IS TRUE: not an index condition, so the probe reads the contact's steps by the
                -- primary key, never all of the node's steps through steps_flow_node)
                AND (h.flow_id = u.flow_id AND h.node = u.node) IS TRUE
-               AND coalesce(he.parent_id, he.id) = (SELECT coalesce(e.parent_id, e.id) FROM journey.enrollments e
-                                                     WHERE e.contact_id = u.contact_id AND e.id = u.enrollment_id))
+               AND coalesce(he.parent_id, he.id) = u.root)
      GROUP BY u.flow_id, u.node
     UNION ALL
     SELECT u.flow_id, u.node, 'suppressed', '', count(*)
@@ -258,8 +279,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION journey._count_batch(bigint[], bigint[], bigint[], text[], text[], bigint[], text[]) IS
-  'Internal: the engine''s write-back counts a batch''s steps (enrollment, contact, flow, node, outcome per step) and outbox rows (flow, node per message) before inserting them: reached (each enrollment once per node, a fork''s branches for their parent), suppressed sends, messages written, and through journey._count_goals goals and split branches.';
+COMMENT ON FUNCTION journey._count_batch(bigint[], bigint[], bigint[], text[], text[], bigint[], text[], bigint[]) IS
+  'Internal: the engine''s write-back counts a batch''s steps (enrollment, contact, flow, node, outcome and root, the enrollment that entered the flow, per step) and outbox rows (flow, node per message) before inserting them: reached (each enrollment once per node, a fork''s branches for their parent), suppressed sends, messages written, and through journey._count_goals goals and split branches.';
 
 -- Goals and split branches of a batch (only batches with such steps get here): a root's first
 -- goal of a name, its first step along each branch of a split, and the (branch, goal) pairs it

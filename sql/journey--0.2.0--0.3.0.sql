@@ -3220,10 +3220,12 @@ BEGIN
     keyed := journey._record_contact_is_key(r);
     -- One statement per listening trigger (values are arguments; identifiers come from the
     -- catalog through _record_source): the written records with their contacts, enrolled once
-    -- per record (occurrence record:<key>; the check is an index probe, not ON CONFLICT: two
-    -- writes of one record are serialized by its row lock) into the flow as journey._enroll
-    -- does (frozen into a flow paused by an edit or a quota), when the where matches; records
-    -- without a contact are counted.
+    -- per record (occurrence record:<key>; the check is NOT EXISTS, not ON CONFLICT: two
+    -- writes of one record are serialized by its row lock; the planner knows the transition
+    -- table's size and picks an index probe per record for a few, a hash of the flow's
+    -- enrollments for a bulk write into a young flow) into the flow as journey._enroll does
+    -- (frozen into a flow paused by an edit or a quota), when the where matches, counted at
+    -- once (they all enter at the flow's start node); records without a contact are counted.
     FOR t IN SELECT f.flow_id, f.condition, f.params FROM journey.flow_triggers f
              WHERE f.kind = 'record' AND f.key = rt AND f.flow_id = ANY (flows)
                AND coalesce(f.params -> 'on', '["insert", "update"]') ? op
@@ -3241,10 +3243,11 @@ BEGIN
                   AND (f.status = ''active'' OR (f.status = ''paused'' AND f.paused_reason IN (''edited'', ''quota'')))
                 WHERE m.contact_id IS NOT NULL
                   AND ($3 IS NULL OR journey._matches($3, m.contact_id, journey._record_event($2, m.data, m.old)))
-                  AND (SELECT true FROM journey.enrollments e
-                        WHERE e.flow_id = $1 AND e.contact_id = m.contact_id AND e.occurrence = ''record:'' || m.key) IS NULL
-               RETURNING flow_id, node)
-             SELECT %s, count(*), journey._count_entered(array_agg(i.flow_id), array_agg(i.node), NULL) FROM ins i',
+                  AND NOT EXISTS (SELECT FROM journey.enrollments e
+                        WHERE e.flow_id = $1 AND e.contact_id = m.contact_id AND e.occurrence = ''record:'' || m.key)
+               RETURNING 1)
+             SELECT %s, i.n, journey._count_entered_at($1, (SELECT f.start_node FROM journey.flows f WHERE f.id = $1), i.n)
+               FROM (SELECT count(*) AS n FROM ins) i',
             CASE WHEN keyed THEN 'NOT MATERIALIZED' ELSE 'MATERIALIZED' END, source,
             CASE WHEN keyed THEN '0::bigint' ELSE '(SELECT count(*) FROM m WHERE m.contact_id IS NULL)' END)
         INTO n_unmatched, n_enrolled, counted USING t.flow_id, rt, t.condition;
@@ -3651,7 +3654,8 @@ COMMENT ON FUNCTION journey._enrollment_keys(bigint, text, text) IS
 
 -- Inserted enrollments are counted by the statement that inserts them (journey._count_entered
 -- over its RETURNING rows, the keys of journey._entered_keys): journey._enroll,
--- _enroll_occurrences, _on_record_written and the engine's fork branches. (An INSERT trigger
+-- _enroll_occurrences and the engine's fork branches; _on_record_written by its row count
+-- (journey._count_entered_at: one flow, its start node). (An INSERT trigger
 -- with a transition table cost enrolling as much as one more index: it keeps every whole row.)
 CREATE FUNCTION journey._entered_keys(p_branch boolean, p_node text)
 RETURNS TABLE (node text, kind text, label text)
@@ -3689,6 +3693,27 @@ END
 $$;
 COMMENT ON FUNCTION journey._count_entered(bigint[], text[], boolean[]) IS
   'Internal: counts new enrollments (one element per row: flow, start node, whether a fork''s branch; NULL branches: none is) under journey._entered_keys; returns how many delta rows it wrote. The statements that insert enrollments call it with their RETURNING rows.';
+
+CREATE FUNCTION journey._count_entered_at(p_flow bigint, p_node text, p_n bigint) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF p_n = 0 THEN
+        RETURN 0;
+    END IF;
+    WITH counted AS (
+        INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
+        SELECT p_flow, k.node, k.kind, k.label, p_n FROM journey._entered_keys(false, p_node) k
+        RETURNING 1)
+    SELECT count(*) INTO n FROM counted;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION journey._count_entered_at(bigint, text, bigint) IS
+  'Internal: counts p_n new enrollments (not fork branches) of one flow at one node under journey._entered_keys; returns how many delta rows it wrote. A record trigger''s statement calls it with its row count (its rows all enter one flow at its start node: no arrays of their keys).';
 
 CREATE FUNCTION journey._count_moved() RETURNS trigger
 LANGUAGE plpgsql
@@ -3798,7 +3823,7 @@ COMMENT ON FUNCTION journey._goal_name(jsonb, text) IS 'Internal: the name of go
 -- time that root enters it: an index probe of the contact's steps (steps' primary key leads with
 -- contact_id), which finds nothing for most steps.
 CREATE FUNCTION journey._count_batch(p_enrollment bigint[], p_contact bigint[], p_flow bigint[], p_node text[],
-                                     p_outcome text[], p_msg_flow bigint[], p_msg_node text[])
+                                     p_outcome text[], p_msg_flow bigint[], p_msg_node text[], p_root bigint[])
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -3814,11 +3839,11 @@ SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
     INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
-    -- (within a batch, a contact's steps in a flow are one root's: one active enrollment per
-    -- flow and contact, and its branches; the root is looked up only when the contact has
-    -- steps at the node already)
-    SELECT u.flow_id, u.node, 'reached', '', count(DISTINCT u.contact_id)
-      FROM unnest(p_enrollment, p_contact, p_flow, p_node) AS u (enrollment_id, contact_id, flow_id, node)
+    -- (each step's root, the enrollment that entered the flow, comes from the claim: a contact
+    -- may have several in one flow and batch, one per record of a record trigger; the history
+    -- is read only when the contact has steps at the node already)
+    SELECT u.flow_id, u.node, 'reached', '', count(DISTINCT u.root)
+      FROM unnest(p_root, p_contact, p_flow, p_node) AS u (root, contact_id, flow_id, node)
      WHERE NOT EXISTS (
             SELECT 1 FROM journey.steps h
               JOIN journey.enrollments he ON he.contact_id = h.contact_id AND he.id = h.enrollment_id
@@ -3826,8 +3851,7 @@ BEGIN
                -- (IS TRUE: not an index condition, so the probe reads the contact's steps by the
                -- primary key, never all of the node's steps through steps_flow_node)
                AND (h.flow_id = u.flow_id AND h.node = u.node) IS TRUE
-               AND coalesce(he.parent_id, he.id) = (SELECT coalesce(e.parent_id, e.id) FROM journey.enrollments e
-                                                     WHERE e.contact_id = u.contact_id AND e.id = u.enrollment_id))
+               AND coalesce(he.parent_id, he.id) = u.root)
      GROUP BY u.flow_id, u.node
     UNION ALL
     SELECT u.flow_id, u.node, 'suppressed', '', count(*)
@@ -3843,8 +3867,8 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION journey._count_batch(bigint[], bigint[], bigint[], text[], text[], bigint[], text[]) IS
-  'Internal: the engine''s write-back counts a batch''s steps (enrollment, contact, flow, node, outcome per step) and outbox rows (flow, node per message) before inserting them: reached (each enrollment once per node, a fork''s branches for their parent), suppressed sends, messages written, and through journey._count_goals goals and split branches.';
+COMMENT ON FUNCTION journey._count_batch(bigint[], bigint[], bigint[], text[], text[], bigint[], text[], bigint[]) IS
+  'Internal: the engine''s write-back counts a batch''s steps (enrollment, contact, flow, node, outcome and root, the enrollment that entered the flow, per step) and outbox rows (flow, node per message) before inserting them: reached (each enrollment once per node, a fork''s branches for their parent), suppressed sends, messages written, and through journey._count_goals goals and split branches.';
 
 -- Goals and split branches of a batch (only batches with such steps get here): a root's first
 -- goal of a name, its first step along each branch of a split, and the (branch, goal) pairs it
@@ -4232,9 +4256,9 @@ GROUP BY f.id
 ORDER BY f.name;
 COMMENT ON VIEW journey.flow_overview IS 'One row per flow: status, current version and enrollment counts (entered, active, completed, failed, stopped, exited); a fork''s branches are counted in their parent. From the counters: entered and the ended counts are totals kept after retention and forget_contact (a forgotten active enrollment leaves active).';
 
-REVOKE ALL ON FUNCTION journey._enrollment_keys(bigint, text, text), journey._entered_keys(boolean, text), journey._count_entered(bigint[], text[], boolean[]), journey._count_moved(),
+REVOKE ALL ON FUNCTION journey._enrollment_keys(bigint, text, text), journey._entered_keys(boolean, text), journey._count_entered(bigint[], text[], boolean[]), journey._count_entered_at(bigint, text, bigint), journey._count_moved(),
     journey._count_deleted(), journey._count_message_status(), journey._delete_flow_counters(),
-    journey._goal_name(jsonb, text), journey._count_batch(bigint[], bigint[], bigint[], text[], text[], bigint[], text[]),
+    journey._goal_name(jsonb, text), journey._count_batch(bigint[], bigint[], bigint[], text[], text[], bigint[], text[], bigint[]),
     journey._count_goals(bigint[], bigint[], text[], text[]), journey._counts(bigint), journey.compact_counters(integer),
     journey._recount(), journey.counter_differences(), journey.node_stats(text), journey.message_stats(text),
     journey.split_stats(text) FROM PUBLIC;

@@ -479,10 +479,12 @@ BEGIN
     keyed := journey._record_contact_is_key(r);
     -- One statement per listening trigger (values are arguments; identifiers come from the
     -- catalog through _record_source): the written records with their contacts, enrolled once
-    -- per record (occurrence record:<key>; the check is an index probe, not ON CONFLICT: two
-    -- writes of one record are serialized by its row lock) into the flow as journey._enroll
-    -- does (frozen into a flow paused by an edit or a quota), when the where matches; records
-    -- without a contact are counted.
+    -- per record (occurrence record:<key>; the check is NOT EXISTS, not ON CONFLICT: two
+    -- writes of one record are serialized by its row lock; the planner knows the transition
+    -- table's size and picks an index probe per record for a few, a hash of the flow's
+    -- enrollments for a bulk write into a young flow) into the flow as journey._enroll does
+    -- (frozen into a flow paused by an edit or a quota), when the where matches, counted at
+    -- once (they all enter at the flow's start node); records without a contact are counted.
     FOR t IN SELECT f.flow_id, f.condition, f.params FROM journey.flow_triggers f
              WHERE f.kind = 'record' AND f.key = rt AND f.flow_id = ANY (flows)
                AND coalesce(f.params -> 'on', '["insert", "update"]') ? op
@@ -500,10 +502,11 @@ BEGIN
                   AND (f.status = ''active'' OR (f.status = ''paused'' AND f.paused_reason IN (''edited'', ''quota'')))
                 WHERE m.contact_id IS NOT NULL
                   AND ($3 IS NULL OR journey._matches($3, m.contact_id, journey._record_event($2, m.data, m.old)))
-                  AND (SELECT true FROM journey.enrollments e
-                        WHERE e.flow_id = $1 AND e.contact_id = m.contact_id AND e.occurrence = ''record:'' || m.key) IS NULL
-               RETURNING flow_id, node)
-             SELECT %s, count(*), journey._count_entered(array_agg(i.flow_id), array_agg(i.node), NULL) FROM ins i',
+                  AND NOT EXISTS (SELECT FROM journey.enrollments e
+                        WHERE e.flow_id = $1 AND e.contact_id = m.contact_id AND e.occurrence = ''record:'' || m.key)
+               RETURNING 1)
+             SELECT %s, i.n, journey._count_entered_at($1, (SELECT f.start_node FROM journey.flows f WHERE f.id = $1), i.n)
+               FROM (SELECT count(*) AS n FROM ins) i',
             CASE WHEN keyed THEN 'NOT MATERIALIZED' ELSE 'MATERIALIZED' END, source,
             CASE WHEN keyed THEN '0::bigint' ELSE '(SELECT count(*) FROM m WHERE m.contact_id IS NULL)' END)
         INTO n_unmatched, n_enrolled, counted USING t.flow_id, rt, t.condition;

@@ -260,6 +260,7 @@ pub fn test_send(
             zone,
             waiting: None,
             attempts: 0,
+            root: 0,
             unreadable: None,
         };
         let mut m = render(&e, node, &settings)?;

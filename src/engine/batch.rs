@@ -23,6 +23,8 @@ const LOCK_TIMEOUT: &str = "100ms";
 /// One `journey.steps` row: `enrollment` entered `node` with `outcome` (the batch's time).
 pub struct Step {
     pub enrollment_id: i64,
+    /// The enrollment that entered the flow (a fork's branch: its parent).
+    pub root_id: i64,
     pub contact_id: i64,
     pub flow_id: i64,
     pub node: String,
@@ -33,6 +35,7 @@ impl Step {
     pub fn new(e: &Enrollment, node: &str, outcome: Cow<'static, str>) -> Step {
         Step {
             enrollment_id: e.id,
+            root_id: e.root,
             contact_id: e.contact_id,
             flow_id: e.flow_id,
             node: node.to_string(),
@@ -263,7 +266,7 @@ pub fn write_back(batch: &Batch, at: TimestampWithTimeZone) -> Result<()> {
 /// enrollment once per node), goals, split branches, suppressed sends, messages written. One
 /// statement whatever the batch's size; the enrollments' own counts (status, waiting) come from
 /// their UPDATE's trigger.
-const COUNT_BATCH: &str = "SELECT journey._count_batch($1, $2, $3, $4, $5, $6, $7)";
+const COUNT_BATCH: &str = "SELECT journey._count_batch($1, $2, $3, $4, $5, $6, $7, $8)";
 
 fn count(client: &mut pgrx::spi::SpiClient<'_>, batch: &Batch) -> Result<()> {
     let (s, m) = (&batch.steps, &batch.messages);
@@ -278,6 +281,7 @@ fn count(client: &mut pgrx::spi::SpiClient<'_>, batch: &Batch) -> Result<()> {
             column(s, |x| x.outcome.as_ref()),
             column(m, |x| x.flow_id),
             column(m, |x| x.node.as_str()),
+            column(s, |x| x.root_id),
         ],
     )?;
     Ok(())

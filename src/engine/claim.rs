@@ -44,6 +44,9 @@ pub struct Enrollment {
     pub waiting: Option<Value>,
     /// Transient failures in a row at `node` (reset when the enrollment moves on).
     pub attempts: i32,
+    /// The enrollment that entered the flow: its parent for a fork's branch, else itself (the
+    /// stats count a node reached once per root).
+    pub root: i64,
     /// Why this enrollment's data (contact attributes, waiting state) cannot be read, if so:
     /// it fails alone.
     pub unreadable: Option<String>,
@@ -89,7 +92,7 @@ columns!(
     /// contact row is gone).
     DueColumns {
         id, contact_id, flow_id, version, node, data, seq, flow_name, found, zone, waiting, tid,
-        attempts, external_id, email, phone, first_name, last_name, birthday, attributes,
+        attempts, root, external_id, email, phone, first_name, last_name, birthday, attributes,
         email_opt_out, sms_opt_out, created_at, updated_at, time_zone,
     }
 );
@@ -107,11 +110,12 @@ macro_rules! due_query {
         CASE WHEN e.record_type IS NULL THEN nullif(e.data, '{}')::text \
              ELSE journey._record_data(e.record_type, e.data, e.record_old)::text END AS data, \
         e.seq, e.name AS flow_name, c.found, \
-        coalesce(c.time_zone, s.time_zone) AS zone, e.waiting::text AS waiting, e.tid, e.attempts, \
+        coalesce(c.time_zone, s.time_zone) AS zone, e.waiting::text AS waiting, e.tid, e.attempts, e.root, \
         c.external_id, c.email, c.phone, c.first_name, c.last_name, c.birthday, c.attributes, \
         c.email_opt_out, c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
      FROM (SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
-                  e.waiting, e.ctid AS tid, e.attempts, e.record_type, e.record_old \
+                  e.waiting, e.ctid AS tid, e.attempts, e.record_type, e.record_old, \
+                  coalesce(e.parent_id, e.id) AS root \
              FROM journey.enrollments e \
              JOIN journey.flows f ON f.id = e.flow_id AND f.status = 'active' ",
             $filter,
@@ -258,6 +262,7 @@ fn enrollment(row: &Rows, c: &DueColumns, flows: &mut Flows) -> Enrollment {
             .unwrap_or(Tz::UTC),
         waiting,
         attempts: row.get(c.attempts).unwrap_or_default(),
+        root: row.get(c.root).unwrap_or_default(),
         unreadable,
     }
 }

@@ -153,6 +153,7 @@ pub mod testing {
             zone: chrono_tz::Tz::UTC,
             waiting: None,
             attempts: 0,
+            root: 1,
             unreadable: None,
         }
     }

@@ -134,6 +134,9 @@ SELECT journey._differs('pg_temp.shapes', 'j') AS j, journey._differs('pg_temp.s
 UPDATE public.invoices SET status = 'sent' WHERE id = 101;
 UPDATE public.invoices SET status = 'paid' WHERE id = 101;
 SELECT count(*) AS paid_enrollments FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'invoice_paid';
+-- the trigger's statement counts what it enrolls (entered, active, waiting at the start node)
+SELECT flow, entered, active FROM journey.flow_overview WHERE flow LIKE 'invoice%' ORDER BY flow;
+SELECT * FROM journey.counter_differences();
 -- the record's activity log, and the contact's timeline naming the record
 SELECT kind, flow, node, detail FROM journey.record_timeline('invoices', '101');
 SELECT kind, flow, detail FROM journey.timeline(:ann) WHERE kind = 'enrolled';
@@ -232,3 +235,20 @@ FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name
 SELECT body FROM journey.outbox WHERE flow_id = (SELECT id FROM journey.flows WHERE name = 'forked') ORDER BY body;
 SELECT kind, flow, node, regexp_replace(detail, '[0-9]{4,}|enrollment [0-9]+', '#', 'g') AS detail
 FROM journey.record_timeline('orders', '1') WHERE flow = 'forked' ORDER BY kind, node;  -- (the branches run in one batch, in any order)
+
+-- a bulk write: the once-per-record check is a hash of the flow's enrollments or a probe per
+-- record (the planner's choice, it knows the statement's row count); either way a record enrolls
+-- once, and the statement counts what it enrolled
+CREATE TABLE public.bulk (id int PRIMARY KEY, contact_id bigint NOT NULL REFERENCES journey.contacts (id), state text);
+SELECT journey.attach_table('public.bulk', 'contact_id');
+SELECT journey.create_flow('bulk_flow', '{"triggers": [{"type": "record", "record": "bulk", "changed": ["state"]}],
+  "start": "w", "nodes": {"w": {"type": "wait", "delay": "1 day"}}}');
+SELECT journey.activate_flow('bulk_flow');
+INSERT INTO public.bulk SELECT i, CASE WHEN i % 2 = 0 THEN :ann ELSE :bob END, 'new' FROM generate_series(1, 3000) i;
+UPDATE public.bulk SET state = 'changed';
+UPDATE public.bulk SET state = 'again' WHERE id <= 10;
+INSERT INTO public.bulk VALUES (3001, :ann, 'new');
+SELECT count(*) AS enrollments, count(DISTINCT e.record_key) AS records
+FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'bulk_flow';
+SELECT flow, entered, active FROM journey.flow_overview WHERE flow = 'bulk_flow';
+SELECT * FROM journey.counter_differences();
