@@ -440,93 +440,81 @@ $$;
 COMMENT ON FUNCTION journey._record_source(journey.record_types, text, jsonb) IS
   'Internal: the query over a record trigger''s transition tables (new_rows, and old_rows on updates) giving each written record''s key, its contact (NULL when none matches), the record as jsonb and, on updates, the columns that changed as they were (only rows where a column of p_changed, or any column, changed). Identifiers come from the catalog, quoted.';
 
-CREATE FUNCTION journey._on_record_written() RETURNS trigger
+CREATE FUNCTION journey._record_listeners(p_type text, p_op text)
+RETURNS TABLE (flow_id bigint, condition jsonb, changed jsonb, keyed boolean, tbl oid,
+               key_column text, contact_column text, match text)
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, journey, pg_temp
-SET jit = off
--- the statement below probes indexes row by row (contacts, the one-per-record check) and joins
--- the transition tables by hash: the planner knows nothing of their size, so it is told
-SET enable_seqscan = off
-SET enable_mergejoin = off
-SET work_mem = '64MB'
 AS $$
 DECLARE
-    rt text := TG_ARGV[0];
-    op text := lower(TG_OP);
     flows bigint[];
     r journey.record_types;
-    t record;
-    keyed boolean;
-    source text;
-    n_unmatched bigint;
-    n_enrolled bigint;
-    counted bigint;
-    total_unmatched bigint := 0;
-    total_enrolled bigint := 0;
 BEGIN
     -- one index probe when no flow listens to this record type
     SELECT array_agg(DISTINCT f.flow_id) INTO flows
-    FROM journey.flow_triggers f WHERE f.kind = 'record' AND f.key = rt;
+    FROM journey.flow_triggers f WHERE f.kind = 'record' AND f.key = p_type;
     IF flows IS NULL THEN
-        RETURN NULL;
+        RETURN;
     END IF;
-    SELECT * INTO r FROM journey.record_types x WHERE x.name = rt;
+    SELECT * INTO r FROM journey.record_types x WHERE x.name = p_type;
     IF NOT FOUND THEN
-        RETURN NULL;
+        RETURN;
     END IF;
     PERFORM journey._lock_flows(flows);
-    keyed := journey._record_contact_is_key(r);
-    -- One statement per listening trigger (values are arguments; identifiers come from the
-    -- catalog through _record_source): the written records with their contacts, enrolled once
-    -- per record (occurrence record:<key>; the check is NOT EXISTS, not ON CONFLICT: two
-    -- writes of one record are serialized by its row lock; the planner knows the transition
-    -- table's size and picks an index probe per record for a few, a hash of the flow's
-    -- enrollments for a bulk write into a young flow) into the flow as journey._enroll does
-    -- (frozen into a flow paused by an edit or a quota), when the where matches, counted at
-    -- once (they all enter at the flow's start node); records without a contact are counted.
-    FOR t IN SELECT f.flow_id, f.condition, f.params FROM journey.flow_triggers f
-             WHERE f.kind = 'record' AND f.key = rt AND f.flow_id = ANY (flows)
-               AND coalesce(f.params -> 'on', '["insert", "update"]') ? op
-             ORDER BY f.flow_id, f.pos LOOP
-        source := journey._record_source(r, op, t.params -> 'changed');
-        -- the records are read once; kept (MATERIALIZED) only when some may lack a contact, to
-        -- count those
-        EXECUTE format(
-            'WITH m AS %s (%s),
-             ins AS (
-               INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data, occurrence, record_type, record_key, record_old)
-               SELECT f.id, CASE WHEN f.status = ''active'' THEN f.version ELSE coalesce(f.routed_version, f.version) END,
-                      m.contact_id, f.start_node, now(), m.data, ''record:'' || m.key, $2, m.key, m.old
-                 FROM m JOIN journey.flows f ON f.id = $1
-                  AND (f.status = ''active'' OR (f.status = ''paused'' AND f.paused_reason IN (''edited'', ''quota'')))
-                WHERE m.contact_id IS NOT NULL
-                  AND ($3 IS NULL OR journey._matches($3, m.contact_id, journey._record_event($2, m.data, m.old)))
-                  AND NOT EXISTS (SELECT FROM journey.enrollments e
-                        WHERE e.flow_id = $1 AND e.contact_id = m.contact_id AND e.occurrence = ''record:'' || m.key)
-               RETURNING 1)
-             SELECT %s, i.n, journey._count_entered_at($1, (SELECT f.start_node FROM journey.flows f WHERE f.id = $1), i.n)
-               FROM (SELECT count(*) AS n FROM ins) i',
-            CASE WHEN keyed THEN 'NOT MATERIALIZED' ELSE 'MATERIALIZED' END, source,
-            CASE WHEN keyed THEN '0::bigint' ELSE '(SELECT count(*) FROM m WHERE m.contact_id IS NULL)' END)
-        INTO n_unmatched, n_enrolled, counted USING t.flow_id, rt, t.condition;
-        total_unmatched := greatest(total_unmatched, n_unmatched);
-        total_enrolled := total_enrolled + n_enrolled;
-    END LOOP;
-    IF total_enrolled > 0 THEN
-        PERFORM journey._wake();
-    END IF;
-    -- records a listening flow could not enroll for want of a contact, counted for the admin
-    IF total_unmatched > 0 THEN
-        UPDATE journey.record_types x SET unmatched = x.unmatched + total_unmatched WHERE x.name = rt;
-    END IF;
-    RETURN NULL;
+    RETURN QUERY
+    SELECT f.flow_id, f.condition, f.params -> 'changed', journey._record_contact_is_key(r), r.tbl::oid,
+           r.key_column, r.contact_column, r.match
+      FROM journey.flow_triggers f
+     WHERE f.kind = 'record' AND f.key = p_type AND f.flow_id = ANY (flows)
+       AND coalesce(f.params -> 'on', '["insert", "update"]') ? p_op
+     ORDER BY f.flow_id, f.pos;
 END
 $$;
-COMMENT ON FUNCTION journey._on_record_written() IS
-  'Trigger of attached tables (argument: the record type): enrolls the contact of each inserted or updated record into the active record-trigger flows listening to that operation whose changed columns really changed (IS DISTINCT FROM; without changed, any column) and whose where matches (record.*, old.*, contact.*); one enrollment per record (occurrence = record:<key>), its data the record as written, record_old the columns an update changed as they were. Counts records whose contact column matched no contact in record_types.unmatched (once per statement: the most any one trigger of it saw). A write no flow listens to costs one index probe.';
+COMMENT ON FUNCTION journey._record_listeners(text, text) IS
+  'Internal: the record trigger''s first step (journey._on_record_written): the record-trigger flows listening to an operation on a record type, one row per trigger in flow order with its where (condition) and changed list, and the record type''s facts its statement is written from (keyed: journey._record_contact_is_key); takes the flows'' shared locks. No row (one index probe) when no flow listens.';
 
--- ---------------------------------------------------------------- reading
+CREATE FUNCTION journey._record_statement(p_type text, p_op text, p_changed jsonb, p_keyed boolean) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    r journey.record_types;
+BEGIN
+    SELECT * INTO r FROM journey.record_types x WHERE x.name = p_type;
+    -- The written records with their contacts (journey._record_source), enrolled once per
+    -- record (occurrence record:<key>; the check is NOT EXISTS, not ON CONFLICT: two writes of
+    -- one record are serialized by its row lock; planned for the statement's size, an index
+    -- probe per record for a few, a hash of the flow's enrollments for a bulk write into a young
+    -- flow) into the flow $1 as journey._enroll does (frozen into a flow paused by an edit or a
+    -- quota), when the where $3 matches, counted at once (they all enter at the flow's start
+    -- node); records without a contact are counted. Arguments: $1 the flow, $2 the record
+    -- type, $3 the where. The records are read once; kept (MATERIALIZED) only when some may lack
+    -- a contact, to count those.
+    RETURN format(
+        'WITH m AS %s (%s),
+         ins AS (
+           INSERT INTO journey.enrollments (flow_id, version, contact_id, node, due_at, data, occurrence, record_type, record_key, record_old)
+           SELECT f.id, CASE WHEN f.status = ''active'' THEN f.version ELSE coalesce(f.routed_version, f.version) END,
+                  m.contact_id, f.start_node, now(), m.data, ''record:'' || m.key, $2, m.key, m.old
+             FROM m JOIN journey.flows f ON f.id = $1
+              AND (f.status = ''active'' OR (f.status = ''paused'' AND f.paused_reason IN (''edited'', ''quota'')))
+            WHERE m.contact_id IS NOT NULL
+              AND ($3 IS NULL OR journey._matches($3, m.contact_id, journey._record_event($2, m.data, m.old)))
+              AND NOT EXISTS (SELECT FROM journey.enrollments e
+                    WHERE e.flow_id = $1 AND e.contact_id = m.contact_id AND e.occurrence = ''record:'' || m.key)
+           RETURNING 1)
+         SELECT %s, i.n, journey._count_entered_at($1, (SELECT f.start_node FROM journey.flows f WHERE f.id = $1), i.n)
+           FROM (SELECT count(*) AS n FROM ins) i',
+        CASE WHEN p_keyed THEN 'NOT MATERIALIZED' ELSE 'MATERIALIZED' END, journey._record_source(r, p_op, p_changed),
+        CASE WHEN p_keyed THEN '0::bigint' ELSE '(SELECT count(*) FROM m WHERE m.contact_id IS NULL)' END);
+END
+$$;
+COMMENT ON FUNCTION journey._record_statement(text, text, jsonb, boolean) IS
+  'Internal: the statement a record trigger runs for one listening trigger (arguments $1 flow, $2 record type, $3 where), over the transition tables: enrolls each written record''s contact once per record, counts them; returns (records without a contact, enrolled, counter rows written). Written from the catalog (journey._record_source, identifiers quoted); journey._on_record_written keeps it per backend.';
+
+COMMENT ON FUNCTION journey._on_record_written() IS
+  'Trigger of attached tables (argument: the record type; C, src/api/record_trigger.rs): enrolls the contact of each inserted or updated record into the active record-trigger flows listening to that operation whose changed columns really changed (IS DISTINCT FROM; without changed, any column) and whose where matches (record.*, old.*, contact.*); one enrollment per record (occurrence = record:<key>), its data the record as written, record_old the columns an update changed as they were. Counts records whose contact column matched no contact in record_types.unmatched (once per statement: the most any one trigger of it saw). A write no flow listens to costs one index probe. The statement of each listening trigger (journey._record_statement) is kept per backend, keyed on the table''s columns as its relation has them, the record type and the trigger''s changed list: a write of up to 64 rows reuses its plan, a larger one is planned for its size.';
+
 CREATE FUNCTION journey._record_event(p_type text, p_data jsonb, p_old jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, journey, pg_temp

@@ -51,7 +51,11 @@ extension_sql_file!(
 extension_sql_file!(
     "../../sql/records.sql",
     name = "records",
-    requires = ["dates", api::records::caller_may]
+    requires = [
+        "dates",
+        api::records::caller_may,
+        api::record_trigger::on_record_written
+    ]
 );
 
 // Audience helpers: upsert_contact, add_to_group, remove_from_group, submit_form,

@@ -9,6 +9,7 @@ pub mod install;
 pub mod jsonb;
 pub mod phones;
 pub mod predicates;
+pub mod record_trigger;
 pub mod records;
 pub mod routes;
 pub mod senders;

@@ -252,3 +252,38 @@ SELECT count(*) AS enrollments, count(DISTINCT e.record_key) AS records
 FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'bulk_flow';
 SELECT flow, entered, active FROM journey.flow_overview WHERE flow = 'bulk_flow';
 SELECT * FROM journey.counter_differences();
+
+-- The statement a record trigger runs is kept per session, keyed on the table's columns as they
+-- are now: a column added, renamed, retyped or dropped between two writes of one session is seen
+-- by the next write (the old statement named columns that are gone)
+SELECT journey.archive_flow('bulk_flow');
+SELECT journey.create_flow('bulk_up', '{"triggers": [{"type": "record", "record": "bulk", "on": ["update"]}],
+  "start": "w", "nodes": {"w": {"type": "wait", "delay": "1 day"}}}');
+SELECT journey.activate_flow('bulk_up');
+UPDATE public.bulk SET state = 'before' WHERE id = 1;
+ALTER TABLE public.bulk ADD COLUMN note text;
+UPDATE public.bulk SET state = 'added', note = 'n' WHERE id = 2;
+ALTER TABLE public.bulk RENAME COLUMN note TO remark;
+UPDATE public.bulk SET state = 'renamed' WHERE id = 3;
+ALTER TABLE public.bulk ALTER COLUMN remark TYPE varchar(10);
+UPDATE public.bulk SET state = 'retyped', remark = 'r' WHERE id = 4;
+ALTER TABLE public.bulk DROP COLUMN remark;
+UPDATE public.bulk SET state = 'dropped' WHERE id = 5;
+ALTER TABLE public.bulk RENAME COLUMN state TO phase;
+UPDATE public.bulk SET phase = 'state renamed' WHERE id = 6;
+SELECT e.record_key, e.data - 'contact_id' AS record, e.record_old
+FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
+WHERE f.name = 'bulk_up' ORDER BY e.record_key::int;
+-- re-attached with another contact column, in the same session: the new one is read
+SELECT journey.archive_flow('bulk_up');
+SELECT journey.detach_table('bulk');
+ALTER TABLE public.bulk ADD COLUMN owner_email text;
+UPDATE public.bulk SET owner_email = 'bob@example.com' WHERE id = 7;
+SELECT journey.attach_table('public.bulk', 'owner_email', match => 'email');
+SELECT journey.create_flow('bulk_email', '{"triggers": [{"type": "record", "record": "bulk", "on": ["update"]}],
+  "start": "w", "nodes": {"w": {"type": "wait", "delay": "1 day"}}}');
+SELECT journey.activate_flow('bulk_email');
+UPDATE public.bulk SET phase = 'by email' WHERE id IN (7, 8);
+SELECT e.record_key, c.first_name FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
+JOIN journey.contacts c ON c.id = e.contact_id WHERE f.name = 'bulk_email';
+SELECT name, unmatched FROM journey.record_types WHERE name = 'bulk';
