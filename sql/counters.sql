@@ -260,8 +260,8 @@ BEGIN
             SELECT 1 FROM journey.steps h
               JOIN journey.enrollments he ON he.contact_id = h.contact_id AND he.id = h.enrollment_id
              WHERE h.contact_id = u.contact_id
-               -- (IS TRUE: not an index condition, so the probe reads the contact's steps by the
-               -- primary key, never all of the node's steps through steps_flow_node)
+               -- (the contact's steps, read by the primary key; IS TRUE keeps the planner from
+               -- taking these for index conditions of any index by flow an admin may add)
                AND (h.flow_id = u.flow_id AND h.node = u.node) IS TRUE
                AND coalesce(he.parent_id, he.id) = u.root)
      GROUP BY u.flow_id, u.node

@@ -3849,8 +3849,8 @@ BEGIN
             SELECT 1 FROM journey.steps h
               JOIN journey.enrollments he ON he.contact_id = h.contact_id AND he.id = h.enrollment_id
              WHERE h.contact_id = u.contact_id
-               -- (IS TRUE: not an index condition, so the probe reads the contact's steps by the
-               -- primary key, never all of the node's steps through steps_flow_node)
+               -- (the contact's steps, read by the primary key; IS TRUE keeps the planner from
+               -- taking these for index conditions of any index by flow an admin may add)
                AND (h.flow_id = u.flow_id AND h.node = u.node) IS TRUE
                AND coalesce(he.parent_id, he.id) = u.root)
      GROUP BY u.flow_id, u.node
@@ -4559,6 +4559,13 @@ $$;
 -- reports and each deleted contact's submissions are found by an index, not a scan of the table
 CREATE INDEX delivery_reports_outbox ON journey.delivery_reports (contact_id, outbox_id);
 CREATE INDEX form_submissions_contact ON journey.form_submissions (contact_id);
+
+-- ================================================================ issue 17: steps without steps_flow_node
+-- no query reads steps by flow and node any more (stats read the counters): the index cost every
+-- step an entry (0.7 us of 37 in bench/RESULTS.md's attribution)
+DROP INDEX journey.steps_flow_node;
+COMMENT ON TABLE journey.steps IS
+  'Append-only history: one row per node an enrollment entered, with what the node did in outcome, one of: sent, created, queued, suppressed: <reason>, updated, waited, goal, exited, then, else, branch <n>, yes, yes: <status>, no: <reason>, waiting, failed: <error>, retry: <error>, quota, forked, sent, skipped: <recipients>, record created. created is a task, queued a webhook; a send is suppressed for sms_opt_out, email_opt_out, no phone, no email or no admin_email; a check writes yes: <status> (the message''s status), a wait_event yes; no: <reason> is a message status, no message was sent, or timed out; retry is a transient failure retried later; quota is a send its channel''s quota (settings.sms_quota, email_quota, whatsapp_quota) could not cover: nothing written, the enrollment waits at the node while its flow is paused for quota; forked is a fork node that started its branches (enrollments of their own, parent_id set); sent, skipped: <recipients> is a send_email that reached some of its recipients and skipped others (each named with why: empty, not an e-mail address, email_opt_out); record created is a create_record node''s row; update_record writes updated. Timelines, record_timeline, retention, forget_contact and the counters'' reached-once rule read it, by contact (its one index is the primary key, led by contact_id; stats read journey.counters, never this table). Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
 
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
