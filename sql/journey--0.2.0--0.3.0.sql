@@ -2726,9 +2726,9 @@ ALTER TABLE journey.flow_triggers
     ADD CONSTRAINT flow_triggers_kind_check CHECK (kind IN ('group_joined', 'group_left', 'form_submitted', 'event',
                                                       'date', 'contact_created', 'contact_updated', 'record'));
 COMMENT ON TABLE journey.flow_triggers IS
-  'Derived routing table: (trigger kind, key) -> active flow, one row per trigger of the version activated (flows.routed_version; pos: its position in triggers). Rebuilt at activation, kept while the flow is paused by an edit or a quota (its triggers enroll frozen), emptied by pause_flow and archive_flow, so a write with no matching flow costs one index probe. key is the group id (group_joined, group_left), form id, event name, date field (date: birthday or attributes.<key>) the record type (record) or empty (contact_created, contact_updated); condition is the trigger''s where; params holds a date trigger''s rules (repeat, offset_days, at, feb29, groups and their group_ids) or contact_updated''s fields, a record trigger''s on and changed.';
+  'Derived routing table: (trigger kind, key) -> active flow, one row per trigger of the version activated (flows.routed_version; pos: its position in triggers). Rebuilt at activation, kept while the flow is paused by an edit or a quota (its triggers enroll frozen), emptied by pause_flow and archive_flow, so a write with no matching flow costs one index probe. key is the group id (group_joined, group_left), form id, event name, date field (date: birthday or attributes.<key>) the record type (record) or empty (contact_created, contact_updated); condition is the trigger''s where; params holds a date trigger''s rules (repeat, offset_days, at, feb29, groups and their group_ids) or contact_updated''s fields, a record trigger''s on, changed and old (false when the flow''s definition never names old: its updates keep no old columns).';
 COMMENT ON TABLE journey.enrollments IS
-  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for; attempts counts transient failures in a row (retried with backoff up to settings.max_attempts). At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). A fork node runs its branches as enrollments of their own: parent_id is the enrollment that entered the flow (it waits at its fork, due_at infinity, until every branch has ended), branch the place in the fork''s next list; branches are not counted by the one-active rule, and the trigger enrollments_branch_ended ends the parent (exited as soon as one branch exits, the others stopped; else, once none is active, failed if one failed, stopped if one was stopped, completed otherwise). A record trigger''s enrollments carry record_type and record_key (the record that fired it, journey.record_timeline): one per record (occurrence record:<key>), not limited by the one-active rule; their data is the record as written (to_jsonb of the row) and record_old, on an update, the columns it changed as they were (flows read {trigger, op, record_type, record, old} built from both, journey._record_event); a fork''s branches copy all three. No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
+  'A contact''s trip through a flow. node is the node to run next at due_at; seq counts nodes entered (it makes idempotency keys); waiting describes what a check/wait_event node waits for; attempts counts transient failures in a row (retried with backoff up to settings.max_attempts). At most one active enrollment per (flow, contact); occurrence is ''once'' in flows that are never re-entered (so at most one enrollment ever, even under concurrent writers) and is reserved for date triggers (one per occurrence). A fork node runs its branches as enrollments of their own: parent_id is the enrollment that entered the flow (it waits at its fork, due_at infinity, until every branch has ended), branch the place in the fork''s next list; branches are not counted by the one-active rule, and the trigger enrollments_branch_ended ends the parent (exited as soon as one branch exits, the others stopped; else, once none is active, failed if one failed, stopped if one was stopped, completed otherwise). A record trigger''s enrollments carry record_type and record_key (the record that fired it, journey.record_timeline): one per record (occurrence record:<key>), not limited by the one-active rule; their data is the record as written (to_jsonb of the row) and record_old, on an update, the columns it changed as they were, or {} when the flow never names old (flows read {trigger, op, record_type, record, old} built from both, journey._record_event; old is record || record_old); a fork''s branches copy all three. No foreign keys (they would double the cost of enrolling): triggers delete enrollments with their contact or flow version.';
 COMMENT ON TABLE journey.steps IS
   'Append-only history: one row per node an enrollment entered, with what the node did in outcome, one of: sent, created, queued, suppressed: <reason>, updated, waited, goal, exited, then, else, branch <n>, yes, yes: <status>, no: <reason>, waiting, failed: <error>, retry: <error>, quota, forked, sent, skipped: <recipients>, record created. created is a task, queued a webhook; a send is suppressed for sms_opt_out, email_opt_out, no phone, no email or no admin_email; a check writes yes: <status> (the message''s status), a wait_event yes; no: <reason> is a message status, no message was sent, or timed out; retry is a transient failure retried later; quota is a send its channel''s quota (settings.sms_quota, email_quota, whatsapp_quota) could not cover: nothing written, the enrollment waits at the node while its flow is paused for quota; forked is a fork node that started its branches (enrollments of their own, parent_id set); sent, skipped: <recipients> is a send_email that reached some of its recipients and skipped others (each named with why: empty, not an e-mail address, email_opt_out); record created is a create_record node''s row; update_record writes updated. Stats and timelines read it. Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
 
@@ -3130,7 +3130,7 @@ $$;
 COMMENT ON FUNCTION journey._record_contact_is_key(journey.record_types) IS
   'Internal: whether a record type''s contact column is NOT NULL and a non-deferrable foreign key to journey.contacts (id): then it is the contact''s id, with no lookup, and no record lacks its contact.';
 
-CREATE FUNCTION journey._record_source(r journey.record_types, p_op text, p_changed jsonb) RETURNS text
+CREATE FUNCTION journey._record_source(r journey.record_types, p_op text, p_changed jsonb, p_old boolean) RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
@@ -3158,7 +3158,8 @@ BEGIN
     -- any column;
     -- old: the columns that changed, as they were (the worker reads old as record || old), built
     -- as JSON text from the changed columns only (ARRAY[...]: a function takes at most 100
-    -- arguments, a table may have more columns);
+    -- arguments, a table may have more columns); {} when the flow never names old (p_old false:
+    -- nothing reads it, and building it is a good part of an update's enrollment);
     -- the key: its text form, and the join of old and new rows on it
     SELECT string_agg(journey._differs_expr(c.col, c.plain, c.eq), ' OR ' ORDER BY c.attnum)
                FILTER (WHERE p_changed IS NULL OR c.col IN (SELECT jsonb_array_elements_text(p_changed))),
@@ -3175,14 +3176,15 @@ BEGIN
       FROM journey._record_columns(r.tbl) c;
     RETURN format('SELECT %1$s AS key, c.id AS contact_id, %2$s AS data, %3$s AS old
                    FROM new_rows n JOIN old_rows o ON %4$s %5$s WHERE %6$s',
-                  key, journey._json_of(r.tbl, 'n'), old, key_join, lookup, coalesce(test, 'false'));
+                  key, journey._json_of(r.tbl, 'n'), CASE WHEN p_old THEN old ELSE '''{}''::jsonb' END,
+                  key_join, lookup, coalesce(test, 'false'));
 END
 $$;
-COMMENT ON FUNCTION journey._record_source(journey.record_types, text, jsonb) IS
-  'Internal: the query over a record trigger''s transition tables (new_rows, and old_rows on updates) giving each written record''s key, its contact (NULL when none matches), the record as jsonb and, on updates, the columns that changed as they were (only rows where a column of p_changed, or any column, changed). Identifiers come from the catalog, quoted.';
+COMMENT ON FUNCTION journey._record_source(journey.record_types, text, jsonb, boolean) IS
+  'Internal: the query over a record trigger''s transition tables (new_rows, and old_rows on updates) giving each written record''s key, its contact (NULL when none matches), the record as jsonb and, on updates, the columns that changed as they were (an empty object when p_old is false: the flow never names old) (only rows where a column of p_changed, or any column, changed). Identifiers come from the catalog, quoted.';
 
 CREATE FUNCTION journey._record_listeners(p_type text, p_op text)
-RETURNS TABLE (flow_id bigint, condition jsonb, changed jsonb, keyed boolean, tbl oid,
+RETURNS TABLE (flow_id bigint, condition jsonb, changed jsonb, reads_old boolean, keyed boolean, tbl oid,
                key_column text, contact_column text, match text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, journey, pg_temp
@@ -3203,7 +3205,8 @@ BEGIN
     END IF;
     PERFORM journey._lock_flows(flows);
     RETURN QUERY
-    SELECT f.flow_id, f.condition, f.params -> 'changed', journey._record_contact_is_key(r), r.tbl::oid,
+    SELECT f.flow_id, f.condition, f.params -> 'changed', coalesce((f.params ->> 'old')::boolean, true),
+           journey._record_contact_is_key(r), r.tbl::oid,
            r.key_column, r.contact_column, r.match
       FROM journey.flow_triggers f
      WHERE f.kind = 'record' AND f.key = p_type AND f.flow_id = ANY (flows)
@@ -3212,9 +3215,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey._record_listeners(text, text) IS
-  'Internal: the record trigger''s first step (journey._on_record_written): the record-trigger flows listening to an operation on a record type, one row per trigger in flow order with its where (condition) and changed list, and the record type''s facts its statement is written from (keyed: journey._record_contact_is_key); takes the flows'' shared locks. No row (one index probe) when no flow listens.';
+  'Internal: the record trigger''s first step (journey._on_record_written): the record-trigger flows listening to an operation on a record type, one row per trigger in flow order with its where (condition), changed list and whether the flow reads old (params.old, written at activation), and the record type''s facts its statement is written from (keyed: journey._record_contact_is_key); takes the flows'' shared locks. No row (one index probe) when no flow listens.';
 
-CREATE FUNCTION journey._record_statement(p_type text, p_op text, p_changed jsonb, p_keyed boolean) RETURNS text
+CREATE FUNCTION journey._record_statement(p_type text, p_op text, p_changed jsonb, p_old boolean, p_keyed boolean) RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
@@ -3246,11 +3249,11 @@ BEGIN
            RETURNING 1)
          SELECT %s, i.n, journey._count_entered_at($1, (SELECT f.start_node FROM journey.flows f WHERE f.id = $1), i.n)
            FROM (SELECT count(*) AS n FROM ins) i',
-        CASE WHEN p_keyed THEN 'NOT MATERIALIZED' ELSE 'MATERIALIZED' END, journey._record_source(r, p_op, p_changed),
+        CASE WHEN p_keyed THEN 'NOT MATERIALIZED' ELSE 'MATERIALIZED' END, journey._record_source(r, p_op, p_changed, p_old),
         CASE WHEN p_keyed THEN '0::bigint' ELSE '(SELECT count(*) FROM m WHERE m.contact_id IS NULL)' END);
 END
 $$;
-COMMENT ON FUNCTION journey._record_statement(text, text, jsonb, boolean) IS
+COMMENT ON FUNCTION journey._record_statement(text, text, jsonb, boolean, boolean) IS
   'Internal: the statement a record trigger runs for one listening trigger (arguments $1 flow, $2 record type, $3 where), over the transition tables: enrolls each written record''s contact once per record, counts them; returns (records without a contact, enrolled, counter rows written). Written from the catalog (journey._record_source, identifiers quoted); journey._on_record_written keeps it per backend.';
 
 -- (C since 0.3.0: src/api/record_trigger.rs keeps each listening trigger's statement per backend)
@@ -3267,7 +3270,6 @@ AS 'MODULE_PATHNAME', 'on_record_written_wrapper';
 COMMENT ON FUNCTION journey._on_record_written() IS
   'Trigger of attached tables (argument: the record type; C, src/api/record_trigger.rs): enrolls the contact of each inserted or updated record into the active record-trigger flows listening to that operation whose changed columns really changed (IS DISTINCT FROM; without changed, any column) and whose where matches (record.*, old.*, contact.*); one enrollment per record (occurrence = record:<key>), its data the record as written, record_old the columns an update changed as they were. Counts records whose contact column matched no contact in record_types.unmatched (once per statement: the most any one trigger of it saw). A write no flow listens to costs one index probe. The statement of each listening trigger (journey._record_statement) is kept per backend, keyed on the table''s columns as its relation has them, the record type and the trigger''s changed list: a write of up to 64 rows reuses its plan, a larger one is planned for its size.';
 
--- ---------------------------------------------------------------- reading
 CREATE FUNCTION journey._record_event(p_type text, p_data jsonb, p_old jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, journey, pg_temp
@@ -3497,8 +3499,8 @@ REVOKE ALL ON FUNCTION journey._caller_may(oid, text), journey._table_key(regcla
     journey._plain_type(oid), journey._record_columns(regclass), journey._text_expr(text, text, boolean),
     journey._differs_expr(text, boolean, boolean), journey._text_of(regclass, text, text), journey._json_of(regclass, text),
     journey._record_lookup(regclass, text, text), journey._differs(regclass, text), journey._record_contact_is_key(journey.record_types),
-    journey._record_source(journey.record_types, text, jsonb), journey._record_listeners(text, text),
-    journey._record_statement(text, text, jsonb, boolean), journey._on_record_written(), journey._record_event(text, jsonb, jsonb),
+    journey._record_source(journey.record_types, text, jsonb, boolean), journey._record_listeners(text, text),
+    journey._record_statement(text, text, jsonb, boolean, boolean), journey._on_record_written(), journey._record_event(text, jsonb, jsonb),
     journey._record_data(text, jsonb, jsonb), journey.record_timeline(text, text), journey._writable(regclass),
     journey._record_write(text, text, text, text[]), journey._record_columns_problem(text, text, text, text[], boolean) FROM PUBLIC;
 

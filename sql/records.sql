@@ -389,7 +389,7 @@ $$;
 COMMENT ON FUNCTION journey._record_contact_is_key(journey.record_types) IS
   'Internal: whether a record type''s contact column is NOT NULL and a non-deferrable foreign key to journey.contacts (id): then it is the contact''s id, with no lookup, and no record lacks its contact.';
 
-CREATE FUNCTION journey._record_source(r journey.record_types, p_op text, p_changed jsonb) RETURNS text
+CREATE FUNCTION journey._record_source(r journey.record_types, p_op text, p_changed jsonb, p_old boolean) RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
@@ -417,7 +417,8 @@ BEGIN
     -- any column;
     -- old: the columns that changed, as they were (the worker reads old as record || old), built
     -- as JSON text from the changed columns only (ARRAY[...]: a function takes at most 100
-    -- arguments, a table may have more columns);
+    -- arguments, a table may have more columns); {} when the flow never names old (p_old false:
+    -- nothing reads it, and building it is a good part of an update's enrollment);
     -- the key: its text form, and the join of old and new rows on it
     SELECT string_agg(journey._differs_expr(c.col, c.plain, c.eq), ' OR ' ORDER BY c.attnum)
                FILTER (WHERE p_changed IS NULL OR c.col IN (SELECT jsonb_array_elements_text(p_changed))),
@@ -434,14 +435,15 @@ BEGIN
       FROM journey._record_columns(r.tbl) c;
     RETURN format('SELECT %1$s AS key, c.id AS contact_id, %2$s AS data, %3$s AS old
                    FROM new_rows n JOIN old_rows o ON %4$s %5$s WHERE %6$s',
-                  key, journey._json_of(r.tbl, 'n'), old, key_join, lookup, coalesce(test, 'false'));
+                  key, journey._json_of(r.tbl, 'n'), CASE WHEN p_old THEN old ELSE '''{}''::jsonb' END,
+                  key_join, lookup, coalesce(test, 'false'));
 END
 $$;
-COMMENT ON FUNCTION journey._record_source(journey.record_types, text, jsonb) IS
-  'Internal: the query over a record trigger''s transition tables (new_rows, and old_rows on updates) giving each written record''s key, its contact (NULL when none matches), the record as jsonb and, on updates, the columns that changed as they were (only rows where a column of p_changed, or any column, changed). Identifiers come from the catalog, quoted.';
+COMMENT ON FUNCTION journey._record_source(journey.record_types, text, jsonb, boolean) IS
+  'Internal: the query over a record trigger''s transition tables (new_rows, and old_rows on updates) giving each written record''s key, its contact (NULL when none matches), the record as jsonb and, on updates, the columns that changed as they were (an empty object when p_old is false: the flow never names old) (only rows where a column of p_changed, or any column, changed). Identifiers come from the catalog, quoted.';
 
 CREATE FUNCTION journey._record_listeners(p_type text, p_op text)
-RETURNS TABLE (flow_id bigint, condition jsonb, changed jsonb, keyed boolean, tbl oid,
+RETURNS TABLE (flow_id bigint, condition jsonb, changed jsonb, reads_old boolean, keyed boolean, tbl oid,
                key_column text, contact_column text, match text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, journey, pg_temp
@@ -462,7 +464,8 @@ BEGIN
     END IF;
     PERFORM journey._lock_flows(flows);
     RETURN QUERY
-    SELECT f.flow_id, f.condition, f.params -> 'changed', journey._record_contact_is_key(r), r.tbl::oid,
+    SELECT f.flow_id, f.condition, f.params -> 'changed', coalesce((f.params ->> 'old')::boolean, true),
+           journey._record_contact_is_key(r), r.tbl::oid,
            r.key_column, r.contact_column, r.match
       FROM journey.flow_triggers f
      WHERE f.kind = 'record' AND f.key = p_type AND f.flow_id = ANY (flows)
@@ -471,9 +474,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey._record_listeners(text, text) IS
-  'Internal: the record trigger''s first step (journey._on_record_written): the record-trigger flows listening to an operation on a record type, one row per trigger in flow order with its where (condition) and changed list, and the record type''s facts its statement is written from (keyed: journey._record_contact_is_key); takes the flows'' shared locks. No row (one index probe) when no flow listens.';
+  'Internal: the record trigger''s first step (journey._on_record_written): the record-trigger flows listening to an operation on a record type, one row per trigger in flow order with its where (condition), changed list and whether the flow reads old (params.old, written at activation), and the record type''s facts its statement is written from (keyed: journey._record_contact_is_key); takes the flows'' shared locks. No row (one index probe) when no flow listens.';
 
-CREATE FUNCTION journey._record_statement(p_type text, p_op text, p_changed jsonb, p_keyed boolean) RETURNS text
+CREATE FUNCTION journey._record_statement(p_type text, p_op text, p_changed jsonb, p_old boolean, p_keyed boolean) RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
@@ -505,11 +508,11 @@ BEGIN
            RETURNING 1)
          SELECT %s, i.n, journey._count_entered_at($1, (SELECT f.start_node FROM journey.flows f WHERE f.id = $1), i.n)
            FROM (SELECT count(*) AS n FROM ins) i',
-        CASE WHEN p_keyed THEN 'NOT MATERIALIZED' ELSE 'MATERIALIZED' END, journey._record_source(r, p_op, p_changed),
+        CASE WHEN p_keyed THEN 'NOT MATERIALIZED' ELSE 'MATERIALIZED' END, journey._record_source(r, p_op, p_changed, p_old),
         CASE WHEN p_keyed THEN '0::bigint' ELSE '(SELECT count(*) FROM m WHERE m.contact_id IS NULL)' END);
 END
 $$;
-COMMENT ON FUNCTION journey._record_statement(text, text, jsonb, boolean) IS
+COMMENT ON FUNCTION journey._record_statement(text, text, jsonb, boolean, boolean) IS
   'Internal: the statement a record trigger runs for one listening trigger (arguments $1 flow, $2 record type, $3 where), over the transition tables: enrolls each written record''s contact once per record, counts them; returns (records without a contact, enrolled, counter rows written). Written from the catalog (journey._record_source, identifiers quoted); journey._on_record_written keeps it per backend.';
 
 COMMENT ON FUNCTION journey._on_record_written() IS

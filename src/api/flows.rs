@@ -419,6 +419,7 @@ pub fn activate_flow(
             &[flow.id.into(), def.start.as_str().into(), reentry.into()],
         )?;
         routes::install(flow.id, &def.triggers)?;
+        routes::mark_old_unread(flow.id, &flow.definition)?;
         let nodes: Vec<String> = def.nodes.keys().cloned().collect();
         if in_flight == "stop" {
             Spi::run_with_args(

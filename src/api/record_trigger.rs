@@ -40,8 +40,8 @@ thread_local! {
 }
 
 const LISTENERS: &str =
-    "SELECT flow_id, condition, changed, keyed, tbl, key_column, contact_column, match \
-                         FROM journey._record_listeners($1, $2)";
+    "SELECT flow_id, condition, changed, reads_old, keyed, tbl, key_column, contact_column, match \
+     FROM journey._record_listeners($1, $2)";
 const UNMATCHED: &str =
     "UPDATE journey.record_types x SET unmatched = x.unmatched + $2 WHERE x.name = $1";
 
@@ -50,6 +50,8 @@ struct Listener {
     flow_id: i64,
     condition: Option<JsonB>,
     changed: Option<JsonB>,
+    /// the flow names `old`: an update's old columns are kept (else `{}`)
+    reads_old: bool,
     /// the contact column is the contact's id (journey._record_contact_is_key)
     keyed: bool,
     /// everything else the statement is written from, as one key
@@ -164,19 +166,21 @@ fn listeners(
     let mut out = Vec::new();
     for row in rows {
         let facts = format!(
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
             row.get::<bool>(4)?,
-            row.get::<pg_sys::Oid>(5)?.map(|o| o.to_u32()),
-            row.get::<String>(6)?,
+            row.get::<bool>(5)?,
+            row.get::<pg_sys::Oid>(6)?.map(|o| o.to_u32()),
             row.get::<String>(7)?,
             row.get::<String>(8)?,
+            row.get::<String>(9)?,
             columns
         );
         out.push(Listener {
             flow_id: row.get::<i64>(1)?.unwrap_or_default(),
             condition: row.get::<JsonB>(2)?,
             changed: row.get::<JsonB>(3)?,
-            keyed: row.get::<bool>(4)?.unwrap_or(false),
+            reads_old: row.get::<bool>(4)?.unwrap_or(true),
+            keyed: row.get::<bool>(5)?.unwrap_or(false),
             facts,
         });
     }
@@ -249,12 +253,13 @@ fn statement(
     op: &str,
 ) -> crate::error::Result<String> {
     let rows = client.select(
-        "SELECT journey._record_statement($1, $2, $3, $4)",
+        "SELECT journey._record_statement($1, $2, $3, $4, $5)",
         None,
         &[
             record_type.into(),
             op.into(),
             l.changed.as_ref().map(|c| JsonB(c.0.clone())).into(),
+            l.reads_old.into(),
             l.keyed.into(),
         ],
     )?;

@@ -44,6 +44,21 @@ pub fn install(flow_id: i64, triggers: &[Trigger]) -> Result<()> {
     Ok(())
 }
 
+/// A record trigger keeps an update's old columns only for a flow whose definition names `old`
+/// (`model::triggers::record::reads_old`): `params.old` false on its routing rows otherwise
+/// (`journey._record_listeners` reads it).
+pub fn mark_old_unread(flow_id: i64, definition: &serde_json::Value) -> Result<()> {
+    if triggers::record::reads_old(definition) {
+        return Ok(());
+    }
+    Spi::run_with_args(
+        "UPDATE journey.flow_triggers SET params = coalesce(params, '{}') || '{\"old\": false}' \
+         WHERE flow_id = $1 AND kind = 'record'",
+        &[flow_id.into()],
+    )?;
+    Ok(())
+}
+
 fn look_up(query: &str, name: &str) -> Result<String> {
     Ok(Spi::get_one_with_args::<String>(query, &[name.into()])?.unwrap_or_default())
 }

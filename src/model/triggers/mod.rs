@@ -11,7 +11,7 @@ mod date;
 mod event;
 mod form;
 mod group;
-mod record;
+pub mod record;
 
 /// How activation finds a trigger's routing key (`journey.flow_triggers.key`).
 #[derive(Debug, Clone, PartialEq)]

@@ -24,6 +24,19 @@ pub fn record(o: &Map<String, Value>, cx: &mut Ctx) -> Parsed {
     Some((Key::Text(name), Some(params)))
 }
 
+/// Whether a flow may read `old` (the columns an update changed, as they were): the word `old`
+/// anywhere in its definition (a template, a where, a condition, `event.old`). A flow that never
+/// names it cannot read it, so its record triggers keep no old columns (`params.old` false,
+/// api/routes.rs): building them is a good part of what an update's enrollment costs. Words
+/// that merely contain it (`older`, `bold`, `old_price`) do not count; any other mention (a
+/// message saying "your old plan") keeps them, which is only the cost.
+pub fn reads_old(definition: &Value) -> bool {
+    let text = definition.to_string();
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    text.match_indices("old")
+        .any(|(i, _)| !word(text[..i].chars().next_back()) && !word(text[i + 3..].chars().next()))
+}
+
 /// A non-empty list of strings each `ok`, or None when absent (problems listed otherwise).
 fn strings(
     o: &Map<String, Value>,
@@ -55,6 +68,7 @@ fn strings(
 
 #[cfg(test)]
 mod unit {
+    use super::reads_old;
     use crate::model::triggers::unit::parse;
     use crate::model::triggers::Key;
     use serde_json::json;
@@ -84,5 +98,30 @@ mod unit {
                 "trigger[4]: missing required field \"record\"",
             ]
         );
+    }
+
+    #[test]
+    fn a_flow_reads_old_when_its_definition_names_it() {
+        let flow = |text: &str| json!({"nodes": {"s": {"type": "send_sms", "text": text}}});
+        for reads in [
+            "{{ old.status }} -> {{ record.status }}",
+            "{{old.status}}",
+            "{%- if old -%}x{% endif %}",
+            "{{ event.old.amount }}",
+            "{% assign o = old %}{{ o.x }}",
+            "your old plan",
+        ] {
+            assert!(reads_old(&flow(reads)), "{reads}");
+        }
+        for not in [
+            "{{ record.status }}",
+            "older, bold, old_price, oldest",
+            "{{ record.old_price }}",
+        ] {
+            assert!(!reads_old(&flow(not)), "{not}");
+        }
+        let predicate = json!({"triggers": [{"type": "record", "record": "carts",
+            "where": {"field": "old.total", "op": "<", "value": 10}}]});
+        assert!(reads_old(&predicate));
     }
 }

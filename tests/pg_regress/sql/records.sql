@@ -211,7 +211,8 @@ SELECT count(*) AS casts_run FROM public.cast_log;
 SELECT format('CREATE TABLE public.wide (id int PRIMARY KEY, who text, mood public.mood, %s)',
               string_agg(format('c%s int NOT NULL DEFAULT 0', i), ', ')) FROM generate_series(1, 120) i \gexec
 SELECT journey.attach_table('public.wide', 'who', 'external_id');
-SELECT journey.create_flow('widened', '{"triggers": [{"type": "record", "record": "wide", "on": ["update"]}],
+SELECT journey.create_flow('widened', '{"triggers": [{"type": "record", "record": "wide", "on": ["update"],
+  "where": {"field": "old.c120", "op": "<", "value": 100}}],
   "start": "w", "nodes": {"w": {"type": "wait", "delay": "1 day"}}}');
 SELECT journey.activate_flow('widened');
 INSERT INTO public.wide (id, who, mood) VALUES (1, 'cust-ann', 'ok');
@@ -258,7 +259,7 @@ SELECT * FROM journey.counter_differences();
 -- by the next write (the old statement named columns that are gone)
 SELECT journey.archive_flow('bulk_flow');
 SELECT journey.create_flow('bulk_up', '{"triggers": [{"type": "record", "record": "bulk", "on": ["update"]}],
-  "start": "w", "nodes": {"w": {"type": "wait", "delay": "1 day"}}}');
+  "start": "s", "nodes": {"s": {"type": "send_sms", "text": "{{ record.id }} was {{ old.state }}"}}}');
 SELECT journey.activate_flow('bulk_up');
 UPDATE public.bulk SET state = 'before' WHERE id = 1;
 ALTER TABLE public.bulk ADD COLUMN note text;
@@ -287,3 +288,14 @@ UPDATE public.bulk SET phase = 'by email' WHERE id IN (7, 8);
 SELECT e.record_key, c.first_name FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
 JOIN journey.contacts c ON c.id = e.contact_id WHERE f.name = 'bulk_email';
 SELECT name, unmatched FROM journey.record_types WHERE name = 'bulk';
+
+-- A flow that never names old keeps no old columns (record_old {}: nothing would read them);
+-- its enrollments are still updates, and a template's old reads as the record
+SELECT journey.create_flow('no_old', '{"triggers": [{"type": "record", "record": "bulk", "on": ["update"]}],
+  "start": "s", "nodes": {"s": {"type": "send_sms", "text": "{{ event.op }} {{ record.phase }}"}}}');
+SELECT journey.activate_flow('no_old');
+SELECT t.params FROM journey.flow_triggers t JOIN journey.flows f ON f.id = t.flow_id WHERE f.name = 'no_old';
+UPDATE public.bulk SET phase = 'no old' WHERE id = 7;
+SELECT e.record_key, e.record_old FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'no_old';
+SELECT journey.run_due(100, now());
+SELECT body FROM journey.outbox WHERE flow_id = (SELECT id FROM journey.flows WHERE name = 'no_old');
