@@ -21,8 +21,10 @@ use std::rc::Rc;
 /// The most rows a statement may have written to reuse the kept plan.
 const SMALL: i64 = 64;
 
-/// A statement's place in the cache: the table, whether on UPDATE, the trigger's changed list.
-type Key = (u32, bool, String);
+/// A statement's place in the cache: the table, whether on UPDATE, the trigger's changed list,
+/// whether its flow reads old (two flows listening alike but one reading old must not take
+/// turns rewriting one entry).
+type Key = (u32, bool, String, bool);
 
 /// One listening trigger's statement, the facts it was written from (the record type's, the
 /// table's columns) and, once a small write used it, its kept plan.
@@ -33,8 +35,8 @@ struct Statement {
 }
 
 thread_local! {
-    /// Statements by (table, operation, changed list); one written from other facts (a changed
-    /// table or record type) is written again in its place.
+    /// Statements by [`Key`]; one written from other facts (a changed table or record type) is
+    /// written again in its place.
     static STATEMENTS: RefCell<HashMap<Key, Statement>> =
         RefCell::new(HashMap::new());
 }
@@ -117,6 +119,7 @@ fn written(trigger: &PgTrigger<'_>) -> crate::error::Result<()> {
                     .as_ref()
                     .map(|c| c.0.to_string())
                     .unwrap_or_default(),
+                l.reads_old,
             );
             let (u, e) = run(client, key, &l, &record_type, op, rows)?;
             unmatched = unmatched.max(u);

@@ -299,3 +299,11 @@ UPDATE public.bulk SET phase = 'no old' WHERE id = 7;
 SELECT e.record_key, e.record_old FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'no_old';
 SELECT journey.run_due(100, now());
 SELECT body FROM journey.outbox WHERE flow_id = (SELECT id FROM journey.flows WHERE name = 'no_old');
+-- two flows listening alike, one naming old: one write, each gets its own statement
+SELECT journey.create_flow('with_old', '{"triggers": [{"type": "record", "record": "bulk", "on": ["update"]}],
+  "start": "s", "nodes": {"s": {"type": "send_sms", "text": "was {{ old.phase }}"}}}');
+SELECT journey.activate_flow('with_old');
+UPDATE public.bulk SET phase = 'both' WHERE id = 7;
+UPDATE public.bulk SET phase = 'both again', owner_email = 'bob@example.com' WHERE id IN (10, 11);
+SELECT f.name, e.record_key, e.record_old FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
+WHERE f.name IN ('no_old', 'with_old') ORDER BY f.name, e.record_key;
