@@ -1,5 +1,38 @@
 -- Audience helpers. Plain INSERTs into the tables work the same way: the triggers enroll.
 
+CREATE FUNCTION journey._insert_contact(data jsonb) RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    new_id bigint := nextval(pg_get_serial_sequence('journey.contacts', 'id')::regclass);
+    cid bigint;
+BEGIN
+    -- the external_id is claimed first, with the new contact's id: of two upserts racing with one
+    -- new external_id, the second waits here for the first's transaction, then inserts nothing
+    -- (NULL: its caller updates the contact that holds the key) or, if the first rolled back,
+    -- inserts its own. The key and its contact are written together: no key without its contact.
+    IF data->>'external_id' IS NOT NULL THEN
+        INSERT INTO journey.contact_keys (external_id, contact_id) VALUES (data->>'external_id', new_id)
+        ON CONFLICT (external_id) DO NOTHING;
+        IF NOT FOUND THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    INSERT INTO journey.contacts (id, external_id, email, phone, first_name, last_name, birthday,
+                                  time_zone, attributes, email_opt_out, sms_opt_out)
+    OVERRIDING SYSTEM VALUE
+    SELECT new_id, r.external_id, r.email, r.phone, r.first_name, r.last_name, r.birthday, r.time_zone,
+           coalesce(r.attributes, '{}'), coalesce(r.email_opt_out, false), coalesce(r.sms_opt_out, false)
+    FROM jsonb_populate_record(NULL::journey.contacts, data) r
+    RETURNING id INTO cid;
+    RETURN cid;
+END
+$$;
+COMMENT ON FUNCTION journey._insert_contact(jsonb) IS
+  'Internal (upsert_contact): inserts a new contact from checked fields (journey._apply_contact_fields), its external_id claimed in contact_keys first; NULL, inserting nothing, when another contact holds (or a concurrent transaction has just claimed, once it commits) that external_id. SECURITY DEFINER for contact_keys and the contacts'' id sequence only; it runs nothing of its caller''s.';
+
 CREATE FUNCTION journey.upsert_contact(data jsonb) RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, journey, pg_temp
@@ -23,22 +56,21 @@ BEGIN
     END IF;
     IF cid IS NULL THEN
         -- a new contact is inserted with its fields (checked first), so contact_created flows
-        -- see them (their where) and no contact_updated fires for it
+        -- see them (their where) and no contact_updated fires for it; NULL when a concurrent
+        -- upsert has just created the contact of this external_id: that one is updated below
         PERFORM journey._apply_contact_fields(NULL, data);
-        INSERT INTO journey.contacts (external_id, email, phone, first_name, last_name, birthday,
-                                      time_zone, attributes, email_opt_out, sms_opt_out)
-        SELECT r.external_id, r.email, r.phone, r.first_name, r.last_name, r.birthday, r.time_zone,
-               coalesce(r.attributes, '{}'), coalesce(r.email_opt_out, false), coalesce(r.sms_opt_out, false)
-        FROM jsonb_populate_record(NULL::journey.contacts, data) r
-        RETURNING id INTO cid;
-        RETURN cid;
+        cid := journey._insert_contact(data);
+        IF cid IS NOT NULL THEN
+            RETURN cid;
+        END IF;
+        SELECT k.contact_id INTO cid FROM journey.contact_keys k WHERE k.external_id = data->>'external_id';
     END IF;
     PERFORM journey._apply_contact_fields(cid, data);
     RETURN cid;
 END
 $$;
 COMMENT ON FUNCTION journey.upsert_contact(jsonb) IS
-  'Creates or updates a contact from {external_id, email, phone, first_name, last_name, birthday, time_zone, email_opt_out, sms_opt_out, attributes}; matches on external_id, then email (case-insensitive), then phone. Returns the contact id.';
+  'Creates or updates a contact from {external_id, email, phone, first_name, last_name, birthday, time_zone, email_opt_out, sms_opt_out, attributes}; matches on external_id, then email (case-insensitive), then phone. Returns the contact id. Two calls racing with one new external_id make one contact: the second waits for the first''s transaction and updates its contact.';
 
 CREATE FUNCTION journey._group_id(p_group text) RETURNS bigint
 LANGUAGE plpgsql STABLE

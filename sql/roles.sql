@@ -74,7 +74,8 @@ BEGIN
                         journey.node_stats(text), journey.message_stats(text), journey.split_stats(text),
                         journey.flow_diagram(text), journey._group_id(text), journey._check_contact(bigint),
                         journey._flow_id(text), journey._node_order(jsonb), journey._apply_contact_fields(bigint, jsonb),
-                        journey._is_time_zone(text), journey._e164(text, text), journey.record_timeline(text, text) TO %I', role);
+                        journey._is_time_zone(text), journey._e164(text, text), journey.record_timeline(text, text),
+                        journey._insert_contact(jsonb) TO %I', role);
     ELSE
         EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),
                         journey.mark_sent(bigint, text, uuid), journey.mark_failed(bigint, text, boolean, uuid),
