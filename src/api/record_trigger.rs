@@ -109,7 +109,7 @@ fn written(trigger: &PgTrigger<'_>) -> crate::error::Result<()> {
         // SAFETY: the trigger data is the one this call was given; its transition tables
         // become new_rows and old_rows for this connection's statements
         unsafe { pg_sys::SPI_register_trigger_data(data as *const _ as *mut _) };
-        let listeners = listeners(client, &record_type, op, &columns)?;
+        let listeners = listeners(client, &record_type, op, relid, &columns)?;
         let (mut unmatched, mut enrolled) = (0i64, 0i64);
         for l in listeners {
             let key = (
@@ -140,20 +140,28 @@ fn written(trigger: &PgTrigger<'_>) -> crate::error::Result<()> {
     })
 }
 
-/// The table's columns as its relation has them now: name, type and dropped flag of each.
+/// The table's columns as its relation has them now, each one's name (bytes), number, type,
+/// typmod, collation and dropped flag, written unambiguously (Debug: quoted, escaped): two
+/// layouts never give the same text, whatever their columns are named.
 fn columns(rel: pg_sys::Relation) -> String {
-    // SAFETY: the trigger's relation is open and locked for the duration of the call
+    // SAFETY: the trigger's relation is open and locked for the duration of the call, and its
+    // attribute names are NUL-terminated within NAMEDATALEN
     let desc = unsafe { PgTupleDesc::from_pg_unchecked((*rel).rd_att) };
-    let mut out = String::new();
-    for a in desc.iter() {
-        out.push_str(&format!(
-            "{}:{}:{},",
-            a.name(),
-            a.atttypid.to_u32(),
-            a.attisdropped
-        ));
-    }
-    out
+    let facts: Vec<_> = desc
+        .iter()
+        .map(|a| {
+            let name = unsafe { std::ffi::CStr::from_ptr(a.attname.data.as_ptr()) };
+            (
+                name.to_bytes().to_vec(),
+                a.attnum,
+                a.atttypid.to_u32(),
+                a.atttypmod,
+                a.attcollation.to_u32(),
+                a.attisdropped,
+            )
+        })
+        .collect();
+    format!("{facts:?}")
 }
 
 /// The listening triggers (none when no flow listens), each with the facts its statement is
@@ -162,17 +170,41 @@ fn listeners(
     client: &mut SpiClient<'_>,
     record_type: &str,
     op: &str,
+    relid: u32,
     columns: &str,
 ) -> crate::error::Result<Vec<Listener>> {
     let rows =
         crate::engine::prepared::update(client, LISTENERS, &[record_type.into(), op.into()])?;
     let mut out = Vec::new();
     for row in rows {
+        // the statement is written for the record type's table: it must be the one this
+        // trigger fired on (an admin may write record_types, or put this trigger elsewhere)
+        let tbl = row.get::<pg_sys::Oid>(6)?.map(|o| o.to_u32());
+        if tbl != Some(relid) {
+            let name = |oid: u32| {
+                Spi::get_one_with_args::<String>(
+                    "SELECT $1::oid::regclass::text",
+                    &[pg_sys::Oid::from(oid).into()],
+                )
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+            };
+            return Err(JourneyError::InvalidArgument {
+                argument: format!("record type \"{record_type}\""),
+                reason: format!(
+                    "it is attached to table {}, but its trigger fired on table {}",
+                    name(tbl.unwrap_or_default()),
+                    name(relid)
+                ),
+                hint: "A record type's triggers are the ones journey.attach_table put on its table: detach_table and attach_table again.".into(),
+            });
+        }
         let facts = format!(
             "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
             row.get::<bool>(4)?,
             row.get::<bool>(5)?,
-            row.get::<pg_sys::Oid>(6)?.map(|o| o.to_u32()),
+            tbl,
             row.get::<String>(7)?,
             row.get::<String>(8)?,
             row.get::<String>(9)?,

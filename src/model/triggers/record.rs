@@ -24,17 +24,26 @@ pub fn record(o: &Map<String, Value>, cx: &mut Ctx) -> Parsed {
     Some((Key::Text(name), Some(params)))
 }
 
-/// Whether a flow may read `old` (the columns an update changed, as they were): the word `old`
-/// anywhere in its definition (a template, a where, a condition, `event.old`). A flow that never
-/// names it cannot read it, so its record triggers keep no old columns (`params.old` false,
-/// api/routes.rs): building them is a good part of what an update's enrollment costs. Words
-/// that merely contain it (`older`, `bold`, `old_price`) do not count; any other mention (a
-/// message saying "your old plan") keeps them, which is only the cost.
+/// Whether a flow may read `old` (the columns an update changed, as they were). A flow cannot
+/// when its definition never names `old`, never reads the event whole or by a computed key
+/// (`event` as a word not followed by `.name`: `{{ event }}`, `{% for p in event %}`,
+/// `event[k]`), and never renders a stored template (`"template"`: its body is not in the
+/// definition and may change after activation). Such a flow's record triggers keep no old
+/// columns (`params.old` false, api/routes.rs): building them is a good part of what an update's
+/// enrollment costs. Anything else that merely looks like a read (a message saying "your old
+/// plan", an event trigger) keeps them, which only costs that.
 pub fn reads_old(definition: &Value) -> bool {
     let text = definition.to_string();
     let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-    text.match_indices("old")
-        .any(|(i, _)| !word(text[..i].chars().next_back()) && !word(text[i + 3..].chars().next()))
+    let whole = |at: usize, len: usize| {
+        !word(text[..at].chars().next_back()) && !word(text[at + len..].chars().next())
+    };
+    let names_old = text.match_indices("old").any(|(i, _)| whole(i, 3));
+    let reads_event_whole = text.match_indices("event").any(|(i, _)| {
+        let mut after = text[i + 5..].chars();
+        whole(i, 5) && !(after.next() == Some('.') && word(after.next()))
+    });
+    names_old || reads_event_whole || text.contains("\"template\"")
 }
 
 /// A non-empty list of strings each `ok`, or None when absent (problems listed otherwise).
@@ -110,6 +119,10 @@ mod unit {
             "{{ event.old.amount }}",
             "{% assign o = old %}{{ o.x }}",
             "your old plan",
+            "{{ event }}",
+            "{% for p in event %}{{ p }}{% endfor %}",
+            "{% assign k = 'ol' | append: 'd' %}{{ event[k].status }}",
+            "{{ event | json }}",
         ] {
             assert!(reads_old(&flow(reads)), "{reads}");
         }
@@ -117,11 +130,20 @@ mod unit {
             "{{ record.status }}",
             "older, bold, old_price, oldest",
             "{{ record.old_price }}",
+            "{{ event.op }} {{ event.record.id }}",
         ] {
             assert!(!reads_old(&flow(not)), "{not}");
         }
         let predicate = json!({"triggers": [{"type": "record", "record": "carts",
             "where": {"field": "old.total", "op": "<", "value": 10}}]});
         assert!(reads_old(&predicate));
+        let stored = json!({"nodes": {"s": {"type": "send_email", "template": "receipt"}}});
+        assert!(reads_old(&stored));
+        let waits = json!({"nodes": {"w": {"type": "wait_event", "event": "paid"}}});
+        assert!(!reads_old(&json!({"nodes": {"w": {"type": "wait_event"}}})));
+        assert!(
+            reads_old(&waits),
+            "a field named event: kept, only the cost"
+        );
     }
 }

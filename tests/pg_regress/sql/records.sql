@@ -307,3 +307,41 @@ UPDATE public.bulk SET phase = 'both' WHERE id = 7;
 UPDATE public.bulk SET phase = 'both again', owner_email = 'bob@example.com' WHERE id IN (10, 11);
 SELECT f.name, e.record_key, e.record_old FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
 WHERE f.name IN ('no_old', 'with_old') ORDER BY f.name, e.record_key;
+
+-- The kept statement's key cannot be forged by column names: a column named like another
+-- layout's description ("x:<type oid>:false,y"), retyped to the app's enum (whose cast to json
+-- logs its caller), renamed and followed by a new column, once described the same text as the
+-- layout before, and the statement written for all-built-in columns (to_jsonb of the row) ran
+-- the app's cast as journey's owner. Now each layout has its own key: the cast never runs.
+\set ECHO none
+SELECT 'x:' || 'public.mood'::regtype::oid || ':false,y' AS forged \gset
+\set ECHO all
+CREATE TABLE public.forged (id int PRIMARY KEY, contact_id bigint NOT NULL REFERENCES journey.contacts (id));
+\set ECHO none
+SELECT format('ALTER TABLE public.forged ADD COLUMN %I text', :'forged') \gexec
+\set ECHO all
+SELECT journey.attach_table('public.forged', 'contact_id');
+SELECT journey.create_flow('forged_flow', '{"triggers": [{"type": "record", "record": "forged", "on": ["insert"]}],
+  "start": "w", "nodes": {"w": {"type": "wait", "delay": "1 day"}}}');
+SELECT journey.activate_flow('forged_flow');
+INSERT INTO public.forged VALUES (1, :ann, 'ok');
+\set ECHO none
+SELECT format('ALTER TABLE public.forged ALTER COLUMN %I TYPE public.mood USING NULL', :'forged') \gexec
+SELECT format('ALTER TABLE public.forged RENAME COLUMN %I TO x', :'forged') \gexec
+\set ECHO all
+ALTER TABLE public.forged ADD COLUMN y text;
+TRUNCATE public.cast_log;
+INSERT INTO public.forged VALUES (2, :ann, 'sad', 'why');
+SELECT count(*) AS casts_run FROM public.cast_log;
+SELECT e.record_key, e.data ->> 'x' AS x, e.data ->> 'y' AS y, (SELECT count(*) FROM jsonb_object_keys(e.data)) AS columns
+FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
+WHERE f.name = 'forged_flow' ORDER BY e.record_key;
+
+-- the statement is written for the record type's table, and runs only from its own triggers:
+-- an admin who points record_types at another table makes the write fail, not run
+CREATE TABLE public.decoy (id int PRIMARY KEY, contact_id bigint);
+UPDATE journey.record_types SET tbl = 'public.decoy' WHERE name = 'forged';
+INSERT INTO public.forged VALUES (3, :ann, 'ok', 'z');
+UPDATE journey.record_types SET tbl = 'public.forged' WHERE name = 'forged';
+INSERT INTO public.forged VALUES (3, :ann, 'ok', 'z');
+SELECT count(*) AS forged_enrollments FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'forged_flow';
