@@ -252,13 +252,13 @@ BEGIN
             -- a new contact is inserted with its fields (checked first), so contact_created
             -- flows see them (their where) and no contact_updated fires for it
             PERFORM journey._apply_contact_fields(NULL, fields);
-            INSERT INTO journey.contacts (external_id, email, phone, first_name, last_name, birthday,
-                                          time_zone, attributes, email_opt_out, sms_opt_out)
-            SELECT r.external_id, r.email, r.phone, r.first_name, r.last_name, r.birthday, r.time_zone,
-                   coalesce(r.attributes, '{}'), coalesce(r.email_opt_out, false), coalesce(r.sms_opt_out, false)
-            FROM jsonb_populate_record(NULL::journey.contacts, fields) r
-            RETURNING id INTO NEW.contact_id;
-            RETURN NEW;
+            NEW.contact_id := journey._insert_contact(fields);
+            IF NEW.contact_id IS NOT NULL THEN
+                RETURN NEW;
+            END IF;
+            -- a concurrent submission or upsert has just created the contact of this external_id
+            -- (journey._insert_contact waited for it): this submission updates that one
+            SELECT k.contact_id INTO NEW.contact_id FROM journey.contact_keys k WHERE k.external_id = fields->>'external_id';
         END IF;
     END IF;
     PERFORM journey._apply_contact_fields(NEW.contact_id, fields);
