@@ -7,7 +7,7 @@
 //! the engine would suppress is an error); with `recipient` it goes there, whatever the
 //! contact's opt-outs (the contact's missing phone or e-mail reads as the recipient).
 use super::flows::load_flow;
-use crate::engine::batch::{LockTimeout, Message, Templates};
+use crate::engine::batch::{LockTimeout, Message, SenderNames, Templates};
 use crate::engine::claim::{flow_value, Enrollment, Settings};
 use crate::engine::clock;
 use crate::engine::nodes::{self, Context, Outcome};
@@ -158,11 +158,13 @@ fn address_to(recipient: &str, contact: &mut Contact, settings: &mut Settings) {
 /// The node rendered for the enrollment-to-be `e` by the engine's send code.
 fn render(e: &Enrollment, node: &Node, settings: &Settings) -> Result<Message> {
     let (mut templates, mut lock_timeout) = (Templates::default(), LockTimeout::default());
+    let mut sender_names = SenderNames::default();
     let mut cx = Context {
         settings,
         now: chrono::Utc::now(),
         seq: 1,
         templates: &mut templates,
+        sender_names: &mut sender_names,
         lock_timeout: &mut lock_timeout,
         messages: &[],
         interrupts: nodes::postgres_interrupts,

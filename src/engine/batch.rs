@@ -153,6 +153,39 @@ impl Templates {
     }
 }
 
+/// The names of the verified senders a batch's e-mails name in `from` without a `from_name`
+/// (seed 004: a sender has a name), each read once per batch by `lookup` (None: no verified
+/// sender with a name at that address).
+pub struct SenderNames {
+    names: HashMap<String, Option<String>>,
+    lookup: fn(&str) -> Result<Option<String>>,
+}
+
+impl Default for SenderNames {
+    fn default() -> Self {
+        SenderNames::new(store::sender_name)
+    }
+}
+
+impl SenderNames {
+    pub fn new(lookup: fn(&str) -> Result<Option<String>>) -> Self {
+        SenderNames {
+            names: HashMap::new(),
+            lookup,
+        }
+    }
+
+    pub fn get(&mut self, address: &str) -> Result<Option<String>> {
+        let key = address.to_lowercase();
+        if let Some(name) = self.names.get(&key) {
+            return Ok(name.clone());
+        }
+        let found = (self.lookup)(&key)?;
+        self.names.insert(key, found.clone());
+        Ok(found)
+    }
+}
+
 /// The session's lock_timeout while a batch shortens it. Any row lock a node needs
 /// (update_contact) is waited for at most LOCK_TIMEOUT for the rest of the batch: a client
 /// holding the contact gets it back quickly and never deadlocks with the batch; the enrollment
@@ -198,6 +231,7 @@ pub struct Batch {
     /// Branches forks started, inserted before the updates (see [`write_back`]).
     pub spawns: Vec<Spawn>,
     pub templates: Templates,
+    pub sender_names: SenderNames,
     pub lock_timeout: LockTimeout,
     /// The credit the batch takes from the quotas, and the sends they refused.
     pub quota: Quota,

@@ -189,6 +189,7 @@ fn advance(
             now,
             seq: seq + 1,
             templates: &mut batch.templates,
+            sender_names: &mut batch.sender_names,
             lock_timeout: &mut batch.lock_timeout,
             messages: &batch.messages,
             interrupts: nodes::postgres_interrupts,

@@ -17,7 +17,7 @@ pub mod wait;
 
 pub use outcome::{Outcome, Route};
 
-use super::batch::{LockTimeout, Message, Templates};
+use super::batch::{LockTimeout, Message, SenderNames, Templates};
 use super::claim::{Enrollment, Settings};
 use crate::error::{JourneyError, Result};
 use crate::model::Node;
@@ -39,6 +39,8 @@ pub struct Context<'b> {
     pub seq: i32,
     /// The batch's templates, read by name once per batch.
     pub templates: &'b mut Templates,
+    /// The names of the verified senders e-mails are sent from, read once per batch.
+    pub sender_names: &'b mut SenderNames,
     /// The batch's lock_timeout, shortened by nodes that take row locks.
     pub lock_timeout: &'b mut LockTimeout,
     /// The messages the batch has written so far (not yet in the outbox).
@@ -178,11 +180,15 @@ pub mod testing {
         f: impl FnOnce(&mut Context) -> R,
     ) -> R {
         let (mut templates, mut lock_timeout) = (Templates::default(), LockTimeout::default());
+        let mut sender_names = SenderNames::new(|address| {
+            Ok((address == "news@example.com").then(|| "ACME News".to_string()))
+        });
         let mut cx = Context {
             settings,
             now,
             seq: 1,
             templates: &mut templates,
+            sender_names: &mut sender_names,
             lock_timeout: &mut lock_timeout,
             messages: &[],
             interrupts: || {},

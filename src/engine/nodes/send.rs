@@ -139,7 +139,7 @@ fn email<'d>(e: &Enrollment, node: &'d Node, cx: &mut Context) -> Result<Outcome
 fn compose_email<'d>(
     e: &Enrollment,
     node: &'d Node,
-    cx: &Context,
+    cx: &mut Context,
     subject: Option<&str>,
     body: &str,
 ) -> Result<Outcome<'d>> {
@@ -171,7 +171,14 @@ fn compose_email<'d>(
         return Ok(Outcome::Suppressed("no email"));
     }
     let from = cx.render_some(e, node, "from", from.as_deref())?;
-    let from_name = cx.render_some(e, node, "from_name", from_name.as_deref())?;
+    // without a from_name, a verified sender's own name (seed 004: a sender has a name)
+    let from_name = match (
+        cx.render_some(e, node, "from_name", from_name.as_deref())?,
+        &from,
+    ) {
+        (None, Some(address)) => cx.sender_names.get(address)?,
+        (name, _) => name,
+    };
     let mut copies = serde_json::Map::new();
     for (key, list) in [("cc", &resolved.cc), ("bcc", &resolved.bcc)] {
         if !list.is_empty() {
@@ -481,6 +488,15 @@ mod unit {
         let m = send(&e, email).unwrap().1.unwrap();
         assert_eq!(m.sender.as_deref(), Some("ACME <a@example.com>"));
         assert_eq!(m.subject.as_deref(), Some("Hi Dana"));
+        // without a from_name, the verified sender's own name (the test context knows one)
+        let named =
+            json!({"type": "send_email", "subject": "s", "body": "b", "from": "News@example.com"});
+        let m = send(&e, named).unwrap().1.unwrap();
+        assert_eq!(m.sender.as_deref(), Some("ACME News <News@example.com>"));
+        let unnamed =
+            json!({"type": "send_email", "subject": "s", "body": "b", "from": "b@example.com"});
+        let m = send(&e, unnamed).unwrap().1.unwrap();
+        assert_eq!(m.sender.as_deref(), Some("b@example.com"));
         assert_eq!(m.recipient.as_deref(), Some("dana@example.com"));
         let admin = json!({"type": "notify_admin", "text": "new lead"});
         let m = send(&e, admin).unwrap().1.unwrap();
