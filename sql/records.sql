@@ -476,7 +476,8 @@ $$;
 COMMENT ON FUNCTION journey._record_listeners(text, text) IS
   'Internal: the record trigger''s first step (journey._on_record_written): the record-trigger flows listening to an operation on a record type, one row per trigger in flow order with its where (condition), changed list and whether the flow reads old (params.old, written at activation), and the record type''s facts its statement is written from (keyed: journey._record_contact_is_key); takes the flows'' shared locks. No row (one index probe) when no flow listens.';
 
-CREATE FUNCTION journey._record_statement(p_type text, p_op text, p_changed jsonb, p_old boolean, p_keyed boolean) RETURNS text
+CREATE FUNCTION journey._record_statement(p_type text, p_op text, p_changed jsonb, p_old boolean, p_keyed boolean,
+                                          p_bulk boolean) RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
@@ -485,10 +486,14 @@ DECLARE
 BEGIN
     SELECT * INTO r FROM journey.record_types x WHERE x.name = p_type;
     -- The written records with their contacts (journey._record_source), enrolled once per
-    -- record (occurrence record:<key>; the check is NOT EXISTS, not ON CONFLICT: two writes of
-    -- one record are serialized by its row lock; planned for the statement's size, an index
-    -- probe per record for a few, a hash of the flow's enrollments for a bulk write into a young
-    -- flow) into the flow $1 as journey._enroll does (frozen into a flow paused by an edit or a
+    -- record (occurrence record:<key>; the check is not ON CONFLICT: two writes of one record
+    -- are serialized by its row lock. For a bulk write (p_bulk: planned for its size at every
+    -- write) NOT EXISTS, which the planner makes a hash of the flow's enrollments when that is
+    -- cheaper; for a small one, whose plan is kept, a probe per record of the flow/contact/
+    -- occurrence index, written as a scalar subquery over a row range only that index can serve:
+    -- a plan made while enrollments looked empty would otherwise read all of a contact's
+    -- enrollments by the primary key (or hash all of the flow's) at every later write) into the
+    -- flow $1 as journey._enroll does (frozen into a flow paused by an edit or a
     -- quota), when the where $3 matches, counted at once (they all enter at the flow's start
     -- node); records without a contact are counted. Arguments: $1 the flow, $2 the record
     -- type, $3 the where. The records are read once; kept (MATERIALIZED) only when some may lack
@@ -503,17 +508,23 @@ BEGIN
               AND (f.status = ''active'' OR (f.status = ''paused'' AND f.paused_reason IN (''edited'', ''quota'')))
             WHERE m.contact_id IS NOT NULL
               AND ($3 IS NULL OR journey._matches($3, m.contact_id, journey._record_event($2, m.data, m.old)))
-              AND NOT EXISTS (SELECT FROM journey.enrollments e
-                    WHERE e.flow_id = $1 AND e.contact_id = m.contact_id AND e.occurrence = ''record:'' || m.key)
+              AND %s
            RETURNING 1)
          SELECT %s, i.n, journey._count_entered_at($1, (SELECT f.start_node FROM journey.flows f WHERE f.id = $1), i.n)
            FROM (SELECT count(*) AS n FROM ins) i',
         CASE WHEN p_keyed THEN 'NOT MATERIALIZED' ELSE 'MATERIALIZED' END, journey._record_source(r, p_op, p_changed, p_old),
+        CASE WHEN p_bulk
+             THEN 'NOT EXISTS (SELECT FROM journey.enrollments e
+                     WHERE e.flow_id = $1 AND e.contact_id = m.contact_id AND e.occurrence = ''record:'' || m.key)'
+             ELSE '(SELECT true FROM journey.enrollments e
+                     WHERE (e.flow_id, e.contact_id, e.occurrence) >= ($1, m.contact_id, ''record:'' || m.key)
+                       AND (e.flow_id, e.contact_id, e.occurrence) <= ($1, m.contact_id, ''record:'' || m.key)
+                     LIMIT 1) IS NULL' END,
         CASE WHEN p_keyed THEN '0::bigint' ELSE '(SELECT count(*) FROM m WHERE m.contact_id IS NULL)' END);
 END
 $$;
-COMMENT ON FUNCTION journey._record_statement(text, text, jsonb, boolean, boolean) IS
-  'Internal: the statement a record trigger runs for one listening trigger (arguments $1 flow, $2 record type, $3 where), over the transition tables: enrolls each written record''s contact once per record, counts them; returns (records without a contact, enrolled, counter rows written). Written from the catalog (journey._record_source, identifiers quoted); journey._on_record_written keeps it per backend.';
+COMMENT ON FUNCTION journey._record_statement(text, text, jsonb, boolean, boolean, boolean) IS
+  'Internal: the statement a record trigger runs for one listening trigger (arguments $1 flow, $2 record type, $3 where), over the transition tables: enrolls each written record''s contact once per record, counts them; returns (records without a contact, enrolled, counter rows written). Written from the catalog (journey._record_source, identifiers quoted); journey._on_record_written keeps it per backend. p_bulk: for a write of many rows, planned at each use (the once-per-record check NOT EXISTS); else a kept plan''s (an index probe per record).';
 
 COMMENT ON FUNCTION journey._on_record_written() IS
   'Trigger of attached tables (argument: the record type; C, src/api/record_trigger.rs): enrolls the contact of each inserted or updated record into the active record-trigger flows listening to that operation whose changed columns really changed (IS DISTINCT FROM; without changed, any column) and whose where matches (record.*, old.*, contact.*); one enrollment per record (occurrence = record:<key>), its data the record as written, record_old the columns an update changed as they were. Counts records whose contact column matched no contact in record_types.unmatched (once per statement: the most any one trigger of it saw). A write no flow listens to costs one index probe. The statement of each listening trigger (journey._record_statement) is kept per backend, keyed on the table''s columns as its relation has them, the record type and the trigger''s changed list: a write of up to 64 rows reuses its plan, a larger one is planned for its size.';

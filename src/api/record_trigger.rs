@@ -23,8 +23,9 @@ const SMALL: i64 = 64;
 
 /// A statement's place in the cache: the table, whether on UPDATE, the trigger's changed list,
 /// whether its flow reads old (two flows listening alike but one reading old must not take
-/// turns rewriting one entry).
-type Key = (u32, bool, String, bool);
+/// turns rewriting one entry), whether for a bulk write (more than [`SMALL`] rows: its SQL
+/// checks once-per-record differently, see `journey._record_statement`).
+type Key = (u32, bool, String, bool, bool);
 
 /// One listening trigger's statement, the facts it was written from (the record type's, the
 /// table's columns) and, once a small write used it, its kept plan.
@@ -120,8 +121,9 @@ fn written(trigger: &PgTrigger<'_>) -> crate::error::Result<()> {
                     .map(|c| c.0.to_string())
                     .unwrap_or_default(),
                 l.reads_old,
+                rows > SMALL,
             );
-            let (u, e) = run(client, key, &l, &record_type, op, rows)?;
+            let (u, e) = run(client, key, &l, &record_type, op)?;
             unmatched = unmatched.max(u);
             enrolled += e;
         }
@@ -229,8 +231,8 @@ fn run(
     l: &Listener,
     record_type: &str,
     op: &str,
-    rows: i64,
 ) -> crate::error::Result<(i64, i64)> {
+    let bulk = key.4;
     let cached = STATEMENTS.with(|s| {
         s.borrow()
             .get(&key)
@@ -240,7 +242,7 @@ fn run(
     let (sql, small) = match cached {
         Some(found) => found,
         None => {
-            let sql: Rc<str> = statement(client, l, record_type, op)?.into();
+            let sql: Rc<str> = statement(client, l, record_type, op, bulk)?.into();
             let st = Statement {
                 facts: l.facts.clone(),
                 sql: sql.clone(),
@@ -255,7 +257,7 @@ fn run(
         record_type.into(),
         l.condition.as_ref().map(|c| JsonB(c.0.clone())).into(),
     ];
-    let result = if rows <= SMALL {
+    let result = if !bulk {
         let plan = match small {
             Some(plan) => plan,
             None => {
@@ -286,9 +288,10 @@ fn statement(
     l: &Listener,
     record_type: &str,
     op: &str,
+    bulk: bool,
 ) -> crate::error::Result<String> {
     let rows = client.select(
-        "SELECT journey._record_statement($1, $2, $3, $4, $5)",
+        "SELECT journey._record_statement($1, $2, $3, $4, $5, $6)",
         None,
         &[
             record_type.into(),
@@ -296,6 +299,7 @@ fn statement(
             l.changed.as_ref().map(|c| JsonB(c.0.clone())).into(),
             l.reads_old.into(),
             l.keyed.into(),
+            bulk.into(),
         ],
     )?;
     rows.first()

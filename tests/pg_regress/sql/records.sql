@@ -345,3 +345,25 @@ INSERT INTO public.forged VALUES (3, :ann, 'ok', 'z');
 UPDATE journey.record_types SET tbl = 'public.forged' WHERE name = 'forged';
 INSERT INTO public.forged VALUES (3, :ann, 'ok', 'z');
 SELECT count(*) AS forged_enrollments FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'forged_flow';
+
+-- A small write's kept plan checks once-per-record with one probe of the flow/contact/occurrence
+-- index per record, however many enrollments the contact or the flow have since the plan was
+-- made (enrollments emptied and analyzed here, so the plan is made while they look empty: it read
+-- all 201 of Ann's enrollments through the primary key at each later write).
+CREATE TABLE public.probed (id int PRIMARY KEY, contact_id bigint NOT NULL REFERENCES journey.contacts (id), s text);
+SELECT journey.attach_table('public.probed', 'contact_id');
+SELECT journey.create_flow('probed_flow', '{"triggers": [{"type": "record", "record": "probed", "on": ["update"]}],
+  "start": "w", "nodes": {"w": {"type": "wait", "delay": "1 day"}}}');
+SELECT journey.activate_flow('probed_flow');
+INSERT INTO public.probed SELECT i, :ann, 'a' FROM generate_series(1, 300) i;
+TRUNCATE journey.enrollments;
+ANALYZE journey.enrollments;
+UPDATE public.probed SET s = 'b' WHERE id = 1;
+UPDATE public.probed SET s = 'b' WHERE id > 100;
+SELECT pg_stat_force_next_flush();
+SELECT sum(idx_tup_read) AS before FROM pg_stat_user_indexes WHERE relname = 'enrollments' \gset
+UPDATE public.probed SET s = 'b' WHERE id = 2;
+SELECT pg_stat_force_next_flush();
+SELECT sum(idx_tup_read) - :before < 5 AS probed, (SELECT count(*) FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
+  WHERE f.name = 'probed_flow') AS enrollments
+FROM pg_stat_user_indexes WHERE relname = 'enrollments';
