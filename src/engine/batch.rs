@@ -137,52 +137,47 @@ pub struct Spawn {
 /// A template's subject (e-mails may have none) and body.
 pub type Template = (Option<String>, String);
 
-/// The templates a batch's nodes read by name, each read once per batch (None: no such
-/// template).
-#[derive(Default)]
-pub struct Templates(HashMap<String, Option<Template>>);
-
-impl Templates {
-    pub fn get(&mut self, name: &str) -> Result<Option<Template>> {
-        if let Some(t) = self.0.get(name) {
-            return Ok(t.clone());
-        }
-        let found = store::template(name)?;
-        self.0.insert(name.to_string(), found.clone());
-        Ok(found)
-    }
+/// What a batch's nodes read by name, each read once per batch by `lookup`.
+pub struct ReadOnce<V> {
+    values: HashMap<String, V>,
+    lookup: fn(&str) -> Result<V>,
 }
 
-/// The names of the verified senders a batch's e-mails name in `from` without a `from_name`
-/// (seed 004: a sender has a name), each read once per batch by `lookup` (None: no verified
-/// sender with a name at that address).
-pub struct SenderNames {
-    names: HashMap<String, Option<String>>,
-    lookup: fn(&str) -> Result<Option<String>>,
-}
-
-impl Default for SenderNames {
-    fn default() -> Self {
-        SenderNames::new(store::sender_name)
-    }
-}
-
-impl SenderNames {
-    pub fn new(lookup: fn(&str) -> Result<Option<String>>) -> Self {
-        SenderNames {
-            names: HashMap::new(),
+impl<V: Clone> ReadOnce<V> {
+    pub fn new(lookup: fn(&str) -> Result<V>) -> Self {
+        ReadOnce {
+            values: HashMap::new(),
             lookup,
         }
     }
 
-    pub fn get(&mut self, address: &str) -> Result<Option<String>> {
-        let key = address.to_lowercase();
-        if let Some(name) = self.names.get(&key) {
-            return Ok(name.clone());
+    pub fn get(&mut self, name: &str) -> Result<V> {
+        if let Some(v) = self.values.get(name) {
+            return Ok(v.clone());
         }
-        let found = (self.lookup)(&key)?;
-        self.names.insert(key, found.clone());
+        let found = (self.lookup)(name)?;
+        self.values.insert(name.to_string(), found.clone());
         Ok(found)
+    }
+}
+
+/// The templates a batch's nodes read by name (None: no such template).
+pub type Templates = ReadOnce<Option<Template>>;
+
+impl Default for Templates {
+    fn default() -> Self {
+        ReadOnce::new(store::template)
+    }
+}
+
+/// The names of the verified senders a batch's e-mails name in `from` without a `from_name`
+/// (seed 004: a sender has a name), by lower-case address (None: no verified sender with a name
+/// there).
+pub type SenderNames = ReadOnce<Option<String>>;
+
+impl Default for SenderNames {
+    fn default() -> Self {
+        ReadOnce::new(store::sender_name)
     }
 }
 

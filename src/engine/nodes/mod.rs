@@ -179,8 +179,10 @@ pub mod testing {
         now: DateTime<Utc>,
         f: impl FnOnce(&mut Context) -> R,
     ) -> R {
-        let (mut templates, mut lock_timeout) = (Templates::default(), LockTimeout::default());
-        let mut sender_names = SenderNames::new(|address| {
+        // (lookups without SPI: the unit tests run outside Postgres)
+        let mut templates: Templates = crate::engine::batch::ReadOnce::new(|_| Ok(None));
+        let mut lock_timeout = LockTimeout::default();
+        let mut sender_names: SenderNames = crate::engine::batch::ReadOnce::new(|address| {
             Ok((address == "news@example.com").then(|| "ACME News".to_string()))
         });
         let mut cx = Context {

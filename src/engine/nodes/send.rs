@@ -176,7 +176,7 @@ fn compose_email<'d>(
         cx.render_some(e, node, "from_name", from_name.as_deref())?,
         &from,
     ) {
-        (None, Some(address)) => cx.sender_names.get(address)?,
+        (None, Some(address)) => cx.sender_names.get(&address.to_lowercase())?,
         (name, _) => name,
     };
     let mut copies = serde_json::Map::new();
