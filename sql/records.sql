@@ -451,6 +451,7 @@ AS $$
 DECLARE
     flows bigint[];
     r journey.record_types;
+    keyed boolean;
 BEGIN
     -- one index probe when no flow listens to this record type
     SELECT array_agg(DISTINCT f.flow_id) INTO flows
@@ -463,9 +464,10 @@ BEGIN
         RETURN;
     END IF;
     PERFORM journey._lock_flows(flows);
+    keyed := journey._record_contact_is_key(r);   -- (a catalog read: once, not per trigger)
     RETURN QUERY
     SELECT f.flow_id, f.condition, f.params -> 'changed', coalesce((f.params ->> 'old')::boolean, true),
-           journey._record_contact_is_key(r), r.tbl::oid,
+           keyed, r.tbl::oid,
            r.key_column, r.contact_column, r.match
       FROM journey.flow_triggers f
      WHERE f.kind = 'record' AND f.key = p_type AND f.flow_id = ANY (flows)
@@ -474,7 +476,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey._record_listeners(text, text) IS
-  'Internal: the record trigger''s first step (journey._on_record_written): the record-trigger flows listening to an operation on a record type, one row per trigger in flow order with its where (condition), changed list and whether the flow reads old (params.old, written at activation), and the record type''s facts its statement is written from (keyed: journey._record_contact_is_key); takes the flows'' shared locks. No row (one index probe) when no flow listens.';
+  'Internal: the record trigger''s first step (journey._on_record_written): the record-trigger flows listening to an operation on a record type, one row per trigger in flow order with its where (condition), changed list and whether the flow can read old (params.old, false when its definition cannot: model::triggers::record::routed_params), and the record type''s facts its statement is written from (keyed: journey._record_contact_is_key); takes the flows'' shared locks. No row (one index probe) when no flow listens.';
 
 CREATE FUNCTION journey._record_statement(p_type text, p_op text, p_changed jsonb, p_old boolean, p_keyed boolean,
                                           p_bulk boolean) RETURNS text

@@ -418,8 +418,7 @@ pub fn activate_flow(
                  start_node = $2, reentry_after = $3::interval, routed_version = version WHERE id = $1",
             &[flow.id.into(), def.start.as_str().into(), reentry.into()],
         )?;
-        routes::install(flow.id, &def.triggers)?;
-        routes::mark_old_unread(flow.id, &flow.definition)?;
+        routes::install(flow.id, &def.triggers, &flow.definition)?;
         let nodes: Vec<String> = def.nodes.keys().cloned().collect();
         if in_flight == "stop" {
             Spi::run_with_args(

@@ -5,7 +5,8 @@
 //! count). That statement is written from the catalog, which costs more than a one-row write
 //! itself, so it is kept per backend, keyed on everything it is written from: the table's
 //! columns as its relation has them now (an `ALTER TABLE` gives a new key), the record type's
-//! row and the trigger's changed list. Writes of up to [`SMALL`] rows reuse one kept plan (an
+//! row, the trigger's changed list, whether the flow reads `old`, and the write's size class.
+//! Writes of up to [`SMALL`] rows reuse one kept plan (an
 //! index probe per record); larger ones are planned for their size (a hash join where that is
 //! cheaper), so a plan made for one size never serves another.
 use crate::error::JourneyError;
@@ -57,7 +58,8 @@ struct Listener {
     reads_old: bool,
     /// the contact column is the contact's id (journey._record_contact_is_key)
     keyed: bool,
-    /// everything else the statement is written from, as one key
+    /// everything else the statement is written from (the record type's row, whether its contact
+    /// column is the contact's id, the table's columns), to compare with a kept statement's
     facts: String,
 }
 
@@ -202,9 +204,9 @@ fn listeners(
                 hint: "A record type's triggers are the ones journey.attach_table put on its table: detach_table and attach_table again.".into(),
             });
         }
+        // (reads_old is in the statement's key already)
         let facts = format!(
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
-            row.get::<bool>(4)?,
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{}",
             row.get::<bool>(5)?,
             tbl,
             row.get::<String>(7)?,

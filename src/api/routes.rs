@@ -7,9 +7,11 @@ use crate::model::triggers::{self, Key, Trigger};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-/// Writes the flow's routing rows (one per routed trigger, `pos` its place in `triggers`).
-pub fn install(flow_id: i64, triggers: &[Trigger]) -> Result<()> {
+/// Writes the flow's routing rows (one per routed trigger, `pos` its place in `triggers`); a
+/// record trigger's say whether the flow (its stored `definition`) can read `old`.
+pub fn install(flow_id: i64, triggers: &[Trigger], definition: &serde_json::Value) -> Result<()> {
     clear(flow_id)?;
+    let reads_old = triggers::record::reads_old(definition);
     for (pos, t) in triggers.iter().enumerate() {
         if !triggers::kind(t.kind).is_some_and(|k| k.routed) {
             continue;
@@ -37,25 +39,15 @@ pub fn install(flow_id: i64, triggers: &[Trigger]) -> Result<()> {
                 key.into(),
                 t.condition.clone().map(JsonB).into(),
                 i32::try_from(pos).unwrap_or(i32::MAX).into(),
-                t.params.clone().map(JsonB).into(),
+                match t.kind {
+                    "record" => triggers::record::routed_params(t.params.as_ref(), reads_old),
+                    _ => t.params.clone(),
+                }
+                .map(JsonB)
+                .into(),
             ],
         )?;
     }
-    Ok(())
-}
-
-/// A record trigger keeps an update's old columns only for a flow whose definition names `old`
-/// (`model::triggers::record::reads_old`): `params.old` false on its routing rows otherwise
-/// (`journey._record_listeners` reads it).
-pub fn mark_old_unread(flow_id: i64, definition: &serde_json::Value) -> Result<()> {
-    if triggers::record::reads_old(definition) {
-        return Ok(());
-    }
-    Spi::run_with_args(
-        "UPDATE journey.flow_triggers SET params = coalesce(params, '{}') || '{\"old\": false}' \
-         WHERE flow_id = $1 AND kind = 'record'",
-        &[flow_id.into()],
-    )?;
     Ok(())
 }
 

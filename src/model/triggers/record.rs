@@ -29,7 +29,7 @@ pub fn record(o: &Map<String, Value>, cx: &mut Ctx) -> Parsed {
 /// (`event` as a word not followed by `.name`: `{{ event }}`, `{% for p in event %}`,
 /// `event[k]`), and never renders a stored template (`"template"`: its body is not in the
 /// definition and may change after activation). Such a flow's record triggers keep no old
-/// columns (`params.old` false, api/routes.rs): building them is a good part of what an update's
+/// columns ([`routed_params`]): building them is a good part of what an update's
 /// enrollment costs. Anything else that merely looks like a read (a message saying "your old
 /// plan", an event trigger) keeps them, which only costs that.
 pub fn reads_old(definition: &Value) -> bool {
@@ -44,6 +44,17 @@ pub fn reads_old(definition: &Value) -> bool {
         whole(i, 5) && !(after.next() == Some('.') && word(after.next()))
     });
     names_old || reads_event_whole || text.contains("\"template\"")
+}
+
+/// A record trigger's routing params: `old` false when its flow cannot read `old`
+/// ([`reads_old`], asked once per flow by the caller): `journey._record_listeners` passes it on,
+/// and the flow's updates keep no old columns.
+pub fn routed_params(params: Option<&Value>, reads_old: bool) -> Option<Value> {
+    let mut params = params.cloned();
+    if let (false, Some(Value::Object(p))) = (reads_old, params.as_mut()) {
+        p.insert("old".into(), Value::Bool(false));
+    }
+    params
 }
 
 /// A non-empty list of strings each `ok`, or None when absent (problems listed otherwise).
@@ -77,7 +88,7 @@ fn strings(
 
 #[cfg(test)]
 mod unit {
-    use super::reads_old;
+    use super::{reads_old, routed_params};
     use crate::model::triggers::unit::parse;
     use crate::model::triggers::Key;
     use serde_json::json;
@@ -145,5 +156,16 @@ mod unit {
             reads_old(&waits),
             "a field named event: kept, only the cost"
         );
+    }
+
+    #[test]
+    fn a_flow_that_never_reads_old_routes_its_record_triggers_so() {
+        let on = json!({"on": ["update"]});
+        assert_eq!(
+            routed_params(Some(&on), false),
+            Some(json!({"on": ["update"], "old": false}))
+        );
+        assert_eq!(routed_params(Some(&on), true), Some(on));
+        assert_eq!(routed_params(None, false), None);
     }
 }
