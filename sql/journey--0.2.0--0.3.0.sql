@@ -3104,15 +3104,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION journey._record_lookup(regclass, text, text) IS 'Internal: the condition on contacts c that finds the contact of a record n of a table by its contact column, for a match kind (id, external_id, email case-insensitively, phone); an integer column is compared with contacts.id as it is, another one (read as text) only when it holds digits.';
 
-CREATE FUNCTION journey._differs(p_tbl regclass, p_column text) RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-    -- o.<column> IS DISTINCT FROM n.<column> (journey._differs_expr)
-    SELECT journey._differs_expr(c.col, c.plain, c.eq) FROM journey._record_columns(p_tbl) c WHERE c.col = p_column
-$$;
-COMMENT ON FUNCTION journey._differs(regclass, text) IS 'Internal: the test that a column of a table changed between an old row o and a new row n (IS DISTINCT FROM by the built-in = operator of a built-in type, or by the text forms, journey._text_of); NULL when the table has no such column.';
-
 CREATE FUNCTION journey._record_contact_is_key(r journey.record_types) RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, journey, pg_temp
@@ -3511,7 +3502,7 @@ REVOKE ALL ON FUNCTION journey._caller_may(oid, text), journey._table_key(regcla
     journey._uses_record_type(jsonb, text), journey.link(text, text, regclass, text), journey.allow_writes(regclass),
     journey._plain_type(oid), journey._record_columns(regclass), journey._text_expr(text, text, boolean),
     journey._differs_expr(text, boolean, boolean), journey._text_of(regclass, text, text), journey._json_of(regclass, text),
-    journey._record_lookup(regclass, text, text), journey._differs(regclass, text), journey._record_contact_is_key(journey.record_types),
+    journey._record_lookup(regclass, text, text), journey._record_contact_is_key(journey.record_types),
     journey._record_source(journey.record_types, text, jsonb, boolean), journey._record_listeners(text, text),
     journey._record_statement(text, text, jsonb, boolean, boolean, boolean), journey._on_record_written(), journey._record_event(text, jsonb, jsonb),
     journey._record_data(text, jsonb, jsonb), journey.record_timeline(text, text), journey._writable(regclass),

@@ -128,8 +128,9 @@ SELECT e.record_key, e.data ->> 'status' AS status, e.record_old FROM journey.en
 JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'invoice_paid';
 -- a column whose type has no = operator is compared as text
 CREATE TABLE pg_temp.shapes (id int, j json, p point, n numeric);
-SELECT journey._differs('pg_temp.shapes', 'j') AS j, journey._differs('pg_temp.shapes', 'p') AS p,
-       journey._differs('pg_temp.shapes', 'n') AS n, journey._differs('pg_temp.shapes', 'gone') AS gone;
+SELECT max(e) FILTER (WHERE col = 'j') AS j, max(e) FILTER (WHERE col = 'p') AS p,
+       max(e) FILTER (WHERE col = 'n') AS n, max(e) FILTER (WHERE col = 'gone') AS gone
+FROM (SELECT c.col, journey._differs_expr(c.col, c.plain, c.eq) AS e FROM journey._record_columns('pg_temp.shapes') c) x;
 -- once per record: paid again after a change back enrolls nobody new
 UPDATE public.invoices SET status = 'sent' WHERE id = 101;
 UPDATE public.invoices SET status = 'paid' WHERE id = 101;
