@@ -408,7 +408,7 @@ BEGIN
     -- any column;
     -- old: the columns that changed, as they were (the worker reads old as record || old), built
     -- as JSON text from the changed columns only (ARRAY[...]: a function takes at most 100
-    -- arguments, a table may have more columns); {} when the flow never names old (p_old false:
+    -- arguments, a table may have more columns); {} when the flow cannot read old (p_old false:
     -- nothing reads it, and building it is a good part of an update's enrollment);
     -- the key: its text form, and the join of old and new rows on it
     SELECT string_agg(journey._differs_expr(c.col, c.plain, c.eq), ' OR ' ORDER BY c.attnum)
@@ -431,7 +431,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey._record_source(journey.record_types, text, jsonb, boolean) IS
-  'Internal: the query over a record trigger''s transition tables (new_rows, and old_rows on updates) giving each written record''s key, its contact (NULL when none matches), the record as jsonb and, on updates, the columns that changed as they were (an empty object when p_old is false: the flow never names old) (only rows where a column of p_changed, or any column, changed). Identifiers come from the catalog, quoted.';
+  'Internal: the query over a record trigger''s transition tables (new_rows, and old_rows on updates) giving each written record''s key, its contact (NULL when none matches), the record as jsonb and, on updates, the columns that changed as they were (an empty object when p_old is false: the flow cannot read old) (only rows where a column of p_changed, or any column, changed). Identifiers come from the catalog, quoted.';
 
 CREATE FUNCTION journey._record_listeners(p_type text, p_op text)
 RETURNS TABLE (flow_id bigint, condition jsonb, changed jsonb, reads_old boolean, keyed boolean, tbl oid,
