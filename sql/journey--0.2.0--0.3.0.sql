@@ -3843,6 +3843,9 @@ SET enable_seqscan = off
 SET enable_hashjoin = off
 SET enable_mergejoin = off
 SET plan_cache_mode = force_custom_plan
+-- (a probe per step costs more the larger steps looks: past jit_above_cost, compiling the plan
+-- took 30 ms of a 40 ms batch)
+SET jit = off
 AS $$
 BEGIN
     INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
@@ -3858,7 +3861,11 @@ BEGIN
                -- (the contact's steps, read by the primary key; IS TRUE keeps the planner from
                -- taking these for index conditions of any index by flow an admin may add)
                AND (h.flow_id = u.flow_id AND h.node = u.node) IS TRUE
-               AND coalesce(he.parent_id, he.id) = u.root)
+               AND coalesce(he.parent_id, he.id) = u.root
+            -- (OFFSET 0: a subplan run per step with its contact as the index key; pulled up
+            -- into an anti join it could be planned, on statistics taken while steps was
+            -- small, as all of steps read once and compared with every step of the batch)
+            OFFSET 0)
      GROUP BY u.flow_id, u.node
     UNION ALL
     SELECT u.flow_id, u.node, 'suppressed', '', count(*)
@@ -3889,6 +3896,9 @@ SET enable_seqscan = off
 SET enable_hashjoin = off
 SET enable_mergejoin = off
 SET plan_cache_mode = force_custom_plan
+-- (a probe per step costs more the larger steps looks: past jit_above_cost, compiling the plan
+-- took 30 ms of a 40 ms batch)
+SET jit = off
 AS $$
 BEGIN
     INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
@@ -3907,11 +3917,17 @@ BEGIN
                CASE WHEN h.outcome = 'goal' THEN NULL ELSE substr(h.outcome, 8) END AS branch,
                CASE WHEN h.outcome = 'goal' THEN journey._goal_name(v.definition, h.node) END AS goal
           FROM (SELECT DISTINCT contact_id, flow_id, root FROM batch) b
-          JOIN journey.steps h ON h.contact_id = b.contact_id AND (h.flow_id = b.flow_id) IS TRUE
-                              AND (h.outcome = 'goal' OR h.outcome LIKE 'branch %')
-          JOIN journey.enrollments he ON he.contact_id = h.contact_id AND he.id = h.enrollment_id
-                                     AND coalesce(he.parent_id, he.id) = b.root
-          JOIN journey.flow_versions v ON v.flow_id = he.flow_id AND v.version = he.version
+          -- (a lateral subquery, OFFSET 0: the root's contact is the index key of each probe,
+          -- whatever steps' statistics say; see journey._count_batch)
+          CROSS JOIN LATERAL (
+                SELECT h.node, h.outcome, he.flow_id, he.version
+                  FROM journey.steps h
+                  JOIN journey.enrollments he ON he.contact_id = h.contact_id AND he.id = h.enrollment_id
+                 WHERE h.contact_id = b.contact_id AND (h.flow_id = b.flow_id) IS TRUE
+                   AND (h.outcome = 'goal' OR h.outcome LIKE 'branch %')
+                   AND coalesce(he.parent_id, he.id) = b.root
+                OFFSET 0) h
+          JOIN journey.flow_versions v ON v.flow_id = h.flow_id AND v.version = h.version
     ), fresh AS (
         -- firsts: in the batch, not in the past
         SELECT DISTINCT b.contact_id, b.flow_id, b.root, CASE WHEN b.goal IS NULL THEN b.node END AS node, b.branch, b.goal
