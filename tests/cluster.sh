@@ -1,6 +1,11 @@
 # Sourceable helpers for integration tests: a throwaway cluster run as an unprivileged user,
 # psql shortcuts and assertions.
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+# A test talks to the cluster it starts, with libpq's defaults: nothing of the caller's
+# environment (a PGOPTIONS that hides NOTICEs changes expected output; a PGSERVICE or PGHOSTADDR
+# points elsewhere). cluster_start sets PGHOST, PGPORT, PGUSER and PGDATABASE.
+unset PGOPTIONS PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE PGSERVICE \
+      PGSERVICEFILE PGSSLMODE PGAPPNAME PGTZ PGDATESTYLE PGCLIENTENCODING PGCONNECT_TIMEOUT
 CLUSTER_DIRS=()
 
 # Runs a command as `postgres` (from /tmp: the clone may sit where `postgres` cannot enter).
