@@ -1306,7 +1306,8 @@ REVOKE ALL ON FUNCTION journey._date_next(integer, boolean, integer, integer, bo
     journey._on_contacts_dated(), journey._on_contacts_redated(), journey._on_settings_redated(),
     journey._enroll_occurrences(bigint[], bigint[], jsonb[], text[], timestamptz),
     journey._date_pass(timestamptz, integer) FROM PUBLIC;
-COMMENT ON FUNCTION journey.run_due(integer, timestamptz) IS 'Enrolls the date occurrences due by at (journey._date_pass), then runs up to max_steps due enrollments as of at (a virtual clock for tests and dry runs): each runs its nodes until it waits, completes, exits or fails. Returns how many enrollments were advanced. The background worker calls the same code.';
+ALTER FUNCTION journey.run_due(integer, timestamptz) SET jit = off;
+COMMENT ON FUNCTION journey.run_due(integer, timestamptz) IS 'Enrolls the date occurrences due by at (journey._date_pass), then runs up to max_steps due enrollments as of at (a virtual clock for tests and dry runs): each runs its nodes until it waits, completes, exits or fails. Returns how many enrollments were advanced. The background worker calls the same code. Runs with jit off (short statements whose estimates may be stale).';
 
 -- ================================================================ issue 13: quotas
 -- sql/quota.sql: journey.add_quota, journey._quota_channels, journey._quota_exhausted (the

@@ -33,6 +33,13 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
             pg_sys::GucContext::PGC_SUSET,
             pg_sys::GucSource::PGC_S_SESSION,
         );
+        // (as journey.run_due: short statements, planned on statistics that may be stale)
+        pg_sys::SetConfigOption(
+            c"jit".as_ptr(),
+            c"off".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        );
     }
     crate::engine::wake::attach_worker_latch();
     log!(

@@ -40,9 +40,13 @@ pub fn run_due(
     run::run_batch(max, at).or_report()
 }
 
+// jit = off: a batch's statements are short, and planned once on statistics that may be stale
+// (a custom plan's estimate over a large enrollments or steps table passes jit_above_cost, and
+// compiling then costs more than the batch); the worker's session sets the same.
 extension_sql!(
-    "COMMENT ON FUNCTION journey.run_due(integer, timestamptz) IS \
-     'Enrolls the date occurrences due by at (journey._date_pass), then runs up to max_steps due enrollments as of at (a virtual clock for tests and dry runs): each runs its nodes until it waits, completes, exits or fails. Returns how many enrollments were advanced. The background worker calls the same code.';",
+    "ALTER FUNCTION journey.run_due(integer, timestamptz) SET jit = off;
+     COMMENT ON FUNCTION journey.run_due(integer, timestamptz) IS \
+     'Enrolls the date occurrences due by at (journey._date_pass), then runs up to max_steps due enrollments as of at (a virtual clock for tests and dry runs): each runs its nodes until it waits, completes, exits or fails. Returns how many enrollments were advanced. The background worker calls the same code. Runs with jit off (short statements whose estimates may be stale).';",
     name = "run_due_comment",
     requires = [run_due]
 );

@@ -178,6 +178,7 @@ SELECT sum(idx_tup_read) - :before < 100 AS probed FROM pg_stat_user_indexes WHE
 SELECT node, reached FROM journey.node_stats('probe') ORDER BY node;
 SELECT goal, reached FROM journey.goal_stats('probe');
 SELECT * FROM pg_temp.differences() WHERE flow = 'probe';
--- and are never JIT-compiled (their estimate grows with steps; compiling took 30 ms of a batch)
+-- and are never JIT-compiled (their estimate grows with steps; compiling took 30 ms of a batch),
+-- nor is anything run_due runs
 SELECT proname, 'jit=off' = ANY (proconfig) AS no_jit FROM pg_proc
- WHERE pronamespace = 'journey'::regnamespace AND proname IN ('_count_batch', '_count_goals') ORDER BY 1;
+ WHERE pronamespace = 'journey'::regnamespace AND proname IN ('_count_batch', '_count_goals', 'run_due') ORDER BY 1;
