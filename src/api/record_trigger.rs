@@ -38,9 +38,22 @@ struct Statement {
 
 thread_local! {
     /// Statements by [`Key`]; one written from other facts (a changed table or record type) is
-    /// written again in its place.
+    /// written again in its place. At most [`KEPT`] (see [`keep`]).
     static STATEMENTS: RefCell<HashMap<Key, Statement>> =
         RefCell::new(HashMap::new());
+}
+
+/// The most statements a backend keeps: a session that writes to tables dropped and created
+/// again (each a new relation) would otherwise keep one per table for its lifetime.
+const KEPT: usize = 256;
+
+/// Puts `value` in `map` at `key`; a new key when `map` holds `most` already empties it first
+/// (the statements are written again as writes need them; a plan in use is held by its caller).
+fn keep<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V, most: usize) {
+    if map.len() >= most && !map.contains_key(&key) {
+        map.clear();
+    }
+    map.insert(key, value);
 }
 
 const LISTENERS: &str =
@@ -250,7 +263,7 @@ fn run(
                 sql: sql.clone(),
                 small: None,
             };
-            STATEMENTS.with(|s| s.borrow_mut().insert(key.clone(), st));
+            STATEMENTS.with(|s| keep(&mut s.borrow_mut(), key.clone(), st, KEPT));
             (sql, None)
         }
     };
@@ -307,4 +320,27 @@ fn statement(
     rows.first()
         .get::<String>(1)?
         .ok_or_else(|| JourneyError::from(pgrx::spi::Error::InvalidPosition))
+}
+
+#[cfg(test)]
+mod unit {
+    use super::keep;
+    use std::collections::HashMap;
+
+    #[test]
+    fn kept_statements_are_bounded() {
+        let mut map = HashMap::new();
+        for i in 0..3 {
+            keep(&mut map, i, i, 3);
+        }
+        keep(&mut map, 1, 10, 3);
+        assert_eq!(
+            (map.len(), map[&1]),
+            (3, 10),
+            "a key kept already is replaced in place"
+        );
+        keep(&mut map, 7, 7, 3);
+        assert_eq!(map.len(), 1, "a new key past the bound starts afresh");
+        assert_eq!(map[&7], 7);
+    }
 }
