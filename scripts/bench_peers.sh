@@ -8,7 +8,9 @@
 #   - graphile-worker tuned and classic (scripts/bench_peers_graphile.js): each job reads its
 #     contact, renders the same two-variable text and inserts the outbox row (a copy of
 #     journey.outbox with its indexes)
-#   - journey: the worker alone, N enrollments of a one-node send_sms flow (bench.sh's 2a)
+#   - journey: the worker alone, N enrollments of a one-node send_sms flow (bench.sh's 2a); then,
+#     after a restart with journey.workers = 2, the same with two workers (graphile-worker's
+#     tuned mode uses both cores too)
 #
 #   bash scripts/bench_peers.sh [N]     (or bash scripts/bench.sh --peers [N]); N default 100000
 #
@@ -166,6 +168,13 @@ run_engine() {
     echo "SELECT coalesce(max(id), 0) >= $N FROM journey.outbox;" >&"${POLL[1]}"
     read -r done <&"${POLL[0]}"
   done
+  # with two workers a lower id may commit after the highest: wait for the last one too
+  done=f
+  while [ "$done" != t ]; do
+    read -rt 0.01 _ <&"${POLL[0]}" || true
+    echo "SELECT NOT EXISTS (SELECT 1 FROM journey.enrollments WHERE status = 'active');" >&"${POLL[1]}"
+    read -r done <&"${POLL[0]}"
+  done
   t1=$(date +%s%N)
   eval "exec ${POLL[1]}>&-"; wait "$POLL_PID" 2>/dev/null || true
   worker off
@@ -185,13 +194,26 @@ for r in $(seq "$RUNS"); do
   echo "   ms: ${T_PLAIN[-1]} ${T_SAME[-1]} ${T_TUNED[-1]} ${T_CLASSIC[-1]} ${T_ENGINE[-1]}"
 done
 
+# journey with two workers (journey.workers = 2, read at server start): graphile-worker's tuned
+# mode runs 24 jobs at once over both cores; one journey worker uses one. A warm-up run after the
+# restart, then RUNS runs.
+echo "== journey with journey.workers = 2 (restart, a warm-up run, then $RUNS runs)"
+q "ALTER SYSTEM SET journey.workers = 2"
+as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 restart >/dev/null
+wait_for "SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'journey worker'" 30 "two workers running"
+declare -a T_TWO
+run_engine >/dev/null
+for r in $(seq "$RUNS"); do T_TWO+=("$(run_engine)"); echo "   ms: ${T_TWO[-1]}"; done
+
 rate() { awk -v n="$N" -v ms="$1" 'BEGIN {printf "%.0f", n / (ms / 1000)}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 R_PLAIN=$(rate "$(median "${T_PLAIN[@]}")"); R_SAME=$(rate "$(median "${T_SAME[@]}")")
 R_TUNED=$(rate "$(median "${T_TUNED[@]}")"); R_CLASSIC=$(rate "$(median "${T_CLASSIC[@]}")")
-R_ENGINE=$(rate "$(median "${T_ENGINE[@]}")")
+R_ENGINE=$(rate "$(median "${T_ENGINE[@]}")"); R_TWO=$(rate "$(median "${T_TWO[@]}")")
 X_TUNED=$(ratio "$R_ENGINE" "$R_TUNED"); X_CLASSIC=$(ratio "$R_ENGINE" "$R_CLASSIC")
+X_TWO=$(ratio "$R_TWO" "$R_TUNED")
 met=$(awk -v x="$X_TUNED" 'BEGIN {print (x >= 8) ? "yes" : "NO"}')
+met_two=$(awk -v x="$X_TWO" 'BEGIN {print (x >= 8) ? "yes" : "NO"}')
 echo
 echo "journey peers  $(date -u +%Y-%m-%dT%H:%MZ)  $(nproc) cores  PostgreSQL $(q "SHOW server_version")  node $(node --version)  graphile-worker $GW_VERSION  N=$N  median of $RUNS"
 printf '%-62s %16s %12s %12s\n' "measure" "figure" "÷ plain" "÷ same"
@@ -201,7 +223,9 @@ row "SQL same writes (bench.sh 1: outbox indexes, ON CONFLICT)" "$R_SAME" rows/s
 row "graphile-worker tuned (local queue, batched completion)" "$R_TUNED" jobs/s
 row "graphile-worker classic (a query per fetch and completion)" "$R_CLASSIC" jobs/s
 row "journey engine, worker alone (bench.sh 2a)" "$R_ENGINE" steps/s
+row "journey engine, two workers (journey.workers = 2)" "$R_TWO" steps/s
 printf '%-62s %16s %12s %12s\n' "journey ÷ graphile-worker tuned (target >= 8)" "${X_TUNED}x" "$met" ""
+printf '%-62s %16s %12s %12s\n' "journey, two workers ÷ graphile-worker tuned (both cores)" "${X_TWO}x" "$met_two" ""
 printf '%-62s %16s\n' "journey ÷ graphile-worker classic" "${X_CLASSIC}x"
-echo "peers row: graphile-worker tuned $R_TUNED jobs/s, classic $R_CLASSIC jobs/s | journey $R_ENGINE steps/s | journey ÷ graphile-worker tuned ${X_TUNED}x (>= 8: $met), classic ${X_CLASSIC}x | journey ÷ SQL plain move $(ratio "$R_ENGINE" "$R_PLAIN"), ÷ same writes $(ratio "$R_ENGINE" "$R_SAME")"
-echo "runs (ms, in order): plain ${T_PLAIN[*]} | same ${T_SAME[*]} | tuned ${T_TUNED[*]} | classic ${T_CLASSIC[*]} | journey ${T_ENGINE[*]}"
+echo "peers row: graphile-worker tuned $R_TUNED jobs/s, classic $R_CLASSIC jobs/s | journey $R_ENGINE steps/s, two workers $R_TWO | journey ÷ graphile-worker tuned ${X_TUNED}x (>= 8: $met), two workers ${X_TWO}x (>= 8: $met_two), classic ${X_CLASSIC}x | journey ÷ SQL plain move $(ratio "$R_ENGINE" "$R_PLAIN"), ÷ same writes $(ratio "$R_ENGINE" "$R_SAME")"
+echo "runs (ms, in order): plain ${T_PLAIN[*]} | same ${T_SAME[*]} | tuned ${T_TUNED[*]} | classic ${T_CLASSIC[*]} | journey ${T_ENGINE[*]} | two workers ${T_TWO[*]}"
