@@ -251,25 +251,16 @@ enroll_bench() {
 # snapshot, and that keeps the claim from marking finished enrollments' index entries dead;
 # it waits with read's timeout, as forking sleep(1) 100 times a second takes CPU from the run.
 time_worker() {
-  local t0 t1 done=f
+  local t0 t1
   coproc POLL { psql -X -qAt -v ON_ERROR_STOP=1; }
   echo "SELECT 1;" >&"${POLL[1]}"; read -r _ <&"${POLL[0]}"   # connected
   t0=$(date +%s%N)
   echo "ALTER SYSTEM SET journey.worker_enabled = on; SELECT pg_reload_conf();" >&"${POLL[1]}"
   read -r _ <&"${POLL[0]}"
-  while [ "$done" != t ]; do
-    read -rt 0.01 _ <&"${POLL[0]}" || true   # a 10 ms sleep without forking sleep(1)
-    echo "SELECT coalesce(max(id), 0) >= $N FROM journey.outbox;" >&"${POLL[1]}"
-    read -r done <&"${POLL[0]}"
-  done
+  poll_until "SELECT coalesce(max(id), 0) >= $N FROM journey.outbox"
   # with several workers a lower id may commit after the highest: wait for the last one too
   if [ -n "${1:-}" ]; then
-    done=f
-    while [ "$done" != t ]; do
-      read -rt 0.01 _ <&"${POLL[0]}" || true
-      echo "SELECT NOT EXISTS (SELECT 1 FROM journey.enrollments WHERE status = 'active');" >&"${POLL[1]}"
-      read -r done <&"${POLL[0]}"
-    done
+    poll_until "SELECT NOT EXISTS (SELECT 1 FROM journey.enrollments WHERE status = 'active')"
   fi
   t1=$(date +%s%N)
   eval "exec ${POLL[1]}>&-"; wait "$POLL_PID" 2>/dev/null || true

@@ -151,7 +151,7 @@ run_graphile() { # mode
 # the engine: bench.sh's 2a (ms from turning the worker on until the last outbox row commits;
 # the client polls every 10 ms between statements, waiting with read's timeout)
 run_engine() {
-  local t0 t1 done=f
+  local t0 t1
   worker off
   q "TRUNCATE journey.group_members, journey.enrollments, journey.steps, journey.outbox RESTART IDENTITY CASCADE"
   q "INSERT INTO journey.group_members (group_id, contact_id)
@@ -163,18 +163,9 @@ run_engine() {
   t0=$(date +%s%N)
   echo "ALTER SYSTEM SET journey.worker_enabled = on; SELECT pg_reload_conf();" >&"${POLL[1]}"
   read -r _ <&"${POLL[0]}"
-  while [ "$done" != t ]; do
-    read -rt 0.01 _ <&"${POLL[0]}" || true
-    echo "SELECT coalesce(max(id), 0) >= $N FROM journey.outbox;" >&"${POLL[1]}"
-    read -r done <&"${POLL[0]}"
-  done
+  poll_until "SELECT coalesce(max(id), 0) >= $N FROM journey.outbox"
   # with two workers a lower id may commit after the highest: wait for the last one too
-  done=f
-  while [ "$done" != t ]; do
-    read -rt 0.01 _ <&"${POLL[0]}" || true
-    echo "SELECT NOT EXISTS (SELECT 1 FROM journey.enrollments WHERE status = 'active');" >&"${POLL[1]}"
-    read -r done <&"${POLL[0]}"
-  done
+  poll_until "SELECT NOT EXISTS (SELECT 1 FROM journey.enrollments WHERE status = 'active')"
   t1=$(date +%s%N)
   eval "exec ${POLL[1]}>&-"; wait "$POLL_PID" 2>/dev/null || true
   worker off

@@ -60,6 +60,18 @@ assert_eq() {
   fi
 }
 
+# poll_until "SQL returning t": with a coprocess POLL running `psql -qAt` open, asks SQL every
+# 10 ms until it returns t (waits with read's timeout: forking sleep(1) 100 times a second takes
+# CPU from what is timed; and between statements, so no snapshot is held while waiting).
+poll_until() {
+  local done=f
+  while [ "$done" != t ]; do
+    read -rt 0.01 _ <&"${POLL[0]}" || true
+    echo "$1;" >&"${POLL[1]}"
+    read -r done <&"${POLL[0]}"
+  done
+}
+
 # wait_for "SQL returning t" SECONDS MESSAGE
 wait_for() {
   local deadline=$((SECONDS + $2))
