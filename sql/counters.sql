@@ -253,6 +253,18 @@ SET plan_cache_mode = force_custom_plan
 SET jit = off
 AS $$
 BEGIN
+    -- Fork branches' steps: their parents are locked first (in id order, so two batches never
+    -- wait on each other), so that a sibling's batch still in progress commits before this one
+    -- reads the history; the next statement's snapshot sees its steps (two workers' batches
+    -- running two branches of one fork into one node counted it twice for the parent).
+    IF p_root IS DISTINCT FROM p_enrollment THEN
+        PERFORM 1 FROM journey.enrollments e
+          JOIN (SELECT DISTINCT u.contact_id, u.root
+                  FROM unnest(p_contact, p_root, p_enrollment) AS u (contact_id, root, enrollment_id)
+                 WHERE u.root <> u.enrollment_id) r ON e.contact_id = r.contact_id AND e.id = r.root
+         ORDER BY e.id
+           FOR NO KEY UPDATE OF e;
+    END IF;
     INSERT INTO journey.counter_deltas (flow_id, node, kind, label, n)
     -- (each step's root, the enrollment that entered the flow, comes from the claim: a contact
     -- may have several in one flow and batch, one per record of a record trigger; the history
@@ -287,7 +299,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey._count_batch(bigint[], bigint[], bigint[], text[], text[], bigint[], text[], bigint[]) IS
-  'Internal: the engine''s write-back counts a batch''s steps (enrollment, contact, flow, node, outcome and root, the enrollment that entered the flow, per step) and outbox rows (flow, node per message) before inserting them: reached (each enrollment once per node, a fork''s branches for their parent), suppressed sends, messages written, and through journey._count_goals goals and split branches.';
+  'Internal: the engine''s write-back counts a batch''s steps (enrollment, contact, flow, node, outcome and root, the enrollment that entered the flow, per step) and outbox rows (flow, node per message) before inserting them: reached (each enrollment once per node, a fork''s branches for their parent), suppressed sends, messages written, and through journey._count_goals goals and split branches. A batch with branch steps first locks their parents (in id order), so concurrent batches running branches of one fork count one after the other.';
 
 -- Goals and split branches of a batch (only batches with such steps get here): a root's first
 -- goal of a name, its first step along each branch of a split, and the (branch, goal) pairs it
