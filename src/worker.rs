@@ -25,21 +25,17 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
     let role = guc::worker_role();
     BackgroundWorker::connect_worker_to_spi(Some(&database), role.as_deref());
     // Every name the engine's SQL uses resolves in pg_catalog or journey, never in a schema
-    // another role can create objects in (pg_temp last).
-    unsafe {
-        pg_sys::SetConfigOption(
-            c"search_path".as_ptr(),
-            SEARCH_PATH.as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-        );
-        // (as journey.run_due: short statements, planned on statistics that may be stale)
-        pg_sys::SetConfigOption(
-            c"jit".as_ptr(),
-            c"off".as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-        );
+    // another role can create objects in (pg_temp last); no JIT, as in journey.run_due (short
+    // statements, planned on statistics that may be stale).
+    for (name, value) in [(c"search_path", SEARCH_PATH), (c"jit", c"off")] {
+        unsafe {
+            pg_sys::SetConfigOption(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_SUSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+            );
+        }
     }
     crate::engine::wake::attach_worker_latch();
     log!(

@@ -119,13 +119,21 @@ fn written(trigger: &PgTrigger<'_>) -> crate::error::Result<()> {
     if rows == 0 {
         return Ok(());
     }
-    let columns = columns(data.tg_relation);
     let relid = unsafe { (*data.tg_relation).rd_id }.to_u32();
     Spi::connect_mut(|client| -> crate::error::Result<()> {
         // SAFETY: the trigger data is the one this call was given; its transition tables
         // become new_rows and old_rows for this connection's statements
         unsafe { pg_sys::SPI_register_trigger_data(data as *const _ as *mut _) };
-        let listeners = listeners(client, &record_type, op, relid, &columns)?;
+        let mut listeners = listeners(client, &record_type, op, relid)?;
+        if listeners.is_empty() {
+            return Ok(());
+        }
+        // (the table's layout, part of every listener's facts: read only when a flow listens)
+        let columns = columns(data.tg_relation);
+        for l in &mut listeners {
+            l.facts.push('|');
+            l.facts.push_str(&columns);
+        }
         let (mut unmatched, mut enrolled) = (0i64, 0i64);
         for l in listeners {
             let key = (
@@ -181,14 +189,13 @@ fn columns(rel: pg_sys::Relation) -> String {
     format!("{facts:?}")
 }
 
-/// The listening triggers (none when no flow listens), each with the facts its statement is
-/// written from.
+/// The listening triggers (none when no flow listens), each with the record type's facts its
+/// statement is written from (the caller adds the table's columns).
 fn listeners(
     client: &mut SpiClient<'_>,
     record_type: &str,
     op: &str,
     relid: u32,
-    columns: &str,
 ) -> crate::error::Result<Vec<Listener>> {
     let rows =
         crate::engine::prepared::update(client, LISTENERS, &[record_type.into(), op.into()])?;
@@ -217,15 +224,13 @@ fn listeners(
                 hint: "A record type's triggers are the ones journey.attach_table put on its table: detach_table and attach_table again.".into(),
             });
         }
-        // (reads_old is in the statement's key already)
+        // (reads_old and the table, checked above, are in the statement's key already)
         let facts = format!(
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+            "{:?}|{:?}|{:?}|{:?}",
             row.get::<bool>(5)?,
-            tbl,
             row.get::<String>(7)?,
             row.get::<String>(8)?,
             row.get::<String>(9)?,
-            columns
         );
         out.push(Listener {
             flow_id: row.get::<i64>(1)?.unwrap_or_default(),
