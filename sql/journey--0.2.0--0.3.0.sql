@@ -4649,6 +4649,301 @@ DROP INDEX journey.steps_flow_node;
 COMMENT ON TABLE journey.steps IS
   'Append-only history: one row per node an enrollment entered, with what the node did in outcome, one of: sent, created, queued, suppressed: <reason>, updated, waited, goal, exited, then, else, branch <n>, yes, yes: <status>, no: <reason>, waiting, failed: <error>, retry: <error>, quota, forked, sent, skipped: <recipients>, record created. created is a task, queued a webhook; a send is suppressed for sms_opt_out, email_opt_out, no phone, no email or no admin_email; a check writes yes: <status> (the message''s status), a wait_event yes; no: <reason> is a message status, no message was sent, or timed out; retry is a transient failure retried later; quota is a send its channel''s quota (settings.sms_quota, email_quota, whatsapp_quota) could not cover: nothing written, the enrollment waits at the node while its flow is paused for quota; forked is a fork node that started its branches (enrollments of their own, parent_id set); sent, skipped: <recipients> is a send_email that reached some of its recipients and skipped others (each named with why: empty, not an e-mail address, email_opt_out); record created is a create_record node''s row; update_record writes updated. Timelines, record_timeline, retention, forget_contact and the counters'' reached-once rule read it, by contact (its one index is the primary key, led by contact_id; stats read journey.counters, never this table). Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
 
+-- ================================================================ issue 17 review: record tables read-only for admins
+-- record_types, record_links and writable_tables lend journey the privileges of the role that
+-- wrote them (attach_table, link and allow_writes check the caller's): an admin who could
+-- INSERT there directly lent journey privileges it never had (a row naming pg_catalog's tables
+-- or another role's). grant_role gives admins SELECT only on them.
+CREATE OR REPLACE FUNCTION journey.grant_role(role name, kind text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    obj text;   -- a schema-qualified table, sequence or function, its identifiers quoted
+    guarded boolean;
+BEGIN
+    IF role IS NULL OR kind IS NULL THEN
+        RAISE EXCEPTION 'grant_role: % must not be NULL', CASE WHEN role IS NULL THEN 'role' ELSE 'kind' END
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Call journey.grant_role(''role_name'', ''admin'' | ''app'' | ''relay'').';
+    END IF;
+    IF kind NOT IN ('admin', 'app', 'relay') THEN
+        RAISE EXCEPTION 'unknown role kind "%"', kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Kinds are admin (flows, templates, settings: every table and function but grant_role, no TRIGGER), app (contacts, groups, forms, events, enroll) and relay (claim, mark_sent, mark_failed, report).';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role) THEN
+        RAISE EXCEPTION 'role "%" does not exist', role
+            USING ERRCODE = 'undefined_object', HINT = 'Create it first, e.g. CREATE ROLE name LOGIN.';
+    END IF;
+    -- GRANT takes no parameters: the role, checked above, is quoted as an identifier (%I);
+    -- no value is ever formatted into SQL.
+    EXECUTE format('GRANT USAGE ON SCHEMA journey TO %I', role);
+    IF kind = 'admin' THEN
+        -- an explicit list, never ALL: no TRIGGER, REFERENCES or TRUNCATE (see the top). The
+        -- tables that say which of the app's tables journey reads and writes (record_types,
+        -- record_links, writable_tables) only SELECT: rows there lend journey the privileges of
+        -- the role that wrote them, so only attach_table, link and allow_writes write them,
+        -- after checking that their caller holds those privileges.
+        FOR obj, guarded IN SELECT format('%I.%I', 'journey', c.relname),
+                                   c.relname IN ('record_types', 'record_links', 'writable_tables')
+                              FROM pg_class c
+                             WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('r', 'p') ORDER BY c.relname LOOP
+            EXECUTE format(CASE WHEN guarded THEN 'GRANT SELECT ON TABLE %s TO %I'
+                                ELSE 'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I' END, obj, role);
+        END LOOP;
+        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
+                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('v', 'm') ORDER BY c.relname LOOP
+            EXECUTE format('GRANT SELECT ON TABLE %s TO %I', obj, role);
+        END LOOP;
+        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
+                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind = 'S' ORDER BY c.relname LOOP
+            EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', obj, role);
+        END LOOP;
+        FOR obj IN SELECT format('%I.%I(%s)', 'journey', p.proname, pg_get_function_identity_arguments(p.oid)) FROM pg_proc p
+                    WHERE p.pronamespace = 'journey'::regnamespace
+                      AND p.oid <> 'journey.grant_role(name, text)'::regprocedure ORDER BY p.proname, p.oid LOOP
+            EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', obj, role);
+        END LOOP;
+    ELSIF kind = 'app' THEN
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON journey.contacts, journey.groups,
+                        journey.group_members, journey.forms, journey.form_submissions,
+                        journey.event_types, journey.events TO %I', role);
+        EXECUTE format('GRANT SELECT ON journey.flows, journey.flow_versions, journey.enrollments,
+                        journey.steps, journey.outbox, journey.delivery_reports, journey.templates,
+                        journey.settings, journey.flow_overview, journey.contact_keys TO %I', role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.upsert_contact(jsonb),
+                        journey.add_to_group(bigint, text), journey.remove_from_group(bigint, text),
+                        journey.submit_form(text, jsonb), journey.define_event(text, jsonb),
+                        journey.emit(text, bigint, jsonb), journey.enroll(text, bigint, jsonb),
+                        journey.timeline(bigint), journey.flow_stats(text), journey.goal_stats(text),
+                        journey.node_stats(text), journey.message_stats(text), journey.split_stats(text),
+                        journey.flow_diagram(text), journey._group_id(text), journey._check_contact(bigint),
+                        journey._flow_id(text), journey._node_order(jsonb), journey._apply_contact_fields(bigint, jsonb),
+                        journey._is_time_zone(text), journey._e164(text, text), journey.record_timeline(text, text),
+                        journey._insert_contact(jsonb) TO %I', role);
+    ELSE
+        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),
+                        journey.mark_sent(bigint, text, uuid), journey.mark_failed(bigint, text, boolean, uuid),
+                        journey.report(text, text, text, timestamptz), journey.receive_sms(text, text, text) TO %I', role);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION journey.grant_role(name, text) IS
+  'Grants a role one kind of access: admin (SELECT, INSERT, UPDATE, DELETE on every table but record_types, record_links and writable_tables (SELECT only: attach_table, link and allow_writes write them, after checking the caller''s privileges), SELECT on views, USAGE and SELECT on sequences, EXECUTE on every function but grant_role; never TRIGGER, REFERENCES or TRUNCATE), app (writes contacts, groups, forms, events, enrolls; reads journeys'' state, stats and record_timeline) or relay (only claim, mark_sent(id, provider_message_id, lease_token), mark_failed(id, error, retry, lease_token), report and receive_sms). Run it as the extension''s owner (a superuser); revoke by hand with REVOKE. Objects created later (by an upgrade) are not covered: run it again.';
+
+-- ================================================================ issue 17 review: the app's tables read and written safely
+-- A link's key is cast to the type beneath any domain (a cast to the domain ran its CHECK, the
+-- table owner's function, as the worker); links read plain tables without row security only;
+-- flows write plain tables of the app only, never one whose row security its owner bypasses.
+CREATE FUNCTION journey._base_type(p_type oid, p_typmod integer) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    t oid := p_type;
+    m integer := p_typmod;
+    d record;
+BEGIN
+    -- through domains to the type beneath (bounded walk), with the innermost domain's typmod
+    FOR i IN 1..32 LOOP
+        SELECT y.typbasetype, y.typtypmod INTO d FROM pg_type y WHERE y.oid = t AND y.typtype = 'd';
+        EXIT WHEN NOT FOUND;
+        t := d.typbasetype;
+        m := d.typtypmod;
+    END LOOP;
+    RETURN format_type(t, m);
+END
+$$;
+COMMENT ON FUNCTION journey._base_type(oid, integer) IS
+  'Internal: the SQL name of a column''s type with any domains looked through (the base type and its typmod): journey casts a link''s key to it, never to a domain, whose CHECK would run its owner''s functions as the reading role.';
+
+CREATE FUNCTION journey._readable_target(p_tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p_tbl AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity)
+$$;
+COMMENT ON FUNCTION journey._readable_target(regclass) IS
+  'Internal: whether journey reads a link''s target (journey._record_data): a plain or partitioned table without row-level security. Reading runs as the claiming role (the worker''s, a superuser by default): a view would run its functions as that role, and a superuser reads past row security policies.';
+
+CREATE FUNCTION journey._writable_now(p_tbl regclass) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    c pg_class;
+BEGIN
+    SELECT * INTO c FROM pg_class x WHERE x.oid = p_tbl;
+    IF NOT FOUND OR c.relkind NOT IN ('r', 'p')
+       OR c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace, 'journey'::regnamespace, 'pg_toast'::regnamespace) THEN
+        RAISE EXCEPTION 'flows may not write %: it is not a table of the app', p_tbl
+            USING ERRCODE = 'wrong_object_type', HINT = 'Flows write plain tables of the app, never journey''s or the system''s.';
+    END IF;
+    IF c.relrowsecurity AND NOT c.relforcerowsecurity THEN
+        RAISE EXCEPTION 'flows may not write %: it has row-level security, which its owner (the role flows write it as) bypasses', p_tbl
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('ALTER TABLE %s FORCE ROW LEVEL SECURITY makes the owner''s writes obey its policies too.', p_tbl);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION journey._writable_now(regclass) IS
+  'Internal: raises unless flows may write the table as its owner now: a plain or partitioned table outside journey and the system, without row-level security its owner would bypass (enabled and not forced). allow_writes checks it, and so does every write (a table can change after).';
+
+CREATE OR REPLACE FUNCTION journey._record_data(p_type text, p_data jsonb, p_old jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    l journey.record_links;
+    linked jsonb;
+    out jsonb := journey._record_event(p_type, p_data, p_old);
+BEGIN
+    -- the record as it was when the trigger fired, plus each link's row read now
+    FOR l IN SELECT * FROM journey.record_links k WHERE k.record_type = p_type ORDER BY k.name LOOP
+        BEGIN
+            -- Read as the claim's role (the worker's, a superuser by default): only a plain
+            -- table without row security (a view's functions would run as that role, and a
+            -- superuser reads past policies; journey.link refuses both, and a table can change
+            -- after), else nil. The key compared in its own type, cast to the type beneath any
+            -- domain (a cast to the domain would run its CHECK, a function of the table's owner,
+            -- as that role); a key of a type created after initdb as text (journey._plain_type).
+            linked := NULL;
+            IF journey._readable_target(l.target) THEN
+                EXECUTE format('SELECT %s FROM %s t WHERE %s', journey._json_of(l.target, 't'), l.target,
+                               (SELECT CASE WHEN journey._plain_type(a.atttypid)
+                                            THEN format('t.%I = CAST($1 AS %s)', a.attname, journey._base_type(a.atttypid, a.atttypmod))
+                                            ELSE format('%s = $1', journey._text_of(l.target, 't', l.target_key)) END
+                                  FROM pg_attribute a WHERE a.attrelid = l.target AND a.attname = l.target_key))
+                    INTO linked USING p_data ->> l.via_column;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            linked := NULL;   -- a table gone or unreadable: the link reads as nil
+        END;
+        out := jsonb_set(out, ARRAY['record', l.name], coalesce(linked, 'null'));
+    END LOOP;
+    RETURN out;
+END
+$$;
+COMMENT ON FUNCTION journey._record_data(text, jsonb, jsonb) IS
+  'Internal: a record trigger''s enrollment as flows see it (journey._record_event) with record.<link> set to each link''s row as it is now (nil when none or unreadable); the claim reads record enrollments through it.';
+
+CREATE OR REPLACE FUNCTION journey._record_write(p_type text, p_target text, p_table text, p_columns text[],
+                                      OUT statement text, OUT owner oid, OUT key_from text, OUT key_column text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    tbl regclass;
+    c text;
+    sets text;
+    cols text;
+BEGIN
+    -- the table: the record's own (target record), a link's, or create_record's table
+    IF p_target = 'record' THEN
+        SELECT r.tbl, r.key_column, r.key_column INTO tbl, key_column, key_from
+        FROM journey.record_types r WHERE r.name = p_type;
+    ELSIF p_target IS NOT NULL THEN
+        SELECT l.target, l.target_key, l.via_column INTO tbl, key_column, key_from
+        FROM journey.record_links l WHERE l.record_type = p_type AND l.name = p_target;
+    ELSE
+        tbl := to_regclass(p_table);
+    END IF;
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION '%', CASE WHEN p_target IS NULL THEN format('table %s does not exist', p_table)
+                                  WHEN p_type IS NULL THEN 'update_record needs a record trigger (this enrollment has no record)'
+                                  ELSE format('record type "%s" has no %s', p_type, CASE WHEN p_target = 'record' THEN 'table (detached)' ELSE format('link "%s"', p_target) END) END
+            USING ERRCODE = 'undefined_table', HINT = 'journey.record_types, journey.record_links and journey.writable_tables say what flows may write.';
+    END IF;
+    IF NOT journey._writable(tbl) THEN
+        RAISE EXCEPTION 'flows may not write %', tbl
+            USING ERRCODE = 'insufficient_privilege', HINT = 'journey.allow_writes(table) lets them (an admin who may INSERT and UPDATE it).';
+    END IF;
+    PERFORM journey._writable_now(tbl);
+    FOREACH c IN ARRAY p_columns LOOP
+        PERFORM journey._check_column(tbl, c, 'column');
+    END LOOP;
+    SELECT string_agg(format('%1$I = r.%1$I', x), ', '), string_agg(format('%I', x), ', ')
+      INTO sets, cols FROM unnest(p_columns) x;
+    -- identifiers from the catalog (quoted), values the statement's arguments: $1 the values
+    -- and $2 the key, each a jsonb object read through the table's row type
+    statement := CASE WHEN p_target IS NOT NULL THEN format(
+        'WITH w AS (UPDATE %1$s t SET %2$s FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $1) r '
+        'WHERE t.%3$I = (SELECT k.%3$I FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $2) k) RETURNING 1) '
+        'SELECT pg_catalog.count(*) FROM w', tbl, sets, key_column)
+    ELSE format(
+        'WITH w AS (INSERT INTO %1$s (%2$s) SELECT %3$s FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $1) r RETURNING 1) '
+        'SELECT pg_catalog.count(*) FROM w', tbl, cols, (SELECT string_agg(format('r.%I', x), ', ') FROM unnest(p_columns) x))
+    END;
+    SELECT cl.relowner INTO owner FROM pg_class cl WHERE cl.oid = tbl;
+END
+$$;
+COMMENT ON FUNCTION journey._record_write(text, text, text, text[]) IS
+  'Internal: the statement an update_record (p_target: record or a link name of record type p_type) or create_record (p_table) node runs, for these columns: the table checked writable and each column checked to exist; identifiers quoted from the catalog, values passed as the jsonb arguments $1 (values) and $2 (the key, {key_column: value}); with the table''s owner (the engine runs it as that role, security-restricted) and which record column holds the key.';
+
+CREATE OR REPLACE FUNCTION journey.link(record_type text, name text, target regclass, via_column text) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    r journey.record_types;
+BEGIN
+    SELECT * INTO r FROM journey.record_types t WHERE t.name = link.record_type;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'record type "%" is not attached', coalesce(record_type, 'NULL')
+            USING ERRCODE = 'undefined_object', HINT = 'Attach its table first with journey.attach_table.';
+    END IF;
+    IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'link name "%" must be lower-case letters, digits and _', coalesce(name, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'e.g. journey.link(''invoices'', ''account'', ''accounts'', ''account_id'').';
+    END IF;
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'link target must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass the linked table.';
+    END IF;
+    PERFORM journey._check_column(r.tbl, via_column, 'via_column');
+    IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.tbl AND a.attname = link.name AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'link name "%" is a column of %', name, r.tbl
+            USING ERRCODE = 'duplicate_column', HINT = 'record.<name> would hide the column: choose another name.';
+    END IF;
+    IF NOT journey._readable_target(target) THEN
+        RAISE EXCEPTION 'link target % is not a table journey may read: %', target,
+            CASE WHEN (SELECT c.relkind FROM pg_class c WHERE c.oid = target) NOT IN ('r', 'p') THEN 'not a plain table'
+                 ELSE 'it has row-level security' END
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Links are read by the worker''s role, which would run a view''s functions and read past row security policies: link a plain table without row-level security.';
+    END IF;
+    PERFORM journey._require_privileges(target, ARRAY['SELECT']);
+    INSERT INTO journey.record_links (record_type, name, target, via_column, target_key)
+    VALUES (r.name, link.name, target, via_column, journey._table_key(target))
+    ON CONFLICT ON CONSTRAINT record_links_pkey DO UPDATE
+       SET target = EXCLUDED.target, via_column = EXCLUDED.via_column, target_key = EXCLUDED.target_key;
+END
+$$;
+COMMENT ON FUNCTION journey.link(text, text, regclass, text) IS
+  'Admin: record.<name> of a record of record_type is the row of target whose primary key equals the record''s via_column (e.g. invoice -> account), read when a step runs: templates, conditions, recipients (record.<name>.<column>) and update_record target <name>. The caller must hold SELECT on target, a plain table without row-level security (journey._readable_target: the worker reads it). Linking a name again replaces it.';
+
+CREATE OR REPLACE FUNCTION journey.allow_writes(tbl regclass) RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass the table, e.g. ''public.tasks''.';
+    END IF;
+    IF (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl) IN ('journey', 'pg_catalog', 'information_schema') THEN
+        RAISE EXCEPTION '% belongs to journey or the system', tbl USING ERRCODE = 'wrong_object_type', HINT = 'Allow writes to a table of your app.';
+    END IF;
+    PERFORM journey._writable_now(tbl);
+    PERFORM journey._require_privileges(tbl, ARRAY['SELECT', 'INSERT', 'UPDATE']);
+    INSERT INTO journey.writable_tables (tbl) VALUES (tbl) ON CONFLICT DO NOTHING;
+END
+$$;
+COMMENT ON FUNCTION journey.allow_writes(regclass) IS
+  'Admin: lets create_record nodes insert into an app table (one that is not attached). The caller must hold SELECT, INSERT and UPDATE on it. The worker inserts as the table''s owner, security-restricted; a table with row-level security is refused unless it is forced (the owner would bypass its policies; journey._writable_now, checked again at every write).';
+
+REVOKE ALL ON FUNCTION journey._base_type(oid, integer), journey._readable_target(regclass), journey._writable_now(regclass) FROM PUBLIC;
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after

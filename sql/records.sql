@@ -215,6 +215,13 @@ BEGIN
         RAISE EXCEPTION 'link name "%" is a column of %', name, r.tbl
             USING ERRCODE = 'duplicate_column', HINT = 'record.<name> would hide the column: choose another name.';
     END IF;
+    IF NOT journey._readable_target(target) THEN
+        RAISE EXCEPTION 'link target % is not a table journey may read: %', target,
+            CASE WHEN (SELECT c.relkind FROM pg_class c WHERE c.oid = target) NOT IN ('r', 'p') THEN 'not a plain table'
+                 ELSE 'it has row-level security' END
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Links are read by the worker''s role, which would run a view''s functions and read past row security policies: link a plain table without row-level security.';
+    END IF;
     PERFORM journey._require_privileges(target, ARRAY['SELECT']);
     INSERT INTO journey.record_links (record_type, name, target, via_column, target_key)
     VALUES (r.name, link.name, target, via_column, journey._table_key(target))
@@ -223,7 +230,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey.link(text, text, regclass, text) IS
-  'Admin: record.<name> of a record of record_type is the row of target whose primary key equals the record''s via_column (e.g. invoice -> account), read when a step runs: templates, conditions, recipients (record.<name>.<column>) and update_record target <name>. The caller must hold SELECT on target. Linking a name again replaces it.';
+  'Admin: record.<name> of a record of record_type is the row of target whose primary key equals the record''s via_column (e.g. invoice -> account), read when a step runs: templates, conditions, recipients (record.<name>.<column>) and update_record target <name>. The caller must hold SELECT on target, a plain table without row-level security (journey._readable_target: the worker reads it). Linking a name again replaces it.';
 
 CREATE FUNCTION journey.allow_writes(tbl regclass) RETURNS void
 LANGUAGE plpgsql
@@ -237,14 +244,69 @@ BEGIN
     IF (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl) IN ('journey', 'pg_catalog', 'information_schema') THEN
         RAISE EXCEPTION '% belongs to journey or the system', tbl USING ERRCODE = 'wrong_object_type', HINT = 'Allow writes to a table of your app.';
     END IF;
+    PERFORM journey._writable_now(tbl);
     PERFORM journey._require_privileges(tbl, ARRAY['SELECT', 'INSERT', 'UPDATE']);
     INSERT INTO journey.writable_tables (tbl) VALUES (tbl) ON CONFLICT DO NOTHING;
 END
 $$;
 COMMENT ON FUNCTION journey.allow_writes(regclass) IS
-  'Admin: lets create_record nodes insert into an app table (one that is not attached). The caller must hold SELECT, INSERT and UPDATE on it. The worker inserts as the table''s owner.';
+  'Admin: lets create_record nodes insert into an app table (one that is not attached). The caller must hold SELECT, INSERT and UPDATE on it. The worker inserts as the table''s owner, security-restricted; a table with row-level security is refused unless it is forced (the owner would bypass its policies; journey._writable_now, checked again at every write).';
 
 -- ---------------------------------------------------------------- firing
+CREATE FUNCTION journey._base_type(p_type oid, p_typmod integer) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    t oid := p_type;
+    m integer := p_typmod;
+    d record;
+BEGIN
+    -- through domains to the type beneath (bounded walk), with the innermost domain's typmod
+    FOR i IN 1..32 LOOP
+        SELECT y.typbasetype, y.typtypmod INTO d FROM pg_type y WHERE y.oid = t AND y.typtype = 'd';
+        EXIT WHEN NOT FOUND;
+        t := d.typbasetype;
+        m := d.typtypmod;
+    END LOOP;
+    RETURN format_type(t, m);
+END
+$$;
+COMMENT ON FUNCTION journey._base_type(oid, integer) IS
+  'Internal: the SQL name of a column''s type with any domains looked through (the base type and its typmod): journey casts a link''s key to it, never to a domain, whose CHECK would run its owner''s functions as the reading role.';
+
+CREATE FUNCTION journey._readable_target(p_tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p_tbl AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity)
+$$;
+COMMENT ON FUNCTION journey._readable_target(regclass) IS
+  'Internal: whether journey reads a link''s target (journey._record_data): a plain or partitioned table without row-level security. Reading runs as the claiming role (the worker''s, a superuser by default): a view would run its functions as that role, and a superuser reads past row security policies.';
+
+CREATE FUNCTION journey._writable_now(p_tbl regclass) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    c pg_class;
+BEGIN
+    SELECT * INTO c FROM pg_class x WHERE x.oid = p_tbl;
+    IF NOT FOUND OR c.relkind NOT IN ('r', 'p')
+       OR c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace, 'journey'::regnamespace, 'pg_toast'::regnamespace) THEN
+        RAISE EXCEPTION 'flows may not write %: it is not a table of the app', p_tbl
+            USING ERRCODE = 'wrong_object_type', HINT = 'Flows write plain tables of the app, never journey''s or the system''s.';
+    END IF;
+    IF c.relrowsecurity AND NOT c.relforcerowsecurity THEN
+        RAISE EXCEPTION 'flows may not write %: it has row-level security, which its owner (the role flows write it as) bypasses', p_tbl
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('ALTER TABLE %s FORCE ROW LEVEL SECURITY makes the owner''s writes obey its policies too.', p_tbl);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION journey._writable_now(regclass) IS
+  'Internal: raises unless flows may write the table as its owner now: a plain or partitioned table outside journey and the system, without row-level security its owner would bypass (enabled and not forced). allow_writes checks it, and so does every write (a table can change after).';
+
 CREATE FUNCTION journey._plain_type(p_type oid) RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, journey, pg_temp
@@ -546,14 +608,21 @@ BEGIN
     -- the record as it was when the trigger fired, plus each link's row read now
     FOR l IN SELECT * FROM journey.record_links k WHERE k.record_type = p_type ORDER BY k.name LOOP
         BEGIN
-            -- the key compared in its own type (an index probe of the target's primary key);
-            -- a key of a type created after initdb as text (journey._plain_type)
-            EXECUTE format('SELECT %s FROM %s t WHERE %s', journey._json_of(l.target, 't'), l.target,
-                           (SELECT CASE WHEN journey._plain_type(a.atttypid)
-                                        THEN format('t.%I = CAST($1 AS %s)', a.attname, format_type(a.atttypid, a.atttypmod))
-                                        ELSE format('%s = $1', journey._text_of(l.target, 't', l.target_key)) END
-                              FROM pg_attribute a WHERE a.attrelid = l.target AND a.attname = l.target_key))
-                INTO linked USING p_data ->> l.via_column;
+            -- Read as the claim's role (the worker's, a superuser by default): only a plain
+            -- table without row security (a view's functions would run as that role, and a
+            -- superuser reads past policies; journey.link refuses both, and a table can change
+            -- after), else nil. The key compared in its own type, cast to the type beneath any
+            -- domain (a cast to the domain would run its CHECK, a function of the table's owner,
+            -- as that role); a key of a type created after initdb as text (journey._plain_type).
+            linked := NULL;
+            IF journey._readable_target(l.target) THEN
+                EXECUTE format('SELECT %s FROM %s t WHERE %s', journey._json_of(l.target, 't'), l.target,
+                               (SELECT CASE WHEN journey._plain_type(a.atttypid)
+                                            THEN format('t.%I = CAST($1 AS %s)', a.attname, journey._base_type(a.atttypid, a.atttypmod))
+                                            ELSE format('%s = $1', journey._text_of(l.target, 't', l.target_key)) END
+                                  FROM pg_attribute a WHERE a.attrelid = l.target AND a.attname = l.target_key))
+                    INTO linked USING p_data ->> l.via_column;
+            END IF;
         EXCEPTION WHEN OTHERS THEN
             linked := NULL;   -- a table gone or unreadable: the link reads as nil
         END;
@@ -646,6 +715,7 @@ BEGIN
         RAISE EXCEPTION 'flows may not write %', tbl
             USING ERRCODE = 'insufficient_privilege', HINT = 'journey.allow_writes(table) lets them (an admin who may INSERT and UPDATE it).';
     END IF;
+    PERFORM journey._writable_now(tbl);
     FOREACH c IN ARRAY p_columns LOOP
         PERFORM journey._check_column(tbl, c, 'column');
     END LOOP;

@@ -23,6 +23,7 @@ SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     obj text;   -- a schema-qualified table, sequence or function, its identifiers quoted
+    guarded boolean;
 BEGIN
     IF role IS NULL OR kind IS NULL THEN
         RAISE EXCEPTION 'grant_role: % must not be NULL', CASE WHEN role IS NULL THEN 'role' ELSE 'kind' END
@@ -41,10 +42,17 @@ BEGIN
     -- no value is ever formatted into SQL.
     EXECUTE format('GRANT USAGE ON SCHEMA journey TO %I', role);
     IF kind = 'admin' THEN
-        -- an explicit list, never ALL: no TRIGGER, REFERENCES or TRUNCATE (see the top)
-        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
-                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('r', 'p') ORDER BY c.relname LOOP
-            EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I', obj, role);
+        -- an explicit list, never ALL: no TRIGGER, REFERENCES or TRUNCATE (see the top). The
+        -- tables that say which of the app's tables journey reads and writes (record_types,
+        -- record_links, writable_tables) only SELECT: rows there lend journey the privileges of
+        -- the role that wrote them, so only attach_table, link and allow_writes write them,
+        -- after checking that their caller holds those privileges.
+        FOR obj, guarded IN SELECT format('%I.%I', 'journey', c.relname),
+                                   c.relname IN ('record_types', 'record_links', 'writable_tables')
+                              FROM pg_class c
+                             WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('r', 'p') ORDER BY c.relname LOOP
+            EXECUTE format(CASE WHEN guarded THEN 'GRANT SELECT ON TABLE %s TO %I'
+                                ELSE 'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I' END, obj, role);
         END LOOP;
         FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
                     WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('v', 'm') ORDER BY c.relname LOOP
@@ -85,4 +93,4 @@ END
 $$;
 REVOKE ALL ON FUNCTION journey.grant_role(name, text) FROM PUBLIC;
 COMMENT ON FUNCTION journey.grant_role(name, text) IS
-  'Grants a role one kind of access: admin (SELECT, INSERT, UPDATE, DELETE on every table, SELECT on views, USAGE and SELECT on sequences, EXECUTE on every function but grant_role; never TRIGGER, REFERENCES or TRUNCATE), app (writes contacts, groups, forms, events, enrolls; reads journeys'' state, stats and record_timeline) or relay (only claim, mark_sent(id, provider_message_id, lease_token), mark_failed(id, error, retry, lease_token), report and receive_sms). Run it as the extension''s owner (a superuser); revoke by hand with REVOKE. Objects created later (by an upgrade) are not covered: run it again.';
+  'Grants a role one kind of access: admin (SELECT, INSERT, UPDATE, DELETE on every table but record_types, record_links and writable_tables (SELECT only: attach_table, link and allow_writes write them, after checking the caller''s privileges), SELECT on views, USAGE and SELECT on sequences, EXECUTE on every function but grant_role; never TRIGGER, REFERENCES or TRUNCATE), app (writes contacts, groups, forms, events, enrolls; reads journeys'' state, stats and record_timeline) or relay (only claim, mark_sent(id, provider_message_id, lease_token), mark_failed(id, error, retry, lease_token), report and receive_sms). Run it as the extension''s owner (a superuser); revoke by hand with REVOKE. Objects created later (by an upgrade) are not covered: run it again.';

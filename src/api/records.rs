@@ -11,9 +11,15 @@ use pgrx::prelude::*;
 /// `journey._caller_may(table, privilege)`: whether the role outside any SECURITY DEFINER
 /// function (the one that called attach_table, link or allow_writes) holds the privilege on the
 /// table. Inside a definer function `current_user` is the definer; the outer user is not.
+/// Never inside a security-restricted operation: there the outer user is not who runs the code
+/// (a trigger on an app table that the worker writes as the table's owner runs as that owner
+/// while the outer user is still the worker's role), so nothing is lent from there.
 #[pg_extern(name = "_caller_may", stable)]
 #[search_path(pg_catalog, journey, pg_temp)]
 pub fn caller_may(tbl: pg_sys::Oid, privilege: &str) -> bool {
+    if unsafe { pg_sys::InSecurityRestrictedOperation() } {
+        return false;
+    }
     let caller = unsafe { pg_sys::GetOuterUserId() };
     Spi::get_one_with_args::<bool>(
         "SELECT pg_catalog.has_table_privilege($1, $2, $3)",

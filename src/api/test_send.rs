@@ -264,6 +264,7 @@ pub fn test_send(
             attempts: 0,
             root: 0,
             unreadable: None,
+            record_type: None,
         };
         let mut m = render(&e, node, &settings)?;
         if let Some(r) = recipient {

@@ -50,6 +50,10 @@ pub struct Enrollment {
     /// Why this enrollment's data (contact attributes, waiting state) cannot be read, if so:
     /// it fails alone.
     pub unreadable: Option<String>,
+    /// The record type of a record trigger's enrollment (its column, which only the record
+    /// trigger and a fork of its enrollments write): update_record acts on this record type's
+    /// record only, never on one an enrollment's data names.
+    pub record_type: Option<String>,
 }
 
 /// The settings a batch runs with (`journey.settings`).
@@ -93,7 +97,7 @@ columns!(
     DueColumns {
         id, contact_id, flow_id, version, node, data, seq, flow_name, found, zone, waiting, tid,
         attempts, root, external_id, email, phone, first_name, last_name, birthday, attributes,
-        email_opt_out, sms_opt_out, created_at, updated_at, time_zone,
+        email_opt_out, sms_opt_out, created_at, updated_at, time_zone, record_type,
     }
 );
 
@@ -112,7 +116,7 @@ macro_rules! due_query {
         e.seq, e.name AS flow_name, c.found, \
         coalesce(c.time_zone, s.time_zone) AS zone, e.waiting::text AS waiting, e.tid, e.attempts, e.root, \
         c.external_id, c.email, c.phone, c.first_name, c.last_name, c.birthday, c.attributes, \
-        c.email_opt_out, c.sms_opt_out, c.created_at, c.updated_at, c.time_zone \
+        c.email_opt_out, c.sms_opt_out, c.created_at, c.updated_at, c.time_zone, e.record_type \
      FROM (SELECT e.id, e.contact_id, e.flow_id, e.version, e.node, e.data, e.seq, f.name, \
                   e.waiting, e.ctid AS tid, e.attempts, e.record_type, e.record_old, \
                   coalesce(e.parent_id, e.id) AS root \
@@ -264,6 +268,7 @@ fn enrollment(row: &Rows, c: &DueColumns, flows: &mut Flows) -> Enrollment {
         attempts: row.get(c.attempts).unwrap_or_default(),
         root: row.get(c.root).unwrap_or_default(),
         unreadable,
+        record_type: row.get(c.record_type),
     }
 }
 

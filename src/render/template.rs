@@ -16,8 +16,9 @@ const CACHE_LIMIT: usize = 4096;
 
 /// Longest template source, in bytes.
 pub const MAX_SOURCE: usize = 262_144;
-/// Deepest nesting of blocks (`if`, `for`, …) in a template: the parser recurses once per
-/// level, so the depth is checked before parsing.
+/// Deepest nesting of blocks (`if`, `for`, …, each `elsif` a level more) and of brackets in a
+/// tag or an expression (`a[b[c]]`, ranges): the parser recurses once per level, so the depth
+/// is checked before parsing.
 pub const MAX_NESTING: usize = 32;
 
 /// Blocks that open a level of nesting.
@@ -28,12 +29,77 @@ const BLOCKS: &[&str] = &[
     "case",
     "capture",
     "comment",
-    "raw",
     "ifchanged",
     "tablerow",
 ];
 
-/// Refuses sources too long or too deeply nested to parse safely.
+/// A `{% tag %}` of the source: its name and whether anything follows the name.
+struct Tag<'a> {
+    name: &'a str,
+    has_arguments: bool,
+}
+
+/// The tags of a source as Liquid's lexer splits it: text, `{% tags %}` and `{{ expressions }}`,
+/// each ending at the first `%}` or `}}` outside a string literal. Fails when brackets in one of
+/// them nest deeper than MAX_NESTING.
+fn tags(source: &str) -> Result<Vec<Tag<'_>>, String> {
+    let bytes = source.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(at) = source[i..].find('{').map(|k| i + k) {
+        let close = match bytes.get(at + 1) {
+            Some(b'%') => b'%',
+            Some(b'{') => b'}',
+            _ => {
+                i = at + 1;
+                continue;
+            }
+        };
+        let (mut j, mut quote, mut brackets) = (at + 2, None, 0usize);
+        while j < bytes.len() {
+            let b = bytes[j];
+            match quote {
+                Some(q) if b == q => quote = None,
+                Some(_) => {}
+                None if b == b'"' || b == b'\'' => quote = Some(b),
+                None if b == b'[' || b == b'(' => {
+                    brackets += 1;
+                    if brackets > MAX_NESTING {
+                        return Err(format!(
+                            "brackets are nested more than {MAX_NESTING} deep in one tag"
+                        ));
+                    }
+                }
+                None if b == b']' || b == b')' => brackets = brackets.saturating_sub(1),
+                None if b == close && bytes.get(j + 1) == Some(&b'}') => break,
+                None => {}
+            }
+            j += 1;
+        }
+        if close == b'%' {
+            let body = source[at + 2..j.min(source.len())]
+                .trim_start_matches('-')
+                .trim_start()
+                .trim_end()
+                .trim_end_matches('-');
+            let name_end = body
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                .unwrap_or(body.len());
+            out.push(Tag {
+                name: &body[..name_end],
+                has_arguments: !body[name_end..].trim().is_empty(),
+            });
+        }
+        i = (j + 2).min(source.len());
+    }
+    Ok(out)
+}
+
+/// Refuses sources too long or too deeply nested to parse safely. Follows the block parsers
+/// of the `liquid` crate: a block's end tag closes it; any other `end…` tag is an error that
+/// ends the parse, or, inside a `comment` (which ignores its tags' errors), every block opened
+/// inside it; `raw` holds everything up to its `endraw` as text; each `elsif` nests one level
+/// deeper (the parser recurses for it).
 fn check_source(source: &str) -> Result<(), String> {
     if source.len() > MAX_SOURCE {
         return Err(format!(
@@ -41,19 +107,40 @@ fn check_source(source: &str) -> Result<(), String> {
             source.len()
         ));
     }
+    let (mut open, mut raw): (Vec<(&str, usize)>, bool) = (Vec::new(), false);
     let (mut depth, mut deepest) = (0usize, 0usize);
-    for tag in source.split("{%").skip(1) {
-        let name = tag
-            .trim_start_matches('-')
-            .split(|c: char| c.is_whitespace() || c == '%' || c == '-')
-            .find(|w| !w.is_empty())
-            .unwrap_or("");
-        if BLOCKS.contains(&name) {
+    for tag in tags(source)? {
+        let name = tag.name;
+        if raw {
+            raw = !(name == "endraw" && !tag.has_arguments);
+        } else if name == "raw" {
+            raw = true;
+        } else if BLOCKS.contains(&name) {
+            open.push((name, 1));
             depth += 1;
-            deepest = deepest.max(depth);
-        } else if name.starts_with("end") {
-            depth = depth.saturating_sub(1);
+        } else if name == "elsif" {
+            if let Some(top) = open.last_mut() {
+                top.1 += 1;
+                depth += 1;
+            }
+        } else if let Some(block) = name.strip_prefix("end") {
+            // an end tag the innermost block does not expect fails the parse up to the nearest
+            // comment, or altogether; popping only up to a block it names (or the comment)
+            // leaves at least as many levels open as the parser has, and scanning on after a
+            // parse that failed only counts more
+            while let Some(&(top, levels)) = open.last() {
+                if top == block || top == "comment" {
+                    if top == block {
+                        open.pop();
+                        depth -= levels;
+                    }
+                    break;
+                }
+                open.pop();
+                depth -= levels;
+            }
         }
+        deepest = deepest.max(depth);
     }
     if deepest > MAX_NESTING {
         return Err(format!(
@@ -390,6 +477,46 @@ mod unit {
             .unwrap(),
             "A-B-C"
         );
+    }
+
+    /// Each of these nests far deeper than the tags' names alone show (the parser would recurse
+    /// until the stack overflowed and took the server down): refused before parsing.
+    #[test]
+    fn nesting_hidden_from_a_naive_count_is_refused() {
+        let n = 200;
+        let hidden = [
+            // an end tag inside raw is text, not the end of a block
+            "{% if a %}{% raw %}{% endz %}{% endraw %}".repeat(n) + &"{% endif %}".repeat(n),
+            "{% if a %}{% raw %}{% endif %}{% endraw %}".repeat(n) + &"{% endif %}".repeat(n),
+            // %} and tags inside a string literal are part of the tag
+            "{% if a == \"%}{% endif %}\" %}".repeat(n) + &"{% endif %}".repeat(n),
+            "{% if a == '%}{% endif %}' %}".repeat(n) + &"{% endif %}".repeat(n),
+            // each elsif is parsed one level deeper
+            "{% if a %}".to_string() + &"{% elsif b %}".repeat(n) + "{% endif %}",
+            // brackets in an expression or a tag
+            "{{ a".to_string() + &"[a".repeat(n) + &"]".repeat(n) + " }}",
+            "{% if a".to_string() + &"[a".repeat(n) + &"]".repeat(n) + " %}{% endif %}",
+            "{% for i in ".to_string() + &"(".repeat(n) + "1..2" + &")".repeat(n) + " %}{% endfor %}",
+        ];
+        for source in hidden {
+            let err = compile(&source).err().unwrap_or_default();
+            assert!(err.contains("nested"), "{}: {err}", &source[..60]);
+        }
+    }
+
+    #[test]
+    fn nesting_the_parser_never_sees_is_allowed() {
+        let allowed = [
+            // raw holds anything as text
+            "{% raw %}".to_string() + &"{% if a %}".repeat(100) + "{% endraw %}",
+            // a comment ignores its tags' errors: the blocks opened inside it close with it
+            "{% comment %}{% if a %}{% endfor %}{% endcomment %}".repeat(100),
+            "{% if a %}{% elsif b %}{% elsif c %}{% else %}{% endif %}".repeat(100),
+            "{{ a[b[c]] }}{% if x == '[[[[[[' %}{% endif %}".repeat(100),
+        ];
+        for source in allowed {
+            assert!(compile(&source).is_ok(), "{}", &source[..60]);
+        }
     }
 
     #[test]

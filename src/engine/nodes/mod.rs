@@ -157,6 +157,7 @@ pub mod testing {
             attempts: 0,
             root: 1,
             unreadable: None,
+            record_type: None,
         }
     }
 

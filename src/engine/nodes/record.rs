@@ -28,12 +28,20 @@ pub fn run<'d>(e: &Enrollment, node: &'d Node, cx: &mut Context) -> Result<Outco
         };
         row.insert(column.clone(), value);
     }
-    let data = e
-        .event
-        .json()
-        .map_err(|why| step_error(e, node, why, false))?;
-    let record_type = data["record_type"].as_str().map(str::to_string);
-    let record = data["record"].clone();
+    // The record type is the enrollment's own column (set by the record trigger), and the
+    // record is read from its data only then: an enrollment whose data merely names a record
+    // type and a record (journey.enroll's payload, an app's) updates nothing.
+    let record_type = e.record_type.clone();
+    let record = match record_type {
+        Some(_) => {
+            let data = e
+                .event
+                .json()
+                .map_err(|why| step_error(e, node, why, false))?;
+            data["record"].clone()
+        }
+        None => Value::Null,
+    };
     cx.lock_timeout.hold_briefly()?;
     let write = Write {
         record_type,
