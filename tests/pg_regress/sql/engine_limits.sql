@@ -85,3 +85,15 @@ SELECT count(*) AS sent FROM journey.outbox WHERE body = 'loop';
 -- a virtual clock that is not a time
 SELECT journey.run_due(10, 'infinity');
 SELECT journey.run_due(10, '-infinity');
+
+-- Templates nested far deeper than their tags' names show (end tags inside raw, %} and tags
+-- inside a string literal, a chain of elsif, brackets in an expression): validation reports
+-- the nesting and no parse is tried (each once overflowed the stack: the server restarted).
+SELECT journey.create_flow('hidden_' || k, jsonb_build_object('triggers', '[{"type": "manual"}]'::jsonb, 'start', 'n',
+         'nodes', jsonb_build_object('n', jsonb_build_object('type', 'send_sms', 'text', t)))) > 0 AS saved, k
+  FROM (VALUES ('raw', repeat('{% if a %}{% raw %}{% endz %}{% endraw %}', 5000) || repeat('{% endif %}', 5000)),
+               ('string', repeat('{% if a == "%}{% endif %}" %}', 5000) || repeat('{% endif %}', 5000)),
+               ('elsif', '{% if a %}' || repeat('{% elsif b %}', 5000) || '{% endif %}'),
+               ('brackets', '{{ a' || repeat('[a', 5000) || repeat(']', 5000) || ' }}')) x (k, t);
+SELECT f.name, v.* FROM journey.flows f, journey.validate_flow(f.name) v WHERE f.name LIKE 'hidden_%' ORDER BY 1;
+SELECT journey.activate_flow('hidden_raw');
