@@ -112,7 +112,8 @@ fn check_source(source: &str) -> Result<(), String> {
     for tag in tags(source)? {
         let name = tag.name;
         if raw {
-            raw = !(name == "endraw" && !tag.has_arguments);
+            // (an endraw with arguments is not the end of raw: Liquid takes it as text)
+            raw = name != "endraw" || tag.has_arguments;
         } else if name == "raw" {
             raw = true;
         } else if BLOCKS.contains(&name) {
@@ -496,7 +497,11 @@ mod unit {
             // brackets in an expression or a tag
             "{{ a".to_string() + &"[a".repeat(n) + &"]".repeat(n) + " }}",
             "{% if a".to_string() + &"[a".repeat(n) + &"]".repeat(n) + " %}{% endif %}",
-            "{% for i in ".to_string() + &"(".repeat(n) + "1..2" + &")".repeat(n) + " %}{% endfor %}",
+            "{% for i in ".to_string()
+                + &"(".repeat(n)
+                + "1..2"
+                + &")".repeat(n)
+                + " %}{% endfor %}",
         ];
         for source in hidden {
             let err = compile(&source).err().unwrap_or_default();
