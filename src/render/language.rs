@@ -190,11 +190,56 @@ impl Filter for CheckedFilter {
             .iter()
             .map(|e| e.evaluate(runtime))
             .collect::<Result<Vec<_>>>()?;
+        if let Some(why) = refused(&self.name, input, &args) {
+            return Err(liquid_core::Error::with_msg(why));
+        }
         budget::reserve(estimate(&self.name, input, &args))?;
         let out = self.inner.evaluate(input, runtime)?;
         budget::tick()?;
         Ok(out)
     }
+}
+
+/// Widest field a `date` format may ask for (`%64Y`): strftime pads one character at a time,
+/// before any budget could see it.
+const MAX_DATE_WIDTH: u64 = 64;
+
+/// Why a filter must not run on these values, if so: integer arithmetic past i64 (Liquid's own
+/// wraps, or panics for i64::MIN / -1) and `date` fields wider than MAX_DATE_WIDTH.
+fn refused(name: &str, input: &dyn ValueView, args: &[ValueCow<'_>]) -> Option<String> {
+    let int = |v: &dyn ValueView| v.as_scalar().and_then(|s| s.to_integer());
+    if name == "date" {
+        let format = args.first()?.to_kstr().into_owned();
+        return date_width(&format)
+            .filter(|w| *w > MAX_DATE_WIDTH)
+            .map(|w| format!("date: a field {w} wide, more than {MAX_DATE_WIDTH}"));
+    }
+    let (i, o) = (int(input)?, int(args.first()?.as_view())?);
+    let overflows = match name {
+        "plus" => i.checked_add(o).is_none(),
+        "minus" => i.checked_sub(o).is_none(),
+        "times" => i.checked_mul(o).is_none(),
+        "divided_by" | "modulo" => o != 0 && i.checked_div(o).is_none(),
+        _ => false,
+    };
+    overflows.then(|| format!("{name}: the result is past the integer range"))
+}
+
+/// The widest field of a strftime format (`%` then flags, then a width), if any asks for one.
+fn date_width(format: &str) -> Option<u64> {
+    let mut widest = None;
+    for part in format.split('%').skip(1) {
+        let digits: String = part
+            .trim_start_matches(['-', '_', '0', '^', '#'])
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if !digits.is_empty() {
+            let w = digits.parse::<u64>().unwrap_or(u64::MAX);
+            widest = widest.max(Some(w));
+        }
+    }
+    widest
 }
 
 /// Bytes a value takes as text (arrays: their elements, one level).

@@ -9,10 +9,13 @@ use std::rc::Rc;
 
 thread_local! {
     static PARSER: Parser = super::language::parser();
-    static CACHE: RefCell<HashMap<String, Rc<Template>>> = RefCell::new(HashMap::new());
+    static CACHE: RefCell<(HashMap<String, Rc<Template>>, usize)> = RefCell::new((HashMap::new(), 0));
 }
 
+/// The cache is emptied when it holds this many templates, or sources of this many bytes in all
+/// (a parsed template takes some 40 times its source).
 const CACHE_LIMIT: usize = 4096;
+const CACHE_BYTES: usize = 4 << 20;
 
 /// Longest template source, in bytes.
 pub const MAX_SOURCE: usize = 262_144;
@@ -55,7 +58,7 @@ fn tags(source: &str) -> Result<Vec<Tag<'_>>, String> {
                 continue;
             }
         };
-        let (mut j, mut quote, mut brackets) = (at + 2, None, 0usize);
+        let (mut j, mut quote, mut brackets, mut operators) = (at + 2, None, 0usize, 0usize);
         while j < bytes.len() {
             let b = bytes[j];
             match quote {
@@ -71,6 +74,15 @@ fn tags(source: &str) -> Result<Vec<Tag<'_>>, String> {
                     }
                 }
                 None if b == b']' || b == b')' => brackets = brackets.saturating_sub(1),
+                // `and` and `or` chain a condition one level deeper each
+                None if (b == b'a' || b == b'o') && is_operator(bytes, j) => {
+                    operators += 1;
+                    if operators > MAX_NESTING {
+                        return Err(format!(
+                            "a condition joins more than {MAX_NESTING} terms with and/or"
+                        ));
+                    }
+                }
                 None if b == close && bytes.get(j + 1) == Some(&b'}') => break,
                 None => {}
             }
@@ -93,6 +105,20 @@ fn tags(source: &str) -> Result<Vec<Tag<'_>>, String> {
         i = (j + 2).min(source.len());
     }
     Ok(out)
+}
+
+/// Whether the word `and` or `or` starts at `j` (not part of a longer name).
+fn is_operator(bytes: &[u8], j: usize) -> bool {
+    let word = |k: usize| {
+        bytes
+            .get(k)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    };
+    if j > 0 && word(j - 1) {
+        return false;
+    }
+    let rest = &bytes[j..];
+    (rest.starts_with(b"and") && !word(j + 3)) || (rest.starts_with(b"or") && !word(j + 2))
 }
 
 /// Refuses sources too long or too deeply nested to parse safely. Follows the block parsers
@@ -153,7 +179,7 @@ fn check_source(source: &str) -> Result<(), String> {
 
 /// Parses (or fetches from the cache) a template; the error is Liquid's message.
 pub fn compile(source: &str) -> Result<Rc<Template>, String> {
-    if let Some(t) = CACHE.with(|c| c.borrow().get(source).cloned()) {
+    if let Some(t) = CACHE.with(|c| c.borrow().0.get(source).cloned()) {
         return Ok(t);
     }
     check_source(source)?;
@@ -162,11 +188,13 @@ pub fn compile(source: &str) -> Result<Rc<Template>, String> {
         .map(Rc::new)
         .map_err(|e| one_line(&e.to_string()))?;
     CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() >= CACHE_LIMIT {
-            c.clear();
+        let (map, bytes) = &mut *c.borrow_mut();
+        if map.len() >= CACHE_LIMIT || *bytes + source.len() > CACHE_BYTES {
+            map.clear();
+            *bytes = 0;
         }
-        c.insert(source.to_string(), template.clone());
+        map.insert(source.to_string(), template.clone());
+        *bytes += source.len();
     });
     Ok(template)
 }
@@ -431,6 +459,14 @@ mod unit {
             ("{% assign s = 'ab' %}{% for i in (1..18) %}{% assign s = s | append: s %}{% endfor %}{% assign a = s | split: '' %}{{ a | join: s }}", "memory"),
             // output past the message limit
             ("{% for i in (1..60000) %}0123456789abcdef0123456789{% endfor %}", "longer than"),
+            // a date field padded a character at a time, past any budget (1 GB, 4 GB aborted)
+            ("{{ 'now' | date: '%1000000000Y' }}", "wide"),
+            ("{{ 'now' | date: '%-04000000000d' }}", "wide"),
+            // integer arithmetic past i64 (i64::MIN / -1 panicked; the others wrapped)
+            ("{% assign m = -9223372036854775807 | minus: 1 %}{{ m | divided_by: -1 }}", "integer range"),
+            ("{% assign m = -9223372036854775807 | minus: 1 %}{{ m | modulo: -1 }}", "integer range"),
+            ("{{ 9223372036854775807 | plus: 1 }}", "integer range"),
+            ("{{ 4611686018427387904 | times: 2 }}", "integer range"),
         ];
         // (no time limit here: a debug build under load must still hit the limit named)
         let limits = Limits {
@@ -441,6 +477,27 @@ mod unit {
             let err = render_with(source, &vars, limits, || {}).expect_err(source);
             assert!(err.contains(limit), "{source}: {err}");
         }
+    }
+
+    #[test]
+    fn dates_and_arithmetic_within_range_still_work() {
+        let vars = variables(&json!({}), &json!({}), &json!({}));
+        assert_eq!(
+            render_test(
+                "{{ '2026-01-02 10:00:00 +0000' | date: '%Y-%m-%d %-d' }}",
+                &vars
+            )
+            .unwrap(),
+            "2026-01-02 2"
+        );
+        assert_eq!(
+            render_test(
+                "{{ 7 | plus: 1 | times: 3 | divided_by: -2 | modulo: 5 }}",
+                &vars
+            )
+            .unwrap(),
+            "-2"
+        );
     }
 
     #[test]
@@ -502,10 +559,17 @@ mod unit {
                 + "1..2"
                 + &")".repeat(n)
                 + " %}{% endfor %}",
+            // each and / or of a condition
+            "{% if a".to_string() + &" and 1".repeat(n) + " %}y{% endif %}",
+            "{% if a".to_string() + &" or b".repeat(n) + " %}y{% endif %}",
         ];
         for source in hidden {
             let err = compile(&source).err().unwrap_or_default();
-            assert!(err.contains("nested"), "{}: {err}", &source[..60]);
+            assert!(
+                err.contains("nested") || err.contains("and/or"),
+                "{}: {err}",
+                &source[..60]
+            );
         }
     }
 
@@ -518,6 +582,7 @@ mod unit {
             "{% comment %}{% if a %}{% endfor %}{% endcomment %}".repeat(100),
             "{% if a %}{% elsif b %}{% elsif c %}{% else %}{% endif %}".repeat(100),
             "{{ a[b[c]] }}{% if x == '[[[[[[' %}{% endif %}".repeat(100),
+            "{% if brand and order or android == ' and and and' %}{% endif %}".repeat(100),
         ];
         for source in allowed {
             assert!(compile(&source).is_ok(), "{}", &source[..60]);
