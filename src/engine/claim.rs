@@ -123,7 +123,13 @@ macro_rules! due_query {
              FROM journey.enrollments e \
              JOIN journey.flows f ON f.id = e.flow_id AND f.status = 'active' ",
             $filter,
-            "ORDER BY e.due_at \
+            // a fork's branch only with its parent (FOR NO KEY UPDATE SKIP LOCKED): its
+            // write-back locks the parent (trigger enrollments_branch_ended, _count_batch), so a
+            // parent another session holds (a client, archive_flow, another worker's batch)
+            // leaves the branch for a later batch instead of making this one wait or deadlock
+            "AND (e.parent_id IS NULL OR EXISTS (SELECT FROM journey.enrollments p \
+                 WHERE p.contact_id = e.contact_id AND p.id = e.parent_id FOR NO KEY UPDATE SKIP LOCKED)) \
+            ORDER BY e.due_at \
             LIMIT $2 \
             FOR UPDATE OF e SKIP LOCKED) e \
      CROSS JOIN journey.settings s \
