@@ -122,12 +122,21 @@ fn contact_fields(set: &serde_json::Map<String, Value>) -> Value {
     Value::Object(fields)
 }
 
-/// The enrollment a branch belongs to (fork), or None for an enrollment that entered the flow.
-pub fn parent(contact: i64, enrollment: i64) -> Result<Option<i64>> {
-    optional(Spi::get_one_with_args::<i64>(
-        "SELECT parent_id FROM journey.enrollments WHERE contact_id = $1 AND id = $2",
+/// The enrollment a branch belongs to (fork), or None for an enrollment that entered the flow;
+/// and how many branches that enrollment (the branch's parent, or the enrollment itself) has
+/// started so far.
+pub fn parent(contact: i64, enrollment: i64) -> Result<(Option<i64>, i64)> {
+    let row = Spi::get_two_with_args::<i64, i64>(
+        "SELECT e.parent_id, (SELECT count(*) FROM journey.enrollments b \
+                              WHERE b.contact_id = $1 AND b.parent_id = coalesce(e.parent_id, e.id)) \
+         FROM journey.enrollments e WHERE e.contact_id = $1 AND e.id = $2",
         &[contact.into(), enrollment.into()],
-    ))
+    );
+    match row {
+        Ok((parent, started)) => Ok((parent, started.unwrap_or(0))),
+        Err(pgrx::spi::Error::InvalidPosition) => Ok((None, 0)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The name of the verified sender at this (lower-case) address, if it has one.

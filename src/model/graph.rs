@@ -33,6 +33,7 @@ impl FlowDef {
             }
         }
         problems.extend(self.instant_cycles());
+        problems.extend(self.forks_in_loops());
         problems.extend(self.check_messages(&exists));
         problems
     }
@@ -152,6 +153,21 @@ impl FlowDef {
             }
         }
         problems
+    }
+
+    /// Forks their own branches can reach again: each pass round such a loop would start every
+    /// branch again beside the ones still running, so the branches (and the steps of each run)
+    /// would grow without bound. (A branch reaching a fork goes on along its first edge and
+    /// starts the others.)
+    fn forks_in_loops(&self) -> Vec<Problem> {
+        self.nodes
+            .values()
+            .filter(|n| matches!(n.kind, NodeKind::Fork { .. }) && self.reaches(n, &n.id))
+            .map(|n| Problem {
+                node: n.id.clone(),
+                problem: "can be reached again from its own branches: every pass would start its branches once more beside those still running (move the fork out of the loop, or end the loop before it)".into(),
+            })
+            .collect()
     }
 
     fn instant_edges_of(&self, id: &str) -> Vec<&Edge> {

@@ -232,7 +232,7 @@ mod unit {
             "wait_event" => json!({"event": "paid", "timeout": "1 day", "yes": "end"}),
             "goal" => json!({"name": "won"}),
             "exit" => json!({}),
-            "fork" => json!({"next": ["end", {"to": "a", "delay": "1 day"}]}),
+            "fork" => json!({"next": ["end", {"to": "later", "delay": "1 day"}]}),
             "update_record" => json!({"set": {"status": "{{ contact.first_name }}"}}),
             "create_record" => json!({"table": "public.tasks", "values": {"title": "x"}}),
             other => panic!("no example of {other}: add one"),
@@ -251,6 +251,10 @@ mod unit {
             "start": "a",
             "nodes": {"a": node, "end": {"type": "exit"}}
         });
+        // a fork's second branch
+        if name == "fork" {
+            def["nodes"]["later"] = json!({"type": "exit"});
+        }
         // a check waits for the message of a send node of its channel that runs before it
         if let Some(channel) = name.strip_prefix("check_") {
             def["start"] = json!("m");

@@ -14,9 +14,27 @@ use crate::error::{JourneyError, Result};
 use crate::model::{Node, NodeKind};
 use chrono::{DateTime, Utc};
 
+/// Most branches one enrollment's forks may start in all: validation refuses a fork its own
+/// branches can reach again (each pass would double them), and a version written past
+/// validation fails here instead of growing without bound.
+pub const MAX_BRANCHES: i64 = 1000;
+
 pub fn run<'d>(e: &Enrollment, node: &'d Node, cx: &mut Context) -> Result<Outcome<'d>> {
-    let is_branch = store::parent(e.contact_id, e.id)?.is_some();
-    outcome(e, node, cx.now, cx.seq, is_branch)
+    let (parent, started) = store::parent(e.contact_id, e.id)?;
+    let outcome = outcome(e, node, cx.now, cx.seq, parent.is_some())?;
+    if let Outcome::Forked { spawns, .. } = &outcome {
+        if started + spawns.len() as i64 > MAX_BRANCHES {
+            return Err(JourneyError::Engine {
+                flow: e.flow_name.clone(),
+                message: format!(
+                    "fork \"{}\" would start more than {MAX_BRANCHES} branches for one enrollment \
+                     (is it in a loop? validation refuses a fork its own branches reach again)",
+                    node.id
+                ),
+            });
+        }
+    }
+    Ok(outcome)
 }
 
 /// The fork's outcome for `e` at `now`, its `seq`th node: the branches it starts and the one

@@ -140,3 +140,18 @@ SELECT node, status, branch, parent FROM pg_temp.trip('edit');
 SELECT journey.run_due(10, now() + interval '2 days') AS ran;
 SELECT node, status, branch, parent FROM pg_temp.trip('edit');
 ROLLBACK;
+
+-- A version written past validation (an admin's UPDATE of flow_versions) with a fork its own
+-- branches reach again: the branches double on every pass round the loop, until one more fork
+-- would take the enrollment past 1000 branches; then the branch fails (and so its parent)
+-- instead of growing without bound.
+SELECT journey.create_flow('loop', '{"triggers": [{"type": "manual"}], "start": "f",
+  "nodes": {"f": {"type": "fork", "next": ["w1", "w2"]}, "w1": {"type": "wait", "delay": "1 minute"}, "w2": {"type": "wait", "delay": "1 minute"}}}') IS NOT NULL AS created;
+SELECT journey.activate_flow('loop');
+UPDATE journey.flow_versions SET definition = jsonb_set(jsonb_set(definition, '{nodes,w1,next}', '"f"'), '{nodes,w2,next}', '"f"')
+ WHERE flow_id = journey._flow_id('loop');
+SELECT node, problem FROM journey.validate_flow('loop');
+SELECT journey.enroll('loop', :dana) IS NOT NULL AS enrolled;
+SELECT sum(journey.run_due(5000, now() + make_interval(mins => 2 * k))) AS ran FROM generate_series(0, 30) k;
+SELECT e.parent_id IS NULL AS root, e.status, count(*), max(e.last_error) AS error
+  FROM journey.enrollments e WHERE e.flow_id = journey._flow_id('loop') GROUP BY 1, 2 ORDER BY 1, 2;
