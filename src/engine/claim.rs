@@ -101,6 +101,15 @@ columns!(
     }
 );
 
+/// Most bytes of text one enrollment may bring into the engine (its contact's text columns and
+/// attributes, its data, its waiting state), measured in the claim's result before anything is
+/// copied out of it: a larger one fails alone, its text never copied (Rust cannot recover from
+/// a failed allocation: the worker would abort, and the whole cluster restart, on every batch).
+pub const MAX_ENROLLMENT_BYTES: i64 = 1 << 20;
+/// Most bytes of text one batch takes: the enrollments claimed past it are left due for the
+/// next batch (at least one is always taken).
+pub const MAX_BATCH_BYTES: i64 = 64 << 20;
+
 /// Lock the due enrollments first (LIMIT inside), then fetch each one's contact by key: OFFSET 0
 /// keeps the lateral subquery a per-row index probe, where a join would let the planner
 /// merge-join through the contacts table from its start. The contact's columns come typed (no
@@ -180,8 +189,24 @@ pub fn claim(
         let mut row = Rows::of(&table);
         let c = DueColumns::of(&row)?;
         let mut flows = HashMap::new();
+        let text = [
+            c.data,
+            c.waiting,
+            c.external_id,
+            c.email,
+            c.first_name,
+            c.last_name,
+            c.attributes,
+        ];
+        let mut batch_bytes = 0i64;
         while row.advance() {
-            due.push(enrollment(&row, &c, &mut flows));
+            let bytes = row.text_bytes(&text);
+            // (the rows left behind stay locked until the batch ends, and due for the next)
+            batch_bytes = batch_bytes.saturating_add(bytes.min(MAX_ENROLLMENT_BYTES + 1));
+            if batch_bytes > MAX_BATCH_BYTES && !due.is_empty() {
+                break;
+            }
+            due.push(enrollment(&row, &c, &mut flows, bytes));
         }
         Ok((due, settings))
     })
@@ -215,14 +240,23 @@ fn settings(row: &Rows, c: &SettingsColumns) -> Settings {
 type Flows = HashMap<(i64, i32), Rc<liquid::model::Value>>;
 
 /// The claim's current row as an enrollment.
-fn enrollment(row: &Rows, c: &DueColumns, flows: &mut Flows) -> Enrollment {
+fn enrollment(row: &Rows, c: &DueColumns, flows: &mut Flows, bytes: i64) -> Enrollment {
     let contact_id: i64 = row.get(c.contact_id).unwrap_or_default();
     let flow_id: i64 = row.get(c.flow_id).unwrap_or_default();
     let version: i32 = row.get(c.version).unwrap_or_default();
     let flow_name: String = row.get(c.flow_name).unwrap_or_default();
     let mut unreadable = None;
-    let attributes = attributes(row.get(c.attributes), contact_id, &mut unreadable);
-    let waiting = row.get::<String>(c.waiting).and_then(|t| {
+    let fits = bytes <= MAX_ENROLLMENT_BYTES;
+    if !fits {
+        unreadable = Some(format!(
+            "contact {contact_id}'s text and attributes with this enrollment's data take {bytes} bytes, \
+             more than {MAX_ENROLLMENT_BYTES}: shorten them"
+        ));
+    }
+    // (text is read only when it fits: an enrollment too large fails with none of it copied)
+    let text = |i: usize| if fits { row.get::<String>(i) } else { None };
+    let attributes = attributes(text(c.attributes), contact_id, &mut unreadable);
+    let waiting = text(c.waiting).and_then(|t| {
         crate::model::json::parse(&t, "the enrollment's waiting state")
             .map_err(|why| unreadable = Some(why))
             .ok()
@@ -235,11 +269,11 @@ fn enrollment(row: &Rows, c: &DueColumns, flows: &mut Flows) -> Enrollment {
     };
     let contact = Contact {
         id: contact_id,
-        external_id: row.get(c.external_id),
-        email: row.get(c.email),
+        external_id: text(c.external_id),
+        email: text(c.email),
         phone: row.get(c.phone),
-        first_name: row.get(c.first_name),
-        last_name: row.get(c.last_name),
+        first_name: text(c.first_name),
+        last_name: text(c.last_name),
         birthday: row.get::<pgrx::datum::Date>(c.birthday).map(iso_date),
         attributes: liquid::model::Value::Object(attributes),
         email_opt_out: row.get(c.email_opt_out).unwrap_or(false),
@@ -262,7 +296,7 @@ fn enrollment(row: &Rows, c: &DueColumns, flows: &mut Flows) -> Enrollment {
         seq: row.get(c.seq).unwrap_or_default(),
         flow_name,
         contact,
-        event: Event::new(row.get(c.data)),
+        event: Event::new(text(c.data)),
         flow,
         contact_found: row.get::<bool>(c.found).unwrap_or(false),
         zone: row
@@ -323,5 +357,15 @@ fn iso_date(d: pgrx::datum::Date) -> String {
         "-infinity".into()
     } else {
         format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn a_batch_holds_many_enrollments_of_the_largest_size() {
+        assert!(MAX_BATCH_BYTES / MAX_ENROLLMENT_BYTES >= 32);
     }
 }

@@ -86,6 +86,18 @@ impl<'t> Rows<'t> {
         }
     }
 
+    /// Bytes the text (varlena) columns `ordinals` of the current row take once detoasted and
+    /// decompressed, what `octet_length` says, read from their headers: nothing is copied.
+    pub fn text_bytes(&self, ordinals: &[usize]) -> i64 {
+        ordinals
+            .iter()
+            .filter(|&&o| !self.nulls[o - 1])
+            // SAFETY: a non-NULL datum of a text, json or jsonb column is a varlena pointer
+            // into the table, which outlives `self`.
+            .map(|&o| unsafe { pg_sys::toast_raw_datum_size(self.values[o - 1]) } as i64)
+            .fold(0, i64::saturating_add)
+    }
+
     /// Column `ordinal` (1-based) of the current row, converted to `T` (None when NULL).
     pub fn get<T: FromDatum + IntoDatum>(&self, ordinal: usize) -> Option<T> {
         let i = ordinal - 1;

@@ -97,3 +97,24 @@ SELECT journey.create_flow('hidden_' || k, jsonb_build_object('triggers', '[{"ty
                ('brackets', '{{ a' || repeat('[a', 5000) || repeat(']', 5000) || ' }}')) x (k, t);
 SELECT f.name, v.* FROM journey.flows f, journey.validate_flow(f.name) v WHERE f.name LIKE 'hidden_%' ORDER BY 1;
 SELECT journey.activate_flow('hidden_raw');
+
+-- Text too large for the engine: an enrollment whose contact's text and attributes with its own
+-- data pass 1 MB fails alone, none of it copied out of the claim (Rust cannot survive a failed
+-- allocation: a batch of such contacts aborted the worker and restarted the server, again and
+-- again); a batch takes at most 64 MB of text, the rest waits for the next batch.
+UPDATE journey.settings SET max_message_bytes = 262144;
+SELECT pg_temp.flow('big', '{"type": "send_sms", "text": "{{ contact.first_name | size }}"}');
+INSERT INTO journey.contacts (first_name, phone) VALUES (repeat('x', 2000000), '+15550006');
+INSERT INTO journey.contacts (first_name, phone, attributes)
+VALUES ('small', '+15550007', jsonb_build_object('notes', repeat('y', 1100000)));
+SELECT journey.enroll('big', c.id) IS NOT NULL AS enrolled FROM journey.contacts c WHERE c.phone IN ('+15550006', '+15550007') ORDER BY c.id;
+SELECT journey.enroll('big', 1) IS NOT NULL AS enrolled;
+SELECT journey.run_due(100);
+SELECT e.contact_id > 5 AS large, e.status, e.last_error
+  FROM journey.enrollments e WHERE e.flow_id = journey._flow_id('big') ORDER BY e.contact_id;
+SELECT left(body, 20) AS body FROM journey.outbox WHERE flow_id = journey._flow_id('big');
+-- 70 contacts of 1,000,000 bytes each: one batch takes 67 of them (64 MB), the next the rest
+INSERT INTO journey.contacts (first_name, phone)
+SELECT repeat(chr(97 + i % 26), 1000000), '+1555100' || lpad(i::text, 4, '0') FROM generate_series(1, 70) i;
+SELECT count(journey.enroll('big', c.id)) AS enrolled FROM journey.contacts c WHERE c.phone LIKE '+1555100%';
+SELECT journey.run_due(100) AS first, journey.run_due(100) AS second;
