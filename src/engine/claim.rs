@@ -109,6 +109,8 @@ pub const MAX_ENROLLMENT_BYTES: i64 = 1 << 20;
 /// Most bytes of text one batch takes: the enrollments claimed past it are left due for the
 /// next batch (at least one is always taken).
 pub const MAX_BATCH_BYTES: i64 = 64 << 20;
+// (a batch holds many enrollments of the largest size)
+const _: () = assert!(MAX_BATCH_BYTES / MAX_ENROLLMENT_BYTES >= 32);
 
 /// Lock the due enrollments first (LIMIT inside), then fetch each one's contact by key: OFFSET 0
 /// keeps the lateral subquery a per-row index probe, where a join would let the planner
@@ -357,15 +359,5 @@ fn iso_date(d: pgrx::datum::Date) -> String {
         "-infinity".into()
     } else {
         format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
-    }
-}
-
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    #[test]
-    fn a_batch_holds_many_enrollments_of_the_largest_size() {
-        assert!(MAX_BATCH_BYTES / MAX_ENROLLMENT_BYTES >= 32);
     }
 }
