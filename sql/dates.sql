@@ -176,6 +176,22 @@ $$;
 COMMENT ON FUNCTION journey._enroll_occurrences(bigint[], bigint[], jsonb[], text[], timestamptz) IS
   'Internal: enrolls (flow, contact, data, occurrence) into active flows (and, frozen, flows paused by an edit or a quota), due at p_due: at most one enrollment per occurrence ever and one active per (flow, contact), whatever the flow''s reentry. Returns how many it enrolled. Takes the shared flow locks first, as journey._enroll.';
 
+CREATE FUNCTION journey._date_matches(p_condition jsonb, p_contact bigint, p_data jsonb) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    RETURN journey._matches(p_condition, p_contact, p_data);
+EXCEPTION WHEN invalid_parameter_value THEN
+    -- a contact whose data cannot be read matches nothing: the pass goes on for everyone else
+    -- and its schedule row advances (a raise rolled back the whole pass, on every later pass)
+    RAISE WARNING 'journey: date trigger skipped contact %: %', p_contact, SQLERRM;
+    RETURN false;
+END
+$$;
+COMMENT ON FUNCTION journey._date_matches(jsonb, bigint, jsonb) IS
+  'Internal: a date trigger''s where (journey._matches) for the date pass, false (with a WARNING) for a contact whose data cannot be read: one contact never stops the pass for the others.';
+
 -- The due occurrences as of p_at (at most p_max): those that fired less than
 -- settings.date_catch_up ago are enrolled (when the contact is in the trigger's groups and its
 -- where holds), older ones skipped; each row then moves to its next occurrence (or goes).
@@ -218,7 +234,7 @@ BEGIN
                             WHERE m.contact_id = u.contact_id
                               AND m.group_id IN (SELECT jsonb_array_elements_text(t.params -> 'group_ids')::bigint)))
          ) x
-    WHERE x.condition IS NULL OR journey._matches(x.condition, x.contact_id, x.data);
+    WHERE x.condition IS NULL OR journey._date_matches(x.condition, x.contact_id, x.data);
     IF e_flows IS NOT NULL THEN
         n := journey._enroll_occurrences(e_flows, e_contacts, e_data, e_occ, p_at);
     END IF;

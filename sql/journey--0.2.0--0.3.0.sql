@@ -4944,6 +4944,169 @@ COMMENT ON FUNCTION journey.allow_writes(regclass) IS
 
 REVOKE ALL ON FUNCTION journey._base_type(oid, integer), journey._readable_target(regclass), journey._writable_now(regclass) FROM PUBLIC;
 
+-- ================================================================ issue 17 review, round 2: date passes past unreadable contacts, record_timeline for apps
+-- A contact whose data cannot be read no longer stops the date pass for everyone (its where
+-- matches nothing); apps may call the helper record_timeline reads.
+CREATE FUNCTION journey._date_matches(p_condition jsonb, p_contact bigint, p_data jsonb) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    RETURN journey._matches(p_condition, p_contact, p_data);
+EXCEPTION WHEN invalid_parameter_value THEN
+    -- a contact whose data cannot be read matches nothing: the pass goes on for everyone else
+    -- and its schedule row advances (a raise rolled back the whole pass, on every later pass)
+    RAISE WARNING 'journey: date trigger skipped contact %: %', p_contact, SQLERRM;
+    RETURN false;
+END
+$$;
+COMMENT ON FUNCTION journey._date_matches(jsonb, bigint, jsonb) IS
+  'Internal: a date trigger''s where (journey._matches) for the date pass, false (with a WARNING) for a contact whose data cannot be read: one contact never stops the pass for the others.';
+
+CREATE OR REPLACE FUNCTION journey._date_pass(p_at timestamptz, p_max integer) RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    s journey.settings;
+    v_contacts bigint[]; v_flows bigint[]; v_pos integer[]; v_fire timestamptz[];
+    e_flows bigint[]; e_contacts bigint[]; e_data jsonb[]; e_occ text[];
+    n integer := 0;
+BEGIN
+    SELECT array_agg(d.contact_id), array_agg(d.flow_id), array_agg(d.pos), array_agg(d.fire_at)
+      INTO v_contacts, v_flows, v_pos, v_fire
+    FROM (SELECT d.contact_id, d.flow_id, d.pos, d.fire_at FROM journey.date_schedule d
+          WHERE d.fire_at <= p_at ORDER BY d.fire_at LIMIT p_max FOR UPDATE SKIP LOCKED) d;
+    IF v_contacts IS NULL THEN
+        RETURN 0;
+    END IF;
+    SELECT * INTO s FROM journey.settings;
+    SELECT array_agg(x.flow_id), array_agg(x.contact_id), array_agg(x.data), array_agg(x.occurrence)
+      INTO e_flows, e_contacts, e_data, e_occ
+    FROM (SELECT u.flow_id, u.contact_id, t.condition, o.occurrence,
+                 jsonb_build_object('trigger', 'date', 'field', t.key,
+                     'date', CASE WHEN t.key = 'birthday' THEN to_jsonb(k.birthday)
+                                  ELSE k.attributes -> substr(t.key, 12) END,
+                     'occurrence', o.occurrence, 'scheduled_at', u.fire_at,
+                     'late', p_at - u.fire_at > interval '5 minutes') AS data
+          FROM unnest(v_contacts, v_flows, v_pos, v_fire) AS u (contact_id, flow_id, pos, fire_at)
+          JOIN journey.flow_triggers t ON t.kind = 'date' AND t.flow_id = u.flow_id AND t.pos = u.pos
+          JOIN journey.contacts k ON k.id = u.contact_id
+          CROSS JOIN LATERAL (SELECT to_char(u.fire_at AT TIME ZONE coalesce(k.time_zone, s.time_zone),
+                                             'YYYY-MM-DD') AS occurrence) o
+          WHERE u.fire_at > p_at - s.date_catch_up
+            AND (coalesce(jsonb_array_length(t.params -> 'group_ids'), 0) = 0
+                 OR EXISTS (SELECT 1 FROM journey.group_members m
+                            WHERE m.contact_id = u.contact_id
+                              AND m.group_id IN (SELECT jsonb_array_elements_text(t.params -> 'group_ids')::bigint)))
+         ) x
+    WHERE x.condition IS NULL OR journey._date_matches(x.condition, x.contact_id, x.data);
+    IF e_flows IS NOT NULL THEN
+        n := journey._enroll_occurrences(e_flows, e_contacts, e_data, e_occ, p_at);
+    END IF;
+    -- advance: the next occurrence after this one (and after the catch-up window: an older one
+    -- would only be skipped), or no row
+    WITH nxt AS (
+        SELECT u.contact_id, u.flow_id, u.pos,
+               journey._date_fire_at(t.key, t.params, k.birthday, k.attributes,
+                                     coalesce(k.time_zone, s.time_zone), s.date_trigger_at,
+                                     greatest(u.fire_at, p_at - s.date_catch_up)) AS fire_at
+        FROM unnest(v_contacts, v_flows, v_pos, v_fire) AS u (contact_id, flow_id, pos, fire_at)
+        LEFT JOIN journey.flow_triggers t ON t.kind = 'date' AND t.flow_id = u.flow_id AND t.pos = u.pos
+        LEFT JOIN journey.contacts k ON k.id = u.contact_id),
+    gone AS (
+        DELETE FROM journey.date_schedule d USING nxt
+        WHERE d.contact_id = nxt.contact_id AND d.flow_id = nxt.flow_id AND d.pos = nxt.pos
+          AND nxt.fire_at IS NULL)
+    UPDATE journey.date_schedule d SET fire_at = nxt.fire_at
+    FROM nxt
+    WHERE d.contact_id = nxt.contact_id AND d.flow_id = nxt.flow_id AND d.pos = nxt.pos
+      AND nxt.fire_at IS NOT NULL;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION journey._date_pass(timestamptz, integer) IS
+  'Internal: enrolls the date occurrences due by p_at (at most p_max schedule rows): those that fired less than settings.date_catch_up ago, for contacts in the trigger''s groups whose where holds; the enrollment''s data says trigger date, field, date, occurrence (the local date it fired on), scheduled_at and late. Each row then moves to its next occurrence. Returns how many it enrolled. journey.run_due runs it first; the worker at least every 10 seconds.';
+
+CREATE OR REPLACE FUNCTION journey.grant_role(role name, kind text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    obj text;   -- a schema-qualified table, sequence or function, its identifiers quoted
+    guarded boolean;
+BEGIN
+    IF role IS NULL OR kind IS NULL THEN
+        RAISE EXCEPTION 'grant_role: % must not be NULL', CASE WHEN role IS NULL THEN 'role' ELSE 'kind' END
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Call journey.grant_role(''role_name'', ''admin'' | ''app'' | ''relay'').';
+    END IF;
+    IF kind NOT IN ('admin', 'app', 'relay') THEN
+        RAISE EXCEPTION 'unknown role kind "%"', kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Kinds are admin (flows, templates, settings: every table and function but grant_role, no TRIGGER), app (contacts, groups, forms, events, enroll) and relay (claim, mark_sent, mark_failed, report).';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role) THEN
+        RAISE EXCEPTION 'role "%" does not exist', role
+            USING ERRCODE = 'undefined_object', HINT = 'Create it first, e.g. CREATE ROLE name LOGIN.';
+    END IF;
+    -- GRANT takes no parameters: the role, checked above, is quoted as an identifier (%I);
+    -- no value is ever formatted into SQL.
+    EXECUTE format('GRANT USAGE ON SCHEMA journey TO %I', role);
+    IF kind = 'admin' THEN
+        -- an explicit list, never ALL: no TRIGGER, REFERENCES or TRUNCATE (see the top). The
+        -- tables that say which of the app's tables journey reads and writes (record_types,
+        -- record_links, writable_tables) only SELECT: rows there lend journey the privileges of
+        -- the role that wrote them, so only attach_table, link and allow_writes write them,
+        -- after checking that their caller holds those privileges.
+        FOR obj, guarded IN SELECT format('%I.%I', 'journey', c.relname),
+                                   c.relname IN ('record_types', 'record_links', 'writable_tables')
+                              FROM pg_class c
+                             WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('r', 'p') ORDER BY c.relname LOOP
+            EXECUTE format(CASE WHEN guarded THEN 'GRANT SELECT ON TABLE %s TO %I'
+                                ELSE 'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I' END, obj, role);
+        END LOOP;
+        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
+                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('v', 'm') ORDER BY c.relname LOOP
+            EXECUTE format('GRANT SELECT ON TABLE %s TO %I', obj, role);
+        END LOOP;
+        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
+                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind = 'S' ORDER BY c.relname LOOP
+            EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', obj, role);
+        END LOOP;
+        FOR obj IN SELECT format('%I.%I(%s)', 'journey', p.proname, pg_get_function_identity_arguments(p.oid)) FROM pg_proc p
+                    WHERE p.pronamespace = 'journey'::regnamespace
+                      AND p.oid <> 'journey.grant_role(name, text)'::regprocedure ORDER BY p.proname, p.oid LOOP
+            EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', obj, role);
+        END LOOP;
+    ELSIF kind = 'app' THEN
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON journey.contacts, journey.groups,
+                        journey.group_members, journey.forms, journey.form_submissions,
+                        journey.event_types, journey.events TO %I', role);
+        EXECUTE format('GRANT SELECT ON journey.flows, journey.flow_versions, journey.enrollments,
+                        journey.steps, journey.outbox, journey.delivery_reports, journey.templates,
+                        journey.settings, journey.flow_overview, journey.contact_keys TO %I', role);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.upsert_contact(jsonb),
+                        journey.add_to_group(bigint, text), journey.remove_from_group(bigint, text),
+                        journey.submit_form(text, jsonb), journey.define_event(text, jsonb),
+                        journey.emit(text, bigint, jsonb), journey.enroll(text, bigint, jsonb),
+                        journey.timeline(bigint), journey.flow_stats(text), journey.goal_stats(text),
+                        journey.node_stats(text), journey.message_stats(text), journey.split_stats(text),
+                        journey.flow_diagram(text), journey._group_id(text), journey._check_contact(bigint),
+                        journey._flow_id(text), journey._node_order(jsonb), journey._apply_contact_fields(bigint, jsonb),
+                        journey._is_time_zone(text), journey._e164(text, text), journey.record_timeline(text, text),
+                        journey._uses_record_type(jsonb, text),
+                        journey._insert_contact(jsonb) TO %I', role);
+    ELSE
+        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),
+                        journey.mark_sent(bigint, text, uuid), journey.mark_failed(bigint, text, boolean, uuid),
+                        journey.report(text, text, text, timestamptz), journey.receive_sms(text, text, text) TO %I', role);
+    END IF;
+END
+$$;
+
+REVOKE ALL ON FUNCTION journey._date_matches(jsonb, bigint, jsonb) FROM PUBLIC;
+
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
 -- initial privileges (pg_init_privs), and pg_dump dumps only the difference from them: after

@@ -83,6 +83,7 @@ BEGIN
                         journey.flow_diagram(text), journey._group_id(text), journey._check_contact(bigint),
                         journey._flow_id(text), journey._node_order(jsonb), journey._apply_contact_fields(bigint, jsonb),
                         journey._is_time_zone(text), journey._e164(text, text), journey.record_timeline(text, text),
+                        journey._uses_record_type(jsonb, text),
                         journey._insert_contact(jsonb) TO %I', role);
     ELSE
         EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),

@@ -141,11 +141,11 @@ pub fn parent(contact: i64, enrollment: i64) -> Result<(Option<i64>, i64)> {
 
 /// The name of the verified sender at this (lower-case) address, if it has one.
 pub fn sender_name(address: &str) -> Result<Option<String>> {
-    Ok(Spi::get_one_with_args::<String>(
+    optional(Spi::get_one_with_args::<String>(
         "SELECT s.name FROM journey.senders s \
          WHERE lower(s.email) = $1 AND s.verified_at IS NOT NULL AND s.name <> '' ORDER BY s.id LIMIT 1",
         &[address.into()],
-    )?)
+    ))
 }
 
 /// Which of these (lower-case) e-mail addresses belong to a contact who opted out of e-mail.

@@ -108,6 +108,8 @@ SELECT journey.activate_flow('fix');
 RESET ROLE;
 SET ROLE ra_app;
 SELECT journey.enroll('fix', :c1, '{"record_type": "orders", "record": {"id": 1, "new_account": 31337}}') > 0 AS enrolled;
+-- (an app may read a record's timeline: record_timeline's helper was not granted to it)
+SELECT kind, flow, node, detail FROM journey.record_timeline('orders', '1') ORDER BY at, kind;
 RESET ROLE;
 SELECT journey.run_due(10);
 SELECT id, account_id FROM ra.orders ORDER BY id;

@@ -113,6 +113,18 @@ SELECT journey.activate_flow('billing');
 SELECT journey.add_to_group(:dana, 'vip');
 SELECT journey.run_due(10, now());
 SELECT node, channel, recipient, sender, subject FROM journey.outbox WHERE flow_id = :billing_flow ORDER BY id;
+-- a verified sender with no name: the e-mail goes from the bare address (the engine's lookup of
+-- the name failed every enrollment with an internal error when there was none)
+SELECT journey.add_sender('plain@example.com') AS plain \gset
+SELECT journey.verify_sender('plain@example.com', pg_temp.code('plain@example.com'));
+SELECT journey.create_flow('plain', '{"triggers": [{"type": "manual"}], "start": "m",
+  "nodes": {"m": {"type": "send_email", "subject": "Plain", "body": "Hi", "from": "plain@example.com"}}}') IS NOT NULL AS created;
+SELECT journey.activate_flow('plain');
+SELECT journey.enroll('plain', :dana) IS NOT NULL AS enrolled;
+SELECT journey.run_due(10, now());
+SELECT e.status, e.last_error, o.sender, o.subject FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
+  LEFT JOIN journey.outbox o ON o.enrollment_id = e.id WHERE f.name = 'plain';
+SELECT journey.archive_flow('plain');
 -- the welcome flow names no from: unchanged, complete (the relay's default sender)
 SELECT count(*) AS welcome_problems FROM journey.validate_flow('welcome');
 

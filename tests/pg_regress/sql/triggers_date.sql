@@ -181,3 +181,20 @@ SELECT journey.create_flow('events', '{"triggers": [{"type": "event", "event": "
 SELECT journey.activate_flow('events', include_existing => true);
 \echo :SQLSTATE
 SELECT status FROM journey.flows WHERE name = 'events';
+
+-- A contact whose data cannot be read (a number past what the engine holds) matches no where:
+-- the pass enrolls everyone else and moves past it, with a WARNING (it rolled the whole pass
+-- back, on every pass after: no date flow enrolled anyone again, and run_due failed).
+SELECT journey.create_flow('gold', '{"triggers": [{"type": "date", "field": "birthday",
+    "where": {"field": "contact.attributes.tier", "op": "=", "value": "gold"}}],
+  "start": "a", "nodes": {"a": {"type": "exit"}}}') IS NOT NULL AS created;
+SELECT pg_temp.person('Goldie', 'UTC', '1990-07-01', '{"tier": "gold"}') AS goldie \gset
+SELECT pg_temp.person('Unreadable', 'UTC', '1990-07-01', '{"tier": "gold", "n": 1e400}') AS unreadable \gset
+SELECT journey.activate_flow('gold');
+SET client_min_messages = error;
+SELECT journey.run_due(100, '2027-07-01 12:00Z') >= 0 AS ran;
+RESET client_min_messages;
+SELECT c.first_name, c.attributes->>'tier' AS tier FROM journey.enrollments e JOIN journey.flows f ON f.id = e.flow_id
+  JOIN journey.contacts c ON c.id = e.contact_id WHERE f.name = 'gold' ORDER BY 1;
+SELECT d.contact_id, d.fire_at > '2027-07-01 12:00Z' AS advanced
+  FROM journey.date_schedule d JOIN journey.flows f ON f.id = d.flow_id WHERE f.name = 'gold' AND d.contact_id IN (:goldie, :unreadable) ORDER BY 1;
