@@ -39,14 +39,24 @@ BEGIN
     END IF;
     IF s.keep_ended_enrollments IS NOT NULL THEN
         nblocks := pg_relation_size('journey.enrollments') / current_setting('block_size')::bigint;
-        -- (their steps go with them: trigger enrollments_delete_steps)
+        -- (their steps go with them: trigger enrollments_delete_steps). Kept: an enrollment that
+        -- keeps its contact from entering again: of a flow never re-entered (occurrence once) or
+        -- of a record (record:<key>, once per record), and one that ended within its flow's
+        -- reentry interval; of those only the steps go (deleting them let the contact in again).
         DELETE FROM journey.enrollments e
         WHERE e.ctid >= format('(%s,0)', p_block)::tid AND e.ctid < format('(%s,0)', p_block + p_blocks)::tid
-          AND e.status <> 'active' AND e.updated_at < now() - s.keep_ended_enrollments;
+          AND e.status <> 'active' AND e.updated_at < now() - s.keep_ended_enrollments
+          AND e.occurrence IS DISTINCT FROM 'once' AND e.record_key IS NULL
+          AND NOT EXISTS (SELECT 1 FROM journey.flows f
+                           WHERE f.id = e.flow_id AND e.updated_at > now() - f.reentry_after);
         GET DIAGNOSTICS enrollments = ROW_COUNT;
+        DELETE FROM journey.steps st USING journey.enrollments e
+        WHERE e.ctid >= format('(%s,0)', p_block)::tid AND e.ctid < format('(%s,0)', p_block + p_blocks)::tid
+          AND e.status <> 'active' AND e.updated_at < now() - s.keep_ended_enrollments
+          AND st.contact_id = e.contact_id AND st.enrollment_id = e.id;
         block_next := CASE WHEN p_block + p_blocks >= nblocks THEN 0 ELSE p_block + p_blocks END;
     END IF;
 END
 $$;
 COMMENT ON FUNCTION journey._retention_pass(bigint, bigint, integer, integer) IS
-  'Internal: one retention pass (the worker runs one every 10 seconds): deletes, among the next p_rows outbox rows after id p_outbox_after, those in a final status older than settings.keep_sent_messages (with their delivery reports), and the enrollments in table blocks [p_block, p_block + p_blocks) that ended before now() - settings.keep_ended_enrollments (with their steps). Returns where the next pass starts and how many rows it deleted. Does nothing for a setting that is NULL.';
+  'Internal: one retention pass (the worker runs one every 10 seconds): deletes, among the next p_rows outbox rows after id p_outbox_after, those in a final status older than settings.keep_sent_messages (with their delivery reports), and the enrollments in table blocks [p_block, p_block + p_blocks) that ended before now() - settings.keep_ended_enrollments (with their steps); of an enrollment that keeps its contact from entering again (a flow never re-entered, a record trigger''s, or ended within its flow''s reentry interval) only the steps. Returns where the next pass starts and how many rows it deleted. Does nothing for a setting that is NULL.';

@@ -38,6 +38,25 @@ UPDATE journey.outbox SET status = 'sent', created_at = now() - interval '40 day
 SELECT * FROM journey._retention_pass(0, 0, 2, 1);
 SELECT * FROM journey._retention_pass(4, 0, 2, 1);
 SELECT count(*) AS outbox_left FROM journey.outbox;
+-- An ended enrollment that keeps its contact from entering again stays (only its steps go): of
+-- a flow never re-entered ('one', C1 to C5 above), and of one whose reentry interval has not
+-- passed since it ended; deleting them let the contact in again (and sent the one-time
+-- message again).
+SELECT c.first_name, e.status, (SELECT count(*) FROM journey.steps s WHERE s.contact_id = e.contact_id AND s.enrollment_id = e.id) AS steps
+  FROM journey.enrollments e JOIN journey.contacts c ON c.id = e.contact_id JOIN journey.flows f ON f.id = e.flow_id
+ WHERE f.name = 'one' ORDER BY 1;
+SELECT count(journey.enroll('one', id)) AS enrolled_again FROM journey.contacts WHERE first_name IN ('C1', 'C2');
+SELECT journey.create_flow('monthly', '{"triggers": [{"type": "manual"}], "reentry": {"after": "60 days"}, "start": "s",
+  "nodes": {"s": {"type": "send_sms", "text": "monthly"}}}') IS NOT NULL AS created;
+SELECT journey.activate_flow('monthly');
+SELECT count(journey.enroll('monthly', id)) AS enrolled FROM journey.contacts WHERE first_name IN ('C1', 'C2');
+SELECT journey.run_due(100) AS ran;
+UPDATE journey.enrollments e SET updated_at = now() - CASE c.first_name WHEN 'C1' THEN interval '40 days' ELSE interval '70 days' END
+  FROM journey.contacts c, journey.flows f WHERE c.id = e.contact_id AND f.id = e.flow_id AND f.name = 'monthly';
+SELECT enrollments FROM journey._retention_pass(0, 0, 1000, 1000);
+SELECT c.first_name, e.status FROM journey.enrollments e JOIN journey.contacts c ON c.id = e.contact_id
+  JOIN journey.flows f ON f.id = e.flow_id WHERE f.name = 'monthly' ORDER BY 1;
+SELECT c.first_name FROM journey.contacts c WHERE c.first_name IN ('C1', 'C2') AND journey.enroll('monthly', c.id) IS NOT NULL ORDER BY 1;
 -- the settings' checks
 UPDATE journey.settings SET keep_sent_messages = '-1 day';
 \echo :SQLSTATE
