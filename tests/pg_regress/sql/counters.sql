@@ -144,7 +144,9 @@ UPDATE journey.settings SET keep_sent_messages = '1 day', keep_ended_enrollments
 UPDATE journey.outbox SET created_at = created_at - interval '1 year';
 UPDATE journey.enrollments SET updated_at = updated_at - interval '1 year';
 SELECT messages > 0 AS deleted_messages, enrollments > 0 AS deleted_enrollments FROM journey._retention_pass(0, 0, 1000, 1000);
-SELECT (SELECT count(*) FROM journey.enrollments) AS enrollments_left;
+-- (the ended enrollments of flows never re-entered stay, without their steps: they keep their
+-- contacts from entering again)
+SELECT (SELECT count(*) FROM journey.enrollments) AS enrollments_left, (SELECT count(*) FROM journey.steps) AS steps_left;
 SELECT o.*, o = b AS unchanged FROM journey.flow_overview o JOIN before b USING (flow);
 SELECT goal, reached FROM journey.goal_stats('mix');
 SELECT node, reached, waiting, completed, stopped, failed FROM journey.node_stats('mix');
