@@ -1270,7 +1270,7 @@ BEGIN
                             WHERE m.contact_id = u.contact_id
                               AND m.group_id IN (SELECT jsonb_array_elements_text(t.params -> 'group_ids')::bigint)))
          ) x
-    WHERE x.condition IS NULL OR journey._matches(x.condition, x.contact_id, x.data);
+    WHERE x.condition IS NULL OR journey._date_matches(x.condition, x.contact_id, x.data);
     IF e_flows IS NOT NULL THEN
         n := journey._enroll_occurrences(e_flows, e_contacts, e_data, e_occ, p_at);
     END IF;
@@ -1518,7 +1518,6 @@ END
 $$;
 COMMENT ON FUNCTION journey._on_group_joined() IS 'Trigger: enrolls new group members into active group_joined flows of their group whose where predicate matches.';
 
-
 CREATE FUNCTION journey._on_group_left() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -1558,11 +1557,6 @@ COMMENT ON FUNCTION journey._on_group_left() IS 'Trigger: enrolls contacts remov
 CREATE TRIGGER group_left AFTER DELETE ON journey.group_members
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._on_group_left();
 
-
-
-
-
-
 CREATE OR REPLACE FUNCTION journey._on_form_submitted() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -1595,7 +1589,6 @@ END
 $$;
 COMMENT ON FUNCTION journey._on_form_submitted() IS 'Trigger: enrolls submitters into active form_submitted flows of the form whose where predicate matches; the submission data becomes the enrollment''s event payload.';
 
-
 CREATE FUNCTION journey._on_contact_created() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -1624,7 +1617,6 @@ $$;
 COMMENT ON FUNCTION journey._on_contact_created() IS 'Trigger: enrolls new contacts into active contact_created flows whose where predicate matches (event data {"trigger": "contact_created"}).';
 CREATE TRIGGER contact_created AFTER INSERT ON journey.contacts
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION journey._on_contact_created();
-
 
 CREATE FUNCTION journey._on_contact_updated() RETURNS trigger
 LANGUAGE plpgsql
@@ -1697,8 +1689,6 @@ CREATE TRIGGER contact_updated AFTER UPDATE ON journey.contacts
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION journey._on_contact_updated();
 REVOKE ALL ON FUNCTION journey._on_group_left(), journey._on_contact_created(), journey._on_contact_updated() FROM PUBLIC;
-
-
 
 -- ================================================================ issue 13: phones in E.164
 -- Phones are stored in E.164 form (sql/phones.sql): the contacts' BEFORE INSERT OR UPDATE OF
@@ -2231,7 +2221,6 @@ COMMENT ON FUNCTION journey.update_flow(text, jsonb) IS 'Saves a new version of 
 
 COMMENT ON FUNCTION journey.pause_flow(text) IS 'Pauses a flow by hand (paused_reason manual): its enrollments freeze (the engine skips them) and its triggers stop enrolling, also for a flow paused by an edit or a quota (whose triggers enroll frozen). activate_flow resumes it.';
 
-
 -- ================================================================ issue 17: forget_contact
 CREATE FUNCTION journey.forget_contact(contact bigint) RETURNS boolean
 LANGUAGE plpgsql
@@ -2318,17 +2307,27 @@ BEGIN
     END IF;
     IF s.keep_ended_enrollments IS NOT NULL THEN
         nblocks := pg_relation_size('journey.enrollments') / current_setting('block_size')::bigint;
-        -- (their steps go with them: trigger enrollments_delete_steps)
+        -- (their steps go with them: trigger enrollments_delete_steps). Kept: an enrollment that
+        -- keeps its contact from entering again: of a flow never re-entered (occurrence once) or
+        -- of a record (record:<key>, once per record), and one that ended within its flow's
+        -- reentry interval; of those only the steps go (deleting them let the contact in again).
         DELETE FROM journey.enrollments e
         WHERE e.ctid >= format('(%s,0)', p_block)::tid AND e.ctid < format('(%s,0)', p_block + p_blocks)::tid
-          AND e.status <> 'active' AND e.updated_at < now() - s.keep_ended_enrollments;
+          AND e.status <> 'active' AND e.updated_at < now() - s.keep_ended_enrollments
+          AND e.occurrence IS DISTINCT FROM 'once' AND e.record_key IS NULL
+          AND NOT EXISTS (SELECT 1 FROM journey.flows f
+                           WHERE f.id = e.flow_id AND e.updated_at > now() - f.reentry_after);
         GET DIAGNOSTICS enrollments = ROW_COUNT;
+        DELETE FROM journey.steps st USING journey.enrollments e
+        WHERE e.ctid >= format('(%s,0)', p_block)::tid AND e.ctid < format('(%s,0)', p_block + p_blocks)::tid
+          AND e.status <> 'active' AND e.updated_at < now() - s.keep_ended_enrollments
+          AND st.contact_id = e.contact_id AND st.enrollment_id = e.id;
         block_next := CASE WHEN p_block + p_blocks >= nblocks THEN 0 ELSE p_block + p_blocks END;
     END IF;
 END
 $$;
 COMMENT ON FUNCTION journey._retention_pass(bigint, bigint, integer, integer) IS
-  'Internal: one retention pass (the worker runs one every 10 seconds): deletes, among the next p_rows outbox rows after id p_outbox_after, those in a final status older than settings.keep_sent_messages (with their delivery reports), and the enrollments in table blocks [p_block, p_block + p_blocks) that ended before now() - settings.keep_ended_enrollments (with their steps). Returns where the next pass starts and how many rows it deleted. Does nothing for a setting that is NULL.';
+  'Internal: one retention pass (the worker runs one every 10 seconds): deletes, among the next p_rows outbox rows after id p_outbox_after, those in a final status older than settings.keep_sent_messages (with their delivery reports), and the enrollments in table blocks [p_block, p_block + p_blocks) that ended before now() - settings.keep_ended_enrollments (with their steps); of an enrollment that keeps its contact from entering again (a flow never re-entered, a record trigger''s, or ended within its flow''s reentry interval) only the steps. Returns where the next pass starts and how many rows it deleted. Does nothing for a setting that is NULL.';
 REVOKE ALL ON FUNCTION journey._retention_pass(bigint, bigint, integer, integer) FROM PUBLIC;
 
 -- ================================================================ issue 14: templates of every channel
@@ -2957,6 +2956,13 @@ BEGIN
         RAISE EXCEPTION 'link name "%" is a column of %', name, r.tbl
             USING ERRCODE = 'duplicate_column', HINT = 'record.<name> would hide the column: choose another name.';
     END IF;
+    IF NOT journey._readable_target(target) THEN
+        RAISE EXCEPTION 'link target % is not a table journey may read: %', target,
+            CASE WHEN (SELECT c.relkind FROM pg_class c WHERE c.oid = target) NOT IN ('r', 'p') THEN 'not a plain table'
+                 ELSE 'it has row-level security' END
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Links are read by the worker''s role, which would run a view''s functions and read past row security policies: link a plain table without row-level security.';
+    END IF;
     PERFORM journey._require_privileges(target, ARRAY['SELECT']);
     INSERT INTO journey.record_links (record_type, name, target, via_column, target_key)
     VALUES (r.name, link.name, target, via_column, journey._table_key(target))
@@ -2965,7 +2971,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION journey.link(text, text, regclass, text) IS
-  'Admin: record.<name> of a record of record_type is the row of target whose primary key equals the record''s via_column (e.g. invoice -> account), read when a step runs: templates, conditions, recipients (record.<name>.<column>) and update_record target <name>. The caller must hold SELECT on target. Linking a name again replaces it.';
+  'Admin: record.<name> of a record of record_type is the row of target whose primary key equals the record''s via_column (e.g. invoice -> account), read when a step runs: templates, conditions, recipients (record.<name>.<column>) and update_record target <name>. The caller must hold SELECT on target, a plain table without row-level security (journey._readable_target: the worker reads it). Linking a name again replaces it.';
 
 CREATE FUNCTION journey.allow_writes(tbl regclass) RETURNS void
 LANGUAGE plpgsql
@@ -2979,12 +2985,13 @@ BEGIN
     IF (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl) IN ('journey', 'pg_catalog', 'information_schema') THEN
         RAISE EXCEPTION '% belongs to journey or the system', tbl USING ERRCODE = 'wrong_object_type', HINT = 'Allow writes to a table of your app.';
     END IF;
+    PERFORM journey._writable_now(tbl);
     PERFORM journey._require_privileges(tbl, ARRAY['SELECT', 'INSERT', 'UPDATE']);
     INSERT INTO journey.writable_tables (tbl) VALUES (tbl) ON CONFLICT DO NOTHING;
 END
 $$;
 COMMENT ON FUNCTION journey.allow_writes(regclass) IS
-  'Admin: lets create_record nodes insert into an app table (one that is not attached). The caller must hold SELECT, INSERT and UPDATE on it. The worker inserts as the table''s owner.';
+  'Admin: lets create_record nodes insert into an app table (one that is not attached). The caller must hold SELECT, INSERT and UPDATE on it. The worker inserts as the table''s owner, security-restricted; a table with row-level security is refused unless it is forced (the owner would bypass its policies; journey._writable_now, checked again at every write).';
 
 -- ---------------------------------------------------------------- firing
 CREATE FUNCTION journey._plain_type(p_type oid) RETURNS boolean
@@ -3299,14 +3306,21 @@ BEGIN
     -- the record as it was when the trigger fired, plus each link's row read now
     FOR l IN SELECT * FROM journey.record_links k WHERE k.record_type = p_type ORDER BY k.name LOOP
         BEGIN
-            -- the key compared in its own type (an index probe of the target's primary key);
-            -- a key of a type created after initdb as text (journey._plain_type)
-            EXECUTE format('SELECT %s FROM %s t WHERE %s', journey._json_of(l.target, 't'), l.target,
-                           (SELECT CASE WHEN journey._plain_type(a.atttypid)
-                                        THEN format('t.%I = CAST($1 AS %s)', a.attname, format_type(a.atttypid, a.atttypmod))
-                                        ELSE format('%s = $1', journey._text_of(l.target, 't', l.target_key)) END
-                              FROM pg_attribute a WHERE a.attrelid = l.target AND a.attname = l.target_key))
-                INTO linked USING p_data ->> l.via_column;
+            -- Read as the claim's role (the worker's, a superuser by default): only a plain
+            -- table without row security (a view's functions would run as that role, and a
+            -- superuser reads past policies; journey.link refuses both, and a table can change
+            -- after), else nil. The key compared in its own type, cast to the type beneath any
+            -- domain (a cast to the domain would run its CHECK, a function of the table's owner,
+            -- as that role); a key of a type created after initdb as text (journey._plain_type).
+            linked := NULL;
+            IF journey._readable_target(l.target) THEN
+                EXECUTE format('SELECT %s FROM %s t WHERE %s', journey._json_of(l.target, 't'), l.target,
+                               (SELECT CASE WHEN journey._plain_type(a.atttypid)
+                                            THEN format('t.%I = CAST($1 AS %s)', a.attname, journey._base_type(a.atttypid, a.atttypmod))
+                                            ELSE format('%s = $1', journey._text_of(l.target, 't', l.target_key)) END
+                                  FROM pg_attribute a WHERE a.attrelid = l.target AND a.attname = l.target_key))
+                    INTO linked USING p_data ->> l.via_column;
+            END IF;
         EXCEPTION WHEN OTHERS THEN
             linked := NULL;   -- a table gone or unreadable: the link reads as nil
         END;
@@ -3399,6 +3413,7 @@ BEGIN
         RAISE EXCEPTION 'flows may not write %', tbl
             USING ERRCODE = 'insufficient_privilege', HINT = 'journey.allow_writes(table) lets them (an admin who may INSERT and UPDATE it).';
     END IF;
+    PERFORM journey._writable_now(tbl);
     FOREACH c IN ARRAY p_columns LOOP
         PERFORM journey._check_column(tbl, c, 'column');
     END LOOP;
@@ -4559,482 +4574,6 @@ SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
     obj text;   -- a schema-qualified table, sequence or function, its identifiers quoted
-BEGIN
-    IF role IS NULL OR kind IS NULL THEN
-        RAISE EXCEPTION 'grant_role: % must not be NULL', CASE WHEN role IS NULL THEN 'role' ELSE 'kind' END
-            USING ERRCODE = 'null_value_not_allowed', HINT = 'Call journey.grant_role(''role_name'', ''admin'' | ''app'' | ''relay'').';
-    END IF;
-    IF kind NOT IN ('admin', 'app', 'relay') THEN
-        RAISE EXCEPTION 'unknown role kind "%"', kind
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Kinds are admin (flows, templates, settings: every table and function but grant_role, no TRIGGER), app (contacts, groups, forms, events, enroll) and relay (claim, mark_sent, mark_failed, report).';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role) THEN
-        RAISE EXCEPTION 'role "%" does not exist', role
-            USING ERRCODE = 'undefined_object', HINT = 'Create it first, e.g. CREATE ROLE name LOGIN.';
-    END IF;
-    -- GRANT takes no parameters: the role, checked above, is quoted as an identifier (%I);
-    -- no value is ever formatted into SQL.
-    EXECUTE format('GRANT USAGE ON SCHEMA journey TO %I', role);
-    IF kind = 'admin' THEN
-        -- an explicit list, never ALL: no TRIGGER, REFERENCES or TRUNCATE (see the top)
-        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
-                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('r', 'p') ORDER BY c.relname LOOP
-            EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I', obj, role);
-        END LOOP;
-        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
-                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('v', 'm') ORDER BY c.relname LOOP
-            EXECUTE format('GRANT SELECT ON TABLE %s TO %I', obj, role);
-        END LOOP;
-        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
-                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind = 'S' ORDER BY c.relname LOOP
-            EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', obj, role);
-        END LOOP;
-        FOR obj IN SELECT format('%I.%I(%s)', 'journey', p.proname, pg_get_function_identity_arguments(p.oid)) FROM pg_proc p
-                    WHERE p.pronamespace = 'journey'::regnamespace
-                      AND p.oid <> 'journey.grant_role(name, text)'::regprocedure ORDER BY p.proname, p.oid LOOP
-            EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', obj, role);
-        END LOOP;
-    ELSIF kind = 'app' THEN
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON journey.contacts, journey.groups,
-                        journey.group_members, journey.forms, journey.form_submissions,
-                        journey.event_types, journey.events TO %I', role);
-        EXECUTE format('GRANT SELECT ON journey.flows, journey.flow_versions, journey.enrollments,
-                        journey.steps, journey.outbox, journey.delivery_reports, journey.templates,
-                        journey.settings, journey.flow_overview, journey.contact_keys TO %I', role);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.upsert_contact(jsonb),
-                        journey.add_to_group(bigint, text), journey.remove_from_group(bigint, text),
-                        journey.submit_form(text, jsonb), journey.define_event(text, jsonb),
-                        journey.emit(text, bigint, jsonb), journey.enroll(text, bigint, jsonb),
-                        journey.timeline(bigint), journey.flow_stats(text), journey.goal_stats(text),
-                        journey.node_stats(text), journey.message_stats(text), journey.split_stats(text),
-                        journey.flow_diagram(text), journey._group_id(text), journey._check_contact(bigint),
-                        journey._flow_id(text), journey._node_order(jsonb), journey._apply_contact_fields(bigint, jsonb),
-                        journey._is_time_zone(text), journey._e164(text, text), journey.record_timeline(text, text),
-                        journey._insert_contact(jsonb) TO %I', role);
-    ELSE
-        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),
-                        journey.mark_sent(bigint, text, uuid), journey.mark_failed(bigint, text, boolean, uuid),
-                        journey.report(text, text, text, timestamptz), journey.receive_sms(text, text, text) TO %I', role);
-    END IF;
-END
-$$;
-REVOKE ALL ON FUNCTION journey.grant_role(name, text) FROM PUBLIC;
-COMMENT ON FUNCTION journey.grant_role(name, text) IS
-  'Grants a role one kind of access: admin (SELECT, INSERT, UPDATE, DELETE on every table, SELECT on views, USAGE and SELECT on sequences, EXECUTE on every function but grant_role; never TRIGGER, REFERENCES or TRUNCATE), app (writes contacts, groups, forms, events, enrolls; reads journeys'' state, stats and record_timeline) or relay (only claim, mark_sent(id, provider_message_id, lease_token), mark_failed(id, error, retry, lease_token), report and receive_sms). Run it as the extension''s owner (a superuser); revoke by hand with REVOKE. Objects created later (by an upgrade) are not covered: run it again.';
-
-DO $$
-DECLARE
-    r name;
-BEGIN
-    FOR r IN SELECT DISTINCT a.grantee::regrole::name
-               FROM pg_class c, aclexplode(c.relacl) a
-              WHERE c.oid = 'journey.contacts'::regclass AND a.privilege_type = 'SELECT'
-                AND a.grantee <> 0 AND a.grantee <> c.relowner LOOP
-        EXECUTE format('GRANT SELECT ON journey.contact_keys TO %I', r);
-    END LOOP;
-END
-$$;
-
--- ================================================================ issue 17: indexes under the cascades from per-contact rows
--- retention and forget_contact delete messages and contacts at volume: each deleted message's
--- reports and each deleted contact's submissions are found by an index, not a scan of the table
-CREATE INDEX delivery_reports_outbox ON journey.delivery_reports (contact_id, outbox_id);
-CREATE INDEX form_submissions_contact ON journey.form_submissions (contact_id);
-
--- ================================================================ issue 17: steps without steps_flow_node
--- no query reads steps by flow and node any more (stats read the counters): the index cost every
--- step an entry (0.7 us of 37 in bench/RESULTS.md's attribution)
-DROP INDEX journey.steps_flow_node;
-COMMENT ON TABLE journey.steps IS
-  'Append-only history: one row per node an enrollment entered, with what the node did in outcome, one of: sent, created, queued, suppressed: <reason>, updated, waited, goal, exited, then, else, branch <n>, yes, yes: <status>, no: <reason>, waiting, failed: <error>, retry: <error>, quota, forked, sent, skipped: <recipients>, record created. created is a task, queued a webhook; a send is suppressed for sms_opt_out, email_opt_out, no phone, no email or no admin_email; a check writes yes: <status> (the message''s status), a wait_event yes; no: <reason> is a message status, no message was sent, or timed out; retry is a transient failure retried later; quota is a send its channel''s quota (settings.sms_quota, email_quota, whatsapp_quota) could not cover: nothing written, the enrollment waits at the node while its flow is paused for quota; forked is a fork node that started its branches (enrollments of their own, parent_id set); sent, skipped: <recipients> is a send_email that reached some of its recipients and skipped others (each named with why: empty, not an e-mail address, email_opt_out); record created is a create_record node''s row; update_record writes updated. Timelines, record_timeline, retention, forget_contact and the counters'' reached-once rule read it, by contact (its one index is the primary key, led by contact_id; stats read journey.counters, never this table). Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
-
--- ================================================================ issue 17 review: record tables read-only for admins
--- record_types, record_links and writable_tables lend journey the privileges of the role that
--- wrote them (attach_table, link and allow_writes check the caller's): an admin who could
--- INSERT there directly lent journey privileges it never had (a row naming pg_catalog's tables
--- or another role's). grant_role gives admins SELECT only on them.
-CREATE OR REPLACE FUNCTION journey.grant_role(role name, kind text) RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-DECLARE
-    obj text;   -- a schema-qualified table, sequence or function, its identifiers quoted
-    guarded boolean;
-BEGIN
-    IF role IS NULL OR kind IS NULL THEN
-        RAISE EXCEPTION 'grant_role: % must not be NULL', CASE WHEN role IS NULL THEN 'role' ELSE 'kind' END
-            USING ERRCODE = 'null_value_not_allowed', HINT = 'Call journey.grant_role(''role_name'', ''admin'' | ''app'' | ''relay'').';
-    END IF;
-    IF kind NOT IN ('admin', 'app', 'relay') THEN
-        RAISE EXCEPTION 'unknown role kind "%"', kind
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Kinds are admin (flows, templates, settings: every table and function but grant_role, no TRIGGER), app (contacts, groups, forms, events, enroll) and relay (claim, mark_sent, mark_failed, report).';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role) THEN
-        RAISE EXCEPTION 'role "%" does not exist', role
-            USING ERRCODE = 'undefined_object', HINT = 'Create it first, e.g. CREATE ROLE name LOGIN.';
-    END IF;
-    -- GRANT takes no parameters: the role, checked above, is quoted as an identifier (%I);
-    -- no value is ever formatted into SQL.
-    EXECUTE format('GRANT USAGE ON SCHEMA journey TO %I', role);
-    IF kind = 'admin' THEN
-        -- an explicit list, never ALL: no TRIGGER, REFERENCES or TRUNCATE (see the top). The
-        -- tables that say which of the app's tables journey reads and writes (record_types,
-        -- record_links, writable_tables) only SELECT: rows there lend journey the privileges of
-        -- the role that wrote them, so only attach_table, link and allow_writes write them,
-        -- after checking that their caller holds those privileges.
-        FOR obj, guarded IN SELECT format('%I.%I', 'journey', c.relname),
-                                   c.relname IN ('record_types', 'record_links', 'writable_tables')
-                              FROM pg_class c
-                             WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('r', 'p') ORDER BY c.relname LOOP
-            EXECUTE format(CASE WHEN guarded THEN 'GRANT SELECT ON TABLE %s TO %I'
-                                ELSE 'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO %I' END, obj, role);
-        END LOOP;
-        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
-                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind IN ('v', 'm') ORDER BY c.relname LOOP
-            EXECUTE format('GRANT SELECT ON TABLE %s TO %I', obj, role);
-        END LOOP;
-        FOR obj IN SELECT format('%I.%I', 'journey', c.relname) FROM pg_class c
-                    WHERE c.relnamespace = 'journey'::regnamespace AND c.relkind = 'S' ORDER BY c.relname LOOP
-            EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', obj, role);
-        END LOOP;
-        FOR obj IN SELECT format('%I.%I(%s)', 'journey', p.proname, pg_get_function_identity_arguments(p.oid)) FROM pg_proc p
-                    WHERE p.pronamespace = 'journey'::regnamespace
-                      AND p.oid <> 'journey.grant_role(name, text)'::regprocedure ORDER BY p.proname, p.oid LOOP
-            EXECUTE format('GRANT EXECUTE ON ROUTINE %s TO %I', obj, role);
-        END LOOP;
-    ELSIF kind = 'app' THEN
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON journey.contacts, journey.groups,
-                        journey.group_members, journey.forms, journey.form_submissions,
-                        journey.event_types, journey.events TO %I', role);
-        EXECUTE format('GRANT SELECT ON journey.flows, journey.flow_versions, journey.enrollments,
-                        journey.steps, journey.outbox, journey.delivery_reports, journey.templates,
-                        journey.settings, journey.flow_overview, journey.contact_keys TO %I', role);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.upsert_contact(jsonb),
-                        journey.add_to_group(bigint, text), journey.remove_from_group(bigint, text),
-                        journey.submit_form(text, jsonb), journey.define_event(text, jsonb),
-                        journey.emit(text, bigint, jsonb), journey.enroll(text, bigint, jsonb),
-                        journey.timeline(bigint), journey.flow_stats(text), journey.goal_stats(text),
-                        journey.node_stats(text), journey.message_stats(text), journey.split_stats(text),
-                        journey.flow_diagram(text), journey._group_id(text), journey._check_contact(bigint),
-                        journey._flow_id(text), journey._node_order(jsonb), journey._apply_contact_fields(bigint, jsonb),
-                        journey._is_time_zone(text), journey._e164(text, text), journey.record_timeline(text, text),
-                        journey._insert_contact(jsonb) TO %I', role);
-    ELSE
-        EXECUTE format('GRANT EXECUTE ON FUNCTION journey.claim(text[], integer, interval),
-                        journey.mark_sent(bigint, text, uuid), journey.mark_failed(bigint, text, boolean, uuid),
-                        journey.report(text, text, text, timestamptz), journey.receive_sms(text, text, text) TO %I', role);
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION journey.grant_role(name, text) IS
-  'Grants a role one kind of access: admin (SELECT, INSERT, UPDATE, DELETE on every table but record_types, record_links and writable_tables (SELECT only: attach_table, link and allow_writes write them, after checking the caller''s privileges), SELECT on views, USAGE and SELECT on sequences, EXECUTE on every function but grant_role; never TRIGGER, REFERENCES or TRUNCATE), app (writes contacts, groups, forms, events, enrolls; reads journeys'' state, stats and record_timeline) or relay (only claim, mark_sent(id, provider_message_id, lease_token), mark_failed(id, error, retry, lease_token), report and receive_sms). Run it as the extension''s owner (a superuser); revoke by hand with REVOKE. Objects created later (by an upgrade) are not covered: run it again.';
-
--- ================================================================ issue 17 review: the app's tables read and written safely
--- A link's key is cast to the type beneath any domain (a cast to the domain ran its CHECK, the
--- table owner's function, as the worker); links read plain tables without row security only;
--- flows write plain tables of the app only, never one whose row security its owner bypasses.
-CREATE FUNCTION journey._base_type(p_type oid, p_typmod integer) RETURNS text
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-DECLARE
-    t oid := p_type;
-    m integer := p_typmod;
-    d record;
-BEGIN
-    -- through domains to the type beneath (bounded walk), with the innermost domain's typmod
-    FOR i IN 1..32 LOOP
-        SELECT y.typbasetype, y.typtypmod INTO d FROM pg_type y WHERE y.oid = t AND y.typtype = 'd';
-        EXIT WHEN NOT FOUND;
-        t := d.typbasetype;
-        m := d.typtypmod;
-    END LOOP;
-    RETURN format_type(t, m);
-END
-$$;
-COMMENT ON FUNCTION journey._base_type(oid, integer) IS
-  'Internal: the SQL name of a column''s type with any domains looked through (the base type and its typmod): journey casts a link''s key to it, never to a domain, whose CHECK would run its owner''s functions as the reading role.';
-
-CREATE FUNCTION journey._readable_target(p_tbl regclass) RETURNS boolean
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-    SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p_tbl AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity)
-$$;
-COMMENT ON FUNCTION journey._readable_target(regclass) IS
-  'Internal: whether journey reads a link''s target (journey._record_data): a plain or partitioned table without row-level security. Reading runs as the claiming role (the worker''s, a superuser by default): a view would run its functions as that role, and a superuser reads past row security policies.';
-
-CREATE FUNCTION journey._writable_now(p_tbl regclass) RETURNS void
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-DECLARE
-    c pg_class;
-BEGIN
-    SELECT * INTO c FROM pg_class x WHERE x.oid = p_tbl;
-    IF NOT FOUND OR c.relkind NOT IN ('r', 'p')
-       OR c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace, 'journey'::regnamespace, 'pg_toast'::regnamespace) THEN
-        RAISE EXCEPTION 'flows may not write %: it is not a table of the app', p_tbl
-            USING ERRCODE = 'wrong_object_type', HINT = 'Flows write plain tables of the app, never journey''s or the system''s.';
-    END IF;
-    IF c.relrowsecurity AND NOT c.relforcerowsecurity THEN
-        RAISE EXCEPTION 'flows may not write %: it has row-level security, which its owner (the role flows write it as) bypasses', p_tbl
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('ALTER TABLE %s FORCE ROW LEVEL SECURITY makes the owner''s writes obey its policies too.', p_tbl);
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION journey._writable_now(regclass) IS
-  'Internal: raises unless flows may write the table as its owner now: a plain or partitioned table outside journey and the system, without row-level security its owner would bypass (enabled and not forced). allow_writes checks it, and so does every write (a table can change after).';
-
-CREATE OR REPLACE FUNCTION journey._record_data(p_type text, p_data jsonb, p_old jsonb) RETURNS jsonb
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-DECLARE
-    l journey.record_links;
-    linked jsonb;
-    out jsonb := journey._record_event(p_type, p_data, p_old);
-BEGIN
-    -- the record as it was when the trigger fired, plus each link's row read now
-    FOR l IN SELECT * FROM journey.record_links k WHERE k.record_type = p_type ORDER BY k.name LOOP
-        BEGIN
-            -- Read as the claim's role (the worker's, a superuser by default): only a plain
-            -- table without row security (a view's functions would run as that role, and a
-            -- superuser reads past policies; journey.link refuses both, and a table can change
-            -- after), else nil. The key compared in its own type, cast to the type beneath any
-            -- domain (a cast to the domain would run its CHECK, a function of the table's owner,
-            -- as that role); a key of a type created after initdb as text (journey._plain_type).
-            linked := NULL;
-            IF journey._readable_target(l.target) THEN
-                EXECUTE format('SELECT %s FROM %s t WHERE %s', journey._json_of(l.target, 't'), l.target,
-                               (SELECT CASE WHEN journey._plain_type(a.atttypid)
-                                            THEN format('t.%I = CAST($1 AS %s)', a.attname, journey._base_type(a.atttypid, a.atttypmod))
-                                            ELSE format('%s = $1', journey._text_of(l.target, 't', l.target_key)) END
-                                  FROM pg_attribute a WHERE a.attrelid = l.target AND a.attname = l.target_key))
-                    INTO linked USING p_data ->> l.via_column;
-            END IF;
-        EXCEPTION WHEN OTHERS THEN
-            linked := NULL;   -- a table gone or unreadable: the link reads as nil
-        END;
-        out := jsonb_set(out, ARRAY['record', l.name], coalesce(linked, 'null'));
-    END LOOP;
-    RETURN out;
-END
-$$;
-COMMENT ON FUNCTION journey._record_data(text, jsonb, jsonb) IS
-  'Internal: a record trigger''s enrollment as flows see it (journey._record_event) with record.<link> set to each link''s row as it is now (nil when none or unreadable); the claim reads record enrollments through it.';
-
-CREATE OR REPLACE FUNCTION journey._record_write(p_type text, p_target text, p_table text, p_columns text[],
-                                      OUT statement text, OUT owner oid, OUT key_from text, OUT key_column text)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-DECLARE
-    tbl regclass;
-    c text;
-    sets text;
-    cols text;
-BEGIN
-    -- the table: the record's own (target record), a link's, or create_record's table
-    IF p_target = 'record' THEN
-        SELECT r.tbl, r.key_column, r.key_column INTO tbl, key_column, key_from
-        FROM journey.record_types r WHERE r.name = p_type;
-    ELSIF p_target IS NOT NULL THEN
-        SELECT l.target, l.target_key, l.via_column INTO tbl, key_column, key_from
-        FROM journey.record_links l WHERE l.record_type = p_type AND l.name = p_target;
-    ELSE
-        tbl := to_regclass(p_table);
-    END IF;
-    IF tbl IS NULL THEN
-        RAISE EXCEPTION '%', CASE WHEN p_target IS NULL THEN format('table %s does not exist', p_table)
-                                  WHEN p_type IS NULL THEN 'update_record needs a record trigger (this enrollment has no record)'
-                                  ELSE format('record type "%s" has no %s', p_type, CASE WHEN p_target = 'record' THEN 'table (detached)' ELSE format('link "%s"', p_target) END) END
-            USING ERRCODE = 'undefined_table', HINT = 'journey.record_types, journey.record_links and journey.writable_tables say what flows may write.';
-    END IF;
-    IF NOT journey._writable(tbl) THEN
-        RAISE EXCEPTION 'flows may not write %', tbl
-            USING ERRCODE = 'insufficient_privilege', HINT = 'journey.allow_writes(table) lets them (an admin who may INSERT and UPDATE it).';
-    END IF;
-    PERFORM journey._writable_now(tbl);
-    FOREACH c IN ARRAY p_columns LOOP
-        PERFORM journey._check_column(tbl, c, 'column');
-    END LOOP;
-    SELECT string_agg(format('%1$I = r.%1$I', x), ', '), string_agg(format('%I', x), ', ')
-      INTO sets, cols FROM unnest(p_columns) x;
-    -- identifiers from the catalog (quoted), values the statement's arguments: $1 the values
-    -- and $2 the key, each a jsonb object read through the table's row type
-    statement := CASE WHEN p_target IS NOT NULL THEN format(
-        'WITH w AS (UPDATE %1$s t SET %2$s FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $1) r '
-        'WHERE t.%3$I = (SELECT k.%3$I FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $2) k) RETURNING 1) '
-        'SELECT pg_catalog.count(*) FROM w', tbl, sets, key_column)
-    ELSE format(
-        'WITH w AS (INSERT INTO %1$s (%2$s) SELECT %3$s FROM pg_catalog.jsonb_populate_record(NULL::%1$s, $1) r RETURNING 1) '
-        'SELECT pg_catalog.count(*) FROM w', tbl, cols, (SELECT string_agg(format('r.%I', x), ', ') FROM unnest(p_columns) x))
-    END;
-    SELECT cl.relowner INTO owner FROM pg_class cl WHERE cl.oid = tbl;
-END
-$$;
-COMMENT ON FUNCTION journey._record_write(text, text, text, text[]) IS
-  'Internal: the statement an update_record (p_target: record or a link name of record type p_type) or create_record (p_table) node runs, for these columns: the table checked writable and each column checked to exist; identifiers quoted from the catalog, values passed as the jsonb arguments $1 (values) and $2 (the key, {key_column: value}); with the table''s owner (the engine runs it as that role, security-restricted) and which record column holds the key.';
-
-CREATE OR REPLACE FUNCTION journey.link(record_type text, name text, target regclass, via_column text) RETURNS void
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-DECLARE
-    r journey.record_types;
-BEGIN
-    SELECT * INTO r FROM journey.record_types t WHERE t.name = link.record_type;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'record type "%" is not attached', coalesce(record_type, 'NULL')
-            USING ERRCODE = 'undefined_object', HINT = 'Attach its table first with journey.attach_table.';
-    END IF;
-    IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
-        RAISE EXCEPTION 'link name "%" must be lower-case letters, digits and _', coalesce(name, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'e.g. journey.link(''invoices'', ''account'', ''accounts'', ''account_id'').';
-    END IF;
-    IF target IS NULL THEN
-        RAISE EXCEPTION 'link target must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass the linked table.';
-    END IF;
-    PERFORM journey._check_column(r.tbl, via_column, 'via_column');
-    IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.tbl AND a.attname = link.name AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION 'link name "%" is a column of %', name, r.tbl
-            USING ERRCODE = 'duplicate_column', HINT = 'record.<name> would hide the column: choose another name.';
-    END IF;
-    IF NOT journey._readable_target(target) THEN
-        RAISE EXCEPTION 'link target % is not a table journey may read: %', target,
-            CASE WHEN (SELECT c.relkind FROM pg_class c WHERE c.oid = target) NOT IN ('r', 'p') THEN 'not a plain table'
-                 ELSE 'it has row-level security' END
-            USING ERRCODE = 'wrong_object_type',
-                  HINT = 'Links are read by the worker''s role, which would run a view''s functions and read past row security policies: link a plain table without row-level security.';
-    END IF;
-    PERFORM journey._require_privileges(target, ARRAY['SELECT']);
-    INSERT INTO journey.record_links (record_type, name, target, via_column, target_key)
-    VALUES (r.name, link.name, target, via_column, journey._table_key(target))
-    ON CONFLICT ON CONSTRAINT record_links_pkey DO UPDATE
-       SET target = EXCLUDED.target, via_column = EXCLUDED.via_column, target_key = EXCLUDED.target_key;
-END
-$$;
-COMMENT ON FUNCTION journey.link(text, text, regclass, text) IS
-  'Admin: record.<name> of a record of record_type is the row of target whose primary key equals the record''s via_column (e.g. invoice -> account), read when a step runs: templates, conditions, recipients (record.<name>.<column>) and update_record target <name>. The caller must hold SELECT on target, a plain table without row-level security (journey._readable_target: the worker reads it). Linking a name again replaces it.';
-
-CREATE OR REPLACE FUNCTION journey.allow_writes(tbl regclass) RETURNS void
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-BEGIN
-    IF tbl IS NULL THEN
-        RAISE EXCEPTION 'table must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass the table, e.g. ''public.tasks''.';
-    END IF;
-    IF (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl) IN ('journey', 'pg_catalog', 'information_schema') THEN
-        RAISE EXCEPTION '% belongs to journey or the system', tbl USING ERRCODE = 'wrong_object_type', HINT = 'Allow writes to a table of your app.';
-    END IF;
-    PERFORM journey._writable_now(tbl);
-    PERFORM journey._require_privileges(tbl, ARRAY['SELECT', 'INSERT', 'UPDATE']);
-    INSERT INTO journey.writable_tables (tbl) VALUES (tbl) ON CONFLICT DO NOTHING;
-END
-$$;
-COMMENT ON FUNCTION journey.allow_writes(regclass) IS
-  'Admin: lets create_record nodes insert into an app table (one that is not attached). The caller must hold SELECT, INSERT and UPDATE on it. The worker inserts as the table''s owner, security-restricted; a table with row-level security is refused unless it is forced (the owner would bypass its policies; journey._writable_now, checked again at every write).';
-
-REVOKE ALL ON FUNCTION journey._base_type(oid, integer), journey._readable_target(regclass), journey._writable_now(regclass) FROM PUBLIC;
-
--- ================================================================ issue 17 review, round 2: date passes past unreadable contacts, record_timeline for apps
--- A contact whose data cannot be read no longer stops the date pass for everyone (its where
--- matches nothing); apps may call the helper record_timeline reads.
-CREATE FUNCTION journey._date_matches(p_condition jsonb, p_contact bigint, p_data jsonb) RETURNS boolean
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-BEGIN
-    RETURN journey._matches(p_condition, p_contact, p_data);
-EXCEPTION WHEN invalid_parameter_value THEN
-    -- a contact whose data cannot be read matches nothing: the pass goes on for everyone else
-    -- and its schedule row advances (a raise rolled back the whole pass, on every later pass)
-    RAISE WARNING 'journey: date trigger skipped contact %: %', p_contact, SQLERRM;
-    RETURN false;
-END
-$$;
-COMMENT ON FUNCTION journey._date_matches(jsonb, bigint, jsonb) IS
-  'Internal: a date trigger''s where (journey._matches) for the date pass, false (with a WARNING) for a contact whose data cannot be read: one contact never stops the pass for the others.';
-
-CREATE OR REPLACE FUNCTION journey._date_pass(p_at timestamptz, p_max integer) RETURNS integer
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-DECLARE
-    s journey.settings;
-    v_contacts bigint[]; v_flows bigint[]; v_pos integer[]; v_fire timestamptz[];
-    e_flows bigint[]; e_contacts bigint[]; e_data jsonb[]; e_occ text[];
-    n integer := 0;
-BEGIN
-    SELECT array_agg(d.contact_id), array_agg(d.flow_id), array_agg(d.pos), array_agg(d.fire_at)
-      INTO v_contacts, v_flows, v_pos, v_fire
-    FROM (SELECT d.contact_id, d.flow_id, d.pos, d.fire_at FROM journey.date_schedule d
-          WHERE d.fire_at <= p_at ORDER BY d.fire_at LIMIT p_max FOR UPDATE SKIP LOCKED) d;
-    IF v_contacts IS NULL THEN
-        RETURN 0;
-    END IF;
-    SELECT * INTO s FROM journey.settings;
-    SELECT array_agg(x.flow_id), array_agg(x.contact_id), array_agg(x.data), array_agg(x.occurrence)
-      INTO e_flows, e_contacts, e_data, e_occ
-    FROM (SELECT u.flow_id, u.contact_id, t.condition, o.occurrence,
-                 jsonb_build_object('trigger', 'date', 'field', t.key,
-                     'date', CASE WHEN t.key = 'birthday' THEN to_jsonb(k.birthday)
-                                  ELSE k.attributes -> substr(t.key, 12) END,
-                     'occurrence', o.occurrence, 'scheduled_at', u.fire_at,
-                     'late', p_at - u.fire_at > interval '5 minutes') AS data
-          FROM unnest(v_contacts, v_flows, v_pos, v_fire) AS u (contact_id, flow_id, pos, fire_at)
-          JOIN journey.flow_triggers t ON t.kind = 'date' AND t.flow_id = u.flow_id AND t.pos = u.pos
-          JOIN journey.contacts k ON k.id = u.contact_id
-          CROSS JOIN LATERAL (SELECT to_char(u.fire_at AT TIME ZONE coalesce(k.time_zone, s.time_zone),
-                                             'YYYY-MM-DD') AS occurrence) o
-          WHERE u.fire_at > p_at - s.date_catch_up
-            AND (coalesce(jsonb_array_length(t.params -> 'group_ids'), 0) = 0
-                 OR EXISTS (SELECT 1 FROM journey.group_members m
-                            WHERE m.contact_id = u.contact_id
-                              AND m.group_id IN (SELECT jsonb_array_elements_text(t.params -> 'group_ids')::bigint)))
-         ) x
-    WHERE x.condition IS NULL OR journey._date_matches(x.condition, x.contact_id, x.data);
-    IF e_flows IS NOT NULL THEN
-        n := journey._enroll_occurrences(e_flows, e_contacts, e_data, e_occ, p_at);
-    END IF;
-    -- advance: the next occurrence after this one (and after the catch-up window: an older one
-    -- would only be skipped), or no row
-    WITH nxt AS (
-        SELECT u.contact_id, u.flow_id, u.pos,
-               journey._date_fire_at(t.key, t.params, k.birthday, k.attributes,
-                                     coalesce(k.time_zone, s.time_zone), s.date_trigger_at,
-                                     greatest(u.fire_at, p_at - s.date_catch_up)) AS fire_at
-        FROM unnest(v_contacts, v_flows, v_pos, v_fire) AS u (contact_id, flow_id, pos, fire_at)
-        LEFT JOIN journey.flow_triggers t ON t.kind = 'date' AND t.flow_id = u.flow_id AND t.pos = u.pos
-        LEFT JOIN journey.contacts k ON k.id = u.contact_id),
-    gone AS (
-        DELETE FROM journey.date_schedule d USING nxt
-        WHERE d.contact_id = nxt.contact_id AND d.flow_id = nxt.flow_id AND d.pos = nxt.pos
-          AND nxt.fire_at IS NULL)
-    UPDATE journey.date_schedule d SET fire_at = nxt.fire_at
-    FROM nxt
-    WHERE d.contact_id = nxt.contact_id AND d.flow_id = nxt.flow_id AND d.pos = nxt.pos
-      AND nxt.fire_at IS NOT NULL;
-    RETURN n;
-END
-$$;
-COMMENT ON FUNCTION journey._date_pass(timestamptz, integer) IS
-  'Internal: enrolls the date occurrences due by p_at (at most p_max schedule rows): those that fired less than settings.date_catch_up ago, for contacts in the trigger''s groups whose where holds; the enrollment''s data says trigger date, field, date, occurrence (the local date it fired on), scheduled_at and late. Each row then moves to its next occurrence. Returns how many it enrolled. journey.run_due runs it first; the worker at least every 10 seconds.';
-
-CREATE OR REPLACE FUNCTION journey.grant_role(role name, kind text) RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, journey, pg_temp
-AS $$
-DECLARE
-    obj text;   -- a schema-qualified table, sequence or function, its identifiers quoted
     guarded boolean;
 BEGIN
     IF role IS NULL OR kind IS NULL THEN
@@ -5104,65 +4643,116 @@ BEGIN
     END IF;
 END
 $$;
+REVOKE ALL ON FUNCTION journey.grant_role(name, text) FROM PUBLIC;
+COMMENT ON FUNCTION journey.grant_role(name, text) IS
+  'Grants a role one kind of access: admin (SELECT, INSERT, UPDATE, DELETE on every table but record_types, record_links and writable_tables (SELECT only: attach_table, link and allow_writes write them, after checking the caller''s privileges), SELECT on views, USAGE and SELECT on sequences, EXECUTE on every function but grant_role; never TRIGGER, REFERENCES or TRUNCATE), app (writes contacts, groups, forms, events, enrolls; reads journeys'' state, stats and record_timeline) or relay (only claim, mark_sent(id, provider_message_id, lease_token), mark_failed(id, error, retry, lease_token), report and receive_sms). Run it as the extension''s owner (a superuser); revoke by hand with REVOKE. Objects created later (by an upgrade) are not covered: run it again.';
 
-REVOKE ALL ON FUNCTION journey._date_matches(jsonb, bigint, jsonb) FROM PUBLIC;
+DO $$
+DECLARE
+    r name;
+BEGIN
+    FOR r IN SELECT DISTINCT a.grantee::regrole::name
+               FROM pg_class c, aclexplode(c.relacl) a
+              WHERE c.oid = 'journey.contacts'::regclass AND a.privilege_type = 'SELECT'
+                AND a.grantee <> 0 AND a.grantee <> c.relowner LOOP
+        EXECUTE format('GRANT SELECT ON journey.contact_keys TO %I', r);
+    END LOOP;
+END
+$$;
 
--- ================================================================ issue 17 review, round 2: retention keeps what stops re-entry
--- Retention deleted the ended enrollments that keep a contact from entering a flow again (never
--- re-entered, once per record, within the reentry interval): it now deletes only their steps.
-CREATE OR REPLACE FUNCTION journey._retention_pass(p_outbox_after bigint, p_block bigint, p_rows integer, p_blocks integer,
-                                        OUT outbox_next bigint, OUT block_next bigint,
-                                        OUT messages bigint, OUT enrollments bigint)
-LANGUAGE plpgsql
-SECURITY DEFINER
+-- ================================================================ issue 17: indexes under the cascades from per-contact rows
+-- retention and forget_contact delete messages and contacts at volume: each deleted message's
+-- reports and each deleted contact's submissions are found by an index, not a scan of the table
+CREATE INDEX delivery_reports_outbox ON journey.delivery_reports (contact_id, outbox_id);
+CREATE INDEX form_submissions_contact ON journey.form_submissions (contact_id);
+
+-- ================================================================ issue 17: steps without steps_flow_node
+-- no query reads steps by flow and node any more (stats read the counters): the index cost every
+-- step an entry (0.7 us of 37 in bench/RESULTS.md's attribution)
+DROP INDEX journey.steps_flow_node;
+COMMENT ON TABLE journey.steps IS
+  'Append-only history: one row per node an enrollment entered, with what the node did in outcome, one of: sent, created, queued, suppressed: <reason>, updated, waited, goal, exited, then, else, branch <n>, yes, yes: <status>, no: <reason>, waiting, failed: <error>, retry: <error>, quota, forked, sent, skipped: <recipients>, record created. created is a task, queued a webhook; a send is suppressed for sms_opt_out, email_opt_out, no phone, no email or no admin_email; a check writes yes: <status> (the message''s status), a wait_event yes; no: <reason> is a message status, no message was sent, or timed out; retry is a transient failure retried later; quota is a send its channel''s quota (settings.sms_quota, email_quota, whatsapp_quota) could not cover: nothing written, the enrollment waits at the node while its flow is paused for quota; forked is a fork node that started its branches (enrollments of their own, parent_id set); sent, skipped: <recipients> is a send_email that reached some of its recipients and skipped others (each named with why: empty, not an e-mail address, email_opt_out); record created is a create_record node''s row; update_record writes updated. Timelines, record_timeline, retention, forget_contact and the counters'' reached-once rule read it, by contact (its one index is the primary key, led by contact_id; stats read journey.counters, never this table). Rows go with their enrollment (trigger enrollments_delete_steps); no foreign key, so the engine''s batch insert pays no per-row check.';
+
+-- ================================================================ issue 17 review: the app's tables read and written safely
+-- A link's key is cast to the type beneath any domain (a cast to the domain ran its CHECK, the
+-- table owner's function, as the worker); links read plain tables without row security only;
+-- flows write plain tables of the app only, never one whose row security its owner bypasses.
+CREATE FUNCTION journey._base_type(p_type oid, p_typmod integer) RETURNS text
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
-    s journey.settings;
-    last_seen bigint;
-    youngest timestamptz;
-    nblocks bigint;
+    t oid := p_type;
+    m integer := p_typmod;
+    d record;
 BEGIN
-    SELECT * INTO s FROM journey.settings;
-    outbox_next := 0; block_next := 0; messages := 0; enrollments := 0;
-    IF s.keep_sent_messages IS NOT NULL THEN
-        -- the next p_rows rows; those final and older than the cutoff go
-        WITH slice AS (
-            SELECT o.id, o.contact_id, o.status, o.created_at FROM journey.outbox o
-            WHERE o.id > p_outbox_after ORDER BY o.id LIMIT p_rows),
-        gone AS (
-            DELETE FROM journey.outbox o USING slice x
-            WHERE o.id = x.id AND o.contact_id = x.contact_id
-              AND x.status IN ('sent', 'delivered', 'opened', 'clicked', 'failed', 'undelivered', 'bounced')
-              AND x.created_at < now() - s.keep_sent_messages
-            RETURNING 1)
-        SELECT (SELECT count(*) FROM gone), max(x.id), max(x.created_at) INTO messages, last_seen, youngest FROM slice x;
-        -- past the cutoff (or at the end): start again from the beginning next time
-        outbox_next := CASE WHEN last_seen IS NULL OR youngest >= now() - s.keep_sent_messages THEN 0 ELSE last_seen END;
+    -- through domains to the type beneath (bounded walk), with the innermost domain's typmod
+    FOR i IN 1..32 LOOP
+        SELECT y.typbasetype, y.typtypmod INTO d FROM pg_type y WHERE y.oid = t AND y.typtype = 'd';
+        EXIT WHEN NOT FOUND;
+        t := d.typbasetype;
+        m := d.typtypmod;
+    END LOOP;
+    RETURN format_type(t, m);
+END
+$$;
+COMMENT ON FUNCTION journey._base_type(oid, integer) IS
+  'Internal: the SQL name of a column''s type with any domains looked through (the base type and its typmod): journey casts a link''s key to it, never to a domain, whose CHECK would run its owner''s functions as the reading role.';
+
+CREATE FUNCTION journey._readable_target(p_tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p_tbl AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity)
+$$;
+COMMENT ON FUNCTION journey._readable_target(regclass) IS
+  'Internal: whether journey reads a link''s target (journey._record_data): a plain or partitioned table without row-level security. Reading runs as the claiming role (the worker''s, a superuser by default): a view would run its functions as that role, and a superuser reads past row security policies.';
+
+CREATE FUNCTION journey._writable_now(p_tbl regclass) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+DECLARE
+    c pg_class;
+BEGIN
+    SELECT * INTO c FROM pg_class x WHERE x.oid = p_tbl;
+    IF NOT FOUND OR c.relkind NOT IN ('r', 'p')
+       OR c.relnamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace, 'journey'::regnamespace, 'pg_toast'::regnamespace) THEN
+        RAISE EXCEPTION 'flows may not write %: it is not a table of the app', p_tbl
+            USING ERRCODE = 'wrong_object_type', HINT = 'Flows write plain tables of the app, never journey''s or the system''s.';
     END IF;
-    IF s.keep_ended_enrollments IS NOT NULL THEN
-        nblocks := pg_relation_size('journey.enrollments') / current_setting('block_size')::bigint;
-        -- (their steps go with them: trigger enrollments_delete_steps). Kept: an enrollment that
-        -- keeps its contact from entering again: of a flow never re-entered (occurrence once) or
-        -- of a record (record:<key>, once per record), and one that ended within its flow's
-        -- reentry interval; of those only the steps go (deleting them let the contact in again).
-        DELETE FROM journey.enrollments e
-        WHERE e.ctid >= format('(%s,0)', p_block)::tid AND e.ctid < format('(%s,0)', p_block + p_blocks)::tid
-          AND e.status <> 'active' AND e.updated_at < now() - s.keep_ended_enrollments
-          AND e.occurrence IS DISTINCT FROM 'once' AND e.record_key IS NULL
-          AND NOT EXISTS (SELECT 1 FROM journey.flows f
-                           WHERE f.id = e.flow_id AND e.updated_at > now() - f.reentry_after);
-        GET DIAGNOSTICS enrollments = ROW_COUNT;
-        DELETE FROM journey.steps st USING journey.enrollments e
-        WHERE e.ctid >= format('(%s,0)', p_block)::tid AND e.ctid < format('(%s,0)', p_block + p_blocks)::tid
-          AND e.status <> 'active' AND e.updated_at < now() - s.keep_ended_enrollments
-          AND st.contact_id = e.contact_id AND st.enrollment_id = e.id;
-        block_next := CASE WHEN p_block + p_blocks >= nblocks THEN 0 ELSE p_block + p_blocks END;
+    IF c.relrowsecurity AND NOT c.relforcerowsecurity THEN
+        RAISE EXCEPTION 'flows may not write %: it has row-level security, which its owner (the role flows write it as) bypasses', p_tbl
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('ALTER TABLE %s FORCE ROW LEVEL SECURITY makes the owner''s writes obey its policies too.', p_tbl);
     END IF;
 END
 $$;
-COMMENT ON FUNCTION journey._retention_pass(bigint, bigint, integer, integer) IS
-  'Internal: one retention pass (the worker runs one every 10 seconds): deletes, among the next p_rows outbox rows after id p_outbox_after, those in a final status older than settings.keep_sent_messages (with their delivery reports), and the enrollments in table blocks [p_block, p_block + p_blocks) that ended before now() - settings.keep_ended_enrollments (with their steps); of an enrollment that keeps its contact from entering again (a flow never re-entered, a record trigger''s, or ended within its flow''s reentry interval) only the steps. Returns where the next pass starts and how many rows it deleted. Does nothing for a setting that is NULL.';
+COMMENT ON FUNCTION journey._writable_now(regclass) IS
+  'Internal: raises unless flows may write the table as its owner now: a plain or partitioned table outside journey and the system, without row-level security its owner would bypass (enabled and not forced). allow_writes checks it, and so does every write (a table can change after).';
+
+REVOKE ALL ON FUNCTION journey._base_type(oid, integer), journey._readable_target(regclass), journey._writable_now(regclass) FROM PUBLIC;
+
+-- ================================================================ issue 17 review: date passes past unreadable contacts
+-- A contact whose data cannot be read no longer stops the date pass for everyone: its where
+-- matches nothing (journey._date_pass, above, calls this).
+CREATE FUNCTION journey._date_matches(p_condition jsonb, p_contact bigint, p_data jsonb) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, journey, pg_temp
+AS $$
+BEGIN
+    RETURN journey._matches(p_condition, p_contact, p_data);
+EXCEPTION WHEN invalid_parameter_value THEN
+    -- a contact whose data cannot be read matches nothing: the pass goes on for everyone else
+    -- and its schedule row advances (a raise rolled back the whole pass, on every later pass)
+    RAISE WARNING 'journey: date trigger skipped contact %: %', p_contact, SQLERRM;
+    RETURN false;
+END
+$$;
+COMMENT ON FUNCTION journey._date_matches(jsonb, bigint, jsonb) IS
+  'Internal: a date trigger''s where (journey._matches) for the date pass, false (with a WARNING) for a contact whose data cannot be read: one contact never stops the pass for the others.';
+
+REVOKE ALL ON FUNCTION journey._date_matches(jsonb, bigint, jsonb) FROM PUBLIC;
 
 -- ================================================================ initial privileges (keep this section last)
 -- A GRANT or REVOKE in an extension script also records the object's whole new ACL as its
