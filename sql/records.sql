@@ -241,10 +241,7 @@ BEGIN
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'table must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass the table, e.g. ''public.tasks''.';
     END IF;
-    IF (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl) IN ('journey', 'pg_catalog', 'information_schema') THEN
-        RAISE EXCEPTION '% belongs to journey or the system', tbl USING ERRCODE = 'wrong_object_type', HINT = 'Allow writes to a table of your app.';
-    END IF;
-    PERFORM journey._writable_now(tbl);
+    PERFORM journey._writable_now(tbl);   -- a plain table of the app, its row security forced if any
     PERFORM journey._require_privileges(tbl, ARRAY['SELECT', 'INSERT', 'UPDATE']);
     INSERT INTO journey.writable_tables (tbl) VALUES (tbl) ON CONFLICT DO NOTHING;
 END
@@ -253,27 +250,28 @@ COMMENT ON FUNCTION journey.allow_writes(regclass) IS
   'Admin: lets create_record nodes insert into an app table (one that is not attached). The caller must hold SELECT, INSERT and UPDATE on it. The worker inserts as the table''s owner, security-restricted; a table with row-level security is refused unless it is forced (the owner would bypass its policies; journey._writable_now, checked again at every write).';
 
 -- ---------------------------------------------------------------- firing
-CREATE FUNCTION journey._base_type(p_type oid, p_typmod integer) RETURNS text
+CREATE FUNCTION journey._base_type(p_type oid, p_typmod integer, OUT base oid, OUT typmod integer)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
-    t oid := p_type;
-    m integer := p_typmod;
     d record;
 BEGIN
-    -- through domains to the type beneath (bounded walk), with the innermost domain's typmod
+    base := p_type;
+    typmod := p_typmod;
+    -- through the domains created after initdb to the type beneath (bounded walk), with the
+    -- innermost domain's typmod
     FOR i IN 1..32 LOOP
-        SELECT y.typbasetype, y.typtypmod INTO d FROM pg_type y WHERE y.oid = t AND y.typtype = 'd';
-        EXIT WHEN NOT FOUND;
-        t := d.typbasetype;
-        m := d.typtypmod;
+        EXIT WHEN base < 16384;
+        SELECT y.typbasetype, y.typtypmod INTO d FROM pg_type y WHERE y.oid = base AND y.typtype = 'd';
+        EXIT WHEN NOT FOUND;   -- not a domain: base is the type itself
+        base := d.typbasetype;
+        typmod := d.typtypmod;
     END LOOP;
-    RETURN format_type(t, m);
 END
 $$;
 COMMENT ON FUNCTION journey._base_type(oid, integer) IS
-  'Internal: the SQL name of a column''s type with any domains looked through (the base type and its typmod): journey casts a link''s key to it, never to a domain, whose CHECK would run its owner''s functions as the reading role.';
+  'Internal: a column''s type (and typmod) with the domains created after initdb looked through: journey casts a link''s key to it (format_type), never to such a domain, whose CHECK would run its owner''s functions as the reading role; journey._plain_type asks whether it is built in.';
 
 CREATE FUNCTION journey._readable_target(p_tbl regclass) RETURNS boolean
 LANGUAGE sql STABLE
@@ -308,23 +306,12 @@ COMMENT ON FUNCTION journey._writable_now(regclass) IS
   'Internal: raises unless flows may write the table as its owner now: a plain or partitioned table outside journey and the system, without row-level security its owner would bypass (enabled and not forced). allow_writes checks it, and so does every write (a table can change after).';
 
 CREATE FUNCTION journey._plain_type(p_type oid) RETURNS boolean
-LANGUAGE plpgsql STABLE
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
-DECLARE
-    t oid := p_type;
-    base oid;
-BEGIN
-    -- a domain stands for its base type (to_jsonb and casts look through it); bounded walk
-    FOR i IN 1..32 LOOP
-        EXIT WHEN t < 16384;
-        SELECT y.typbasetype INTO base FROM pg_type y WHERE y.oid = t AND y.typtype = 'd';
-        EXIT WHEN NOT FOUND;   -- not a domain: t is the type itself
-        t := base;
-    END LOOP;
-    -- built in at initdb (their casts, operators and output functions are the system's own)
-    RETURN t < 16384;
-END
+    -- a domain stands for its base type (to_jsonb and casts look through it); built in at initdb:
+    -- their casts, operators and output functions are the system's own
+    SELECT (journey._base_type(p_type, -1)).base < 16384
 $$;
 COMMENT ON FUNCTION journey._plain_type(oid) IS
   'Internal: whether a column type is built in (through domains): journey reads such columns with to_jsonb, ::text and their = operator. A type created later (an enum, a composite, an extension''s or the app''s own type) may carry casts or operators its owner wrote, which journey''s triggers (SECURITY DEFINER) and the worker must not run: such columns are read through their output function (format(''%s'')).';
@@ -601,12 +588,13 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, journey, pg_temp
 AS $$
 DECLARE
-    l journey.record_links;
+    l record;
     linked jsonb;
     out jsonb := journey._record_event(p_type, p_data, p_old);
 BEGIN
     -- the record as it was when the trigger fired, plus each link's row read now
-    FOR l IN SELECT * FROM journey.record_links k WHERE k.record_type = p_type ORDER BY k.name LOOP
+    FOR l IN SELECT k.*, journey._readable_target(k.target) AS readable
+               FROM journey.record_links k WHERE k.record_type = p_type ORDER BY k.name LOOP
         BEGIN
             -- Read as the claim's role (the worker's, a superuser by default): only a plain
             -- table without row security (a view's functions would run as that role, and a
@@ -615,10 +603,11 @@ BEGIN
             -- domain (a cast to the domain would run its CHECK, a function of the table's owner,
             -- as that role); a key of a type created after initdb as text (journey._plain_type).
             linked := NULL;
-            IF journey._readable_target(l.target) THEN
+            IF l.readable THEN
                 EXECUTE format('SELECT %s FROM %s t WHERE %s', journey._json_of(l.target, 't'), l.target,
                                (SELECT CASE WHEN journey._plain_type(a.atttypid)
-                                            THEN format('t.%I = CAST($1 AS %s)', a.attname, journey._base_type(a.atttypid, a.atttypmod))
+                                            THEN format('t.%I = CAST($1 AS %s)', a.attname,
+                                                        (SELECT format_type(b.base, b.typmod) FROM journey._base_type(a.atttypid, a.atttypmod) b))
                                             ELSE format('%s = $1', journey._text_of(l.target, 't', l.target_key)) END
                                   FROM pg_attribute a WHERE a.attrelid = l.target AND a.attname = l.target_key))
                     INTO linked USING p_data ->> l.via_column;

@@ -1,7 +1,7 @@
 -- Privileges: three kinds of role, granted with journey.grant_role(role, kind).
 --   admin  defines flows, templates and settings: SELECT, INSERT, UPDATE, DELETE on every table
---          (SELECT only on record_types, record_links and writable_tables), SELECT on the views, USAGE and SELECT on the sequences, EXECUTE on every function but
---          grant_role. Never TRIGGER, REFERENCES or TRUNCATE: the worker writes these tables as
+--          (SELECT only on record_types, record_links and writable_tables), SELECT on the views,
+--          USAGE and SELECT on the sequences, EXECUTE on every function but grant_role. Never TRIGGER, REFERENCES or TRUNCATE: the worker writes these tables as
 --          its (superuser) role, so a trigger an admin could create would run as that role.
 --   app    writes contacts, groups, forms, events (whose triggers enroll) and enrolls; reads
 --          journeys' state (flows, enrollments, steps, outbox, stats, timelines).

@@ -31,7 +31,7 @@ pub fn caller_may(tbl: pg_sys::Oid, privilege: &str) -> bool {
 }
 
 extension_sql!(
-    "COMMENT ON FUNCTION journey._caller_may(oid, text) IS 'Internal: whether the calling role (outside any SECURITY DEFINER function) holds the privilege on the table.';",
+    "COMMENT ON FUNCTION journey._caller_may(oid, text) IS 'Internal: whether the calling role (outside any SECURITY DEFINER function) holds the privilege on the table; false inside a security-restricted operation (a trigger a flow''s write fires), where that role is not who runs the code.';",
     name = "caller_may_comment",
     requires = [caller_may]
 );

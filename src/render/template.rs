@@ -156,15 +156,14 @@ fn check_source(source: &str) -> Result<(), String> {
             // leaves at least as many levels open as the parser has, and scanning on after a
             // parse that failed only counts more
             while let Some(&(top, levels)) = open.last() {
-                if top == block || top == "comment" {
-                    if top == block {
-                        open.pop();
-                        depth -= levels;
-                    }
+                if top == "comment" && block != "comment" {
                     break;
                 }
                 open.pop();
                 depth -= levels;
+                if top == block {
+                    break;
+                }
             }
         }
         deepest = deepest.max(depth);
@@ -476,6 +475,19 @@ mod unit {
         for (source, limit) in cases {
             let err = render_with(source, &vars, limits, || {}).expect_err(source);
             assert!(err.contains(limit), "{source}: {err}");
+        }
+    }
+
+    /// The per-backend cache is emptied once its sources pass CACHE_BYTES (large templates each
+    /// take some 40 times their source once parsed), not only at CACHE_LIMIT templates.
+    #[test]
+    fn the_template_cache_is_bounded_by_bytes() {
+        let big = |i: usize| format!("{i}{}", "x".repeat(200_000));
+        for i in 0..(CACHE_BYTES / 200_000 + 5) {
+            compile(&big(i)).unwrap();
+            let (count, bytes) = CACHE.with(|c| (c.borrow().0.len(), c.borrow().1));
+            assert!(bytes <= CACHE_BYTES, "{bytes}");
+            assert!(count < CACHE_LIMIT);
         }
     }
 
