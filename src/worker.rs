@@ -26,8 +26,19 @@ pub extern "C-unwind" fn journey_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::connect_worker_to_spi(Some(&database), role.as_deref());
     // Every name the engine's SQL uses resolves in pg_catalog or journey, never in a schema
     // another role can create objects in (pg_temp last); no JIT, as in journey.run_due (short
-    // statements, planned on statistics that may be stale).
-    for (name, value) in [(c"search_path", SEARCH_PATH), (c"jit", c"off")] {
+    // statements, planned on statistics that may be stale). The worker's commits do not wait
+    // for their WAL flush (synchronous_commit = off): a crash may lose its last batches (at
+    // most about three wal_writer_delay), and with them every write of those batches at once
+    // (steps, outbox rows, enrollment state, counters), so the steps are simply still due after
+    // recovery and run again with the same idempotency keys. Nothing outside the database sees
+    // a batch before its WAL is flushed in a way that survives the crash: a relay's claim or
+    // mark commits synchronously (its own setting), and WAL is flushed in order, so the claim's
+    // commit being durable makes the batch that wrote the row durable too.
+    for (name, value) in [
+        (c"search_path", SEARCH_PATH),
+        (c"jit", c"off"),
+        (c"synchronous_commit", c"off"),
+    ] {
         unsafe {
             pg_sys::SetConfigOption(
                 name.as_ptr(),
